@@ -1,0 +1,108 @@
+"""The explainer: one session's state and views, as a plain layout (notebooks) or a page template (served)."""
+
+from __future__ import annotations
+
+import html
+
+import numpy as np
+import panel as pn
+from panel.viewable import Viewer
+
+from cnnviz.engine import Network, Trace, WeightsError
+from cnnviz.examples import ExampleCatalog
+from cnnviz.resources import shared_catalog, shared_network
+from cnnviz.state import ExplainerState
+from cnnviz.views.controls import ControlPanel
+from cnnviz.views.overview import Overview
+
+TITLE = "cnnviz · CNN Explainer"
+URL_PARAMETERS = {
+    "example": "image",
+    "layer": "layer",
+    "neuron": "neuron",
+    "level": "view",
+    "show_details": "details",
+    "color_mode": "colors",
+}
+APP_CSS = """
+.controls-title { margin: 4px 0; font-size: 1.05em; }
+.upload-error { color: #8a1c1c; background: #fdecea; border: 1px solid #f5c2c0; border-radius: 6px; padding: 6px 10px; }
+.image-caption { margin: 4px 0; }
+.hint { color: #555; }
+"""
+
+
+class Explainer(Viewer):
+    """CNN Explainer for one session: pick or upload an image and see every number the network computes.
+
+    In a notebook, display it directly; `explainer.trace["conv_1_2"]` gives the current activations.
+    """
+
+    def __init__(self, network: Network | None = None, catalog: ExampleCatalog | None = None, **params) -> None:
+        super().__init__(**params)
+        self.state = ExplainerState(network or shared_network(), catalog or shared_catalog())
+        sections = _article_sections()
+        self.overview = Overview(self.state, sections=sections)
+        self.controls = ControlPanel(self.state)
+        self._layout = pn.Row(
+            pn.Column(self.controls, width=300, margin=(0, 10)),
+            pn.Column(self.overview, sizing_mode="stretch_width", min_width=600),
+            sizing_mode="stretch_width",
+        )
+
+    # -- for notebooks and scripts ---------------------------------------------------------------------
+    @property
+    def trace(self) -> Trace:
+        """Every layer's output for the current image, by layer name."""
+        return self.state.trace
+
+    def show_example(self, key: str) -> None:
+        self.state.example = key
+
+    def show_array(self, image: np.ndarray, title: str = "Your array") -> None:
+        self.state.use_array(image, title)
+
+    def __panel__(self) -> pn.viewable.Viewable:
+        return self._layout
+
+    # -- served ----------------------------------------------------------------------------------------
+    def sync_url(self) -> None:
+        """Mirror image, selection and options in the URL query, and restore them from it."""
+        if pn.state.location is not None:
+            pn.state.location.sync(self.state, URL_PARAMETERS)
+
+    def page(self) -> pn.template.BaseTemplate:
+        self.sync_url()
+        template = pn.template.BootstrapTemplate(
+            title=TITLE,
+            header_background="#2f3e4e",
+            main=[self._layout],
+        )
+        return template
+
+
+def _article_sections() -> dict[str, str]:
+    """Layer kind -> article anchor, so layer labels can jump to their explanation."""
+    try:
+        from cnnviz.views.article import LAYER_KIND_SECTIONS, SECTION_ANCHORS
+    except ImportError:
+        return {}
+    return {kind: SECTION_ANCHORS[key] for kind, key in LAYER_KIND_SECTIONS.items()}
+
+
+def error_page(error: Exception) -> pn.viewable.Viewable:
+    """What the browser shows when the app cannot start (e.g. no weights): the reason, not a traceback."""
+    return pn.Column(
+        pn.pane.HTML(f"<h1>{TITLE}</h1><p role='alert'><b>cnnviz cannot start:</b> {html.escape(str(error))}</p>"),
+        sizing_mode="stretch_width",
+    )
+
+
+def create_app() -> pn.viewable.Viewable:
+    """The served page of one session."""
+    pn.extension(raw_css=[APP_CSS])
+    try:
+        explainer = Explainer()
+    except WeightsError as error:
+        return error_page(error)
+    return explainer.page()

@@ -1,0 +1,1 @@
+"""Pure plotting functions: arrays in, plot objects out; no session state and no Panel."""

@@ -1,0 +1,32 @@
+"""What every session shares, loaded once per process: the trained network and the example images."""
+
+from __future__ import annotations
+
+import os
+from functools import cache
+from pathlib import Path
+
+from cnnviz.engine import Network
+from cnnviz.examples import ExampleCatalog, build_catalog
+
+WEIGHTS_FILE = "tiny_vgg.npz"
+_CHECKOUT_WEIGHTS = Path(__file__).resolve().parents[1] / "weights" / WEIGHTS_FILE
+
+
+def default_weights_path() -> Path:
+    """$CNNVIZ_WEIGHTS, else the checkout's weights/, else ./weights (where the static export puts them)."""
+    if os.environ.get("CNNVIZ_WEIGHTS"):
+        return Path(os.environ["CNNVIZ_WEIGHTS"])
+    return _CHECKOUT_WEIGHTS if _CHECKOUT_WEIGHTS.is_file() else Path.cwd() / "weights" / WEIGHTS_FILE
+
+
+@cache
+def shared_network(path: Path | None = None) -> Network:
+    """The trained network, read once and shared read-only by every session (raises WeightsError)."""
+    return Network.load(path or default_weights_path())
+
+
+@cache
+def shared_catalog(data_dir: Path | None = None) -> ExampleCatalog:
+    """The example images, built once and shared read-only by every session."""
+    return build_catalog(data_dir)

@@ -1,0 +1,84 @@
+"""Everything one session knows, as Parameterized state with no Panel import.
+
+The views watch these parameters and ask the engine for numbers; tests drive the same object with
+`param.update` and no browser. One instance per session; the network and the examples are shared read-only.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import param
+
+from cnnviz.colors import COLOR_MODES
+from cnnviz.engine import Network, Trace
+from cnnviz.examples import ExampleCatalog
+from cnnviz.images import ImageError, read_image, to_network_input
+
+LEVELS = ("overview", "elastic", "formula")
+
+
+class ExplainerState(param.Parameterized):
+    """The current image, the model's trace of it, and what the learner is looking at."""
+
+    example = param.String(default="", doc="Key of the chosen example image; empty for an upload.")
+    image = param.Array(default=None, doc="The network's 64×64×3 input, values in [0, 1].")
+    image_title = param.String(default="", doc="What the current image is, for people.")
+    original = param.Parameter(default=None, doc="The uploaded picture before resizing (PIL image), or None.")
+    trace = param.ClassSelector(class_=Trace, doc="Every layer's output for the current image.")
+    layer = param.String(default="", doc="Selected layer; empty when nothing is selected.")
+    neuron = param.Integer(default=0, bounds=(0, None), doc="Selected neuron (channel or class) of `layer`.")
+    level = param.Selector(default="overview", objects=list(LEVELS), doc="Overview, elastic or formula view.")
+    show_details = param.Boolean(default=False, doc="Show layer shapes and colour legends.")
+    color_mode = param.Selector(default="unit", objects=list(COLOR_MODES), doc="Which layers share a colour range.")
+    message = param.String(default="", doc="The latest problem to tell the user about (plain text).")
+
+    def __init__(self, network: Network, catalog: ExampleCatalog, **params) -> None:
+        self.network = network
+        self.catalog = catalog
+        params.setdefault("example", catalog.default.key)
+        super().__init__(**params)
+        self._show_example()
+
+    @param.depends("example", watch=True)
+    def _show_example(self) -> None:
+        if not self.example:  # an upload is on screen
+            return
+        if self.example not in self.catalog:
+            self.message = f"There is no example called {self.example!r}; showing the first example instead."
+            self.example = self.catalog.default.key
+            return
+        chosen = self.catalog[self.example]
+        self.param.update(image=chosen.image, image_title=chosen.title, original=None)
+
+    @param.depends("image", watch=True)
+    def _retrace(self) -> None:
+        self.trace = self.network.trace(self.image)
+
+    def upload(self, content: bytes) -> bool:
+        """Use an uploaded file as the input; on bad input keep the current image and say why."""
+        try:
+            original = read_image(content)
+        except ImageError as error:
+            self.message = str(error)
+            return False
+        image = to_network_input(original)
+        image.flags.writeable = False
+        self.param.update(example="", image=image, image_title="Your image", original=original, message="")
+        return True
+
+    def use_array(self, image: np.ndarray, title: str = "Your array") -> None:
+        """Use an array (64×64×3, values in [0, 1]) as the input, e.g. from a notebook."""
+        image = np.asarray(image, np.float32)
+        if image.shape != self.network.input_shape:
+            raise ValueError(f"expected an array of shape {self.network.input_shape}, got {image.shape}")
+        self.param.update(example="", image=np.clip(image, 0, 1), image_title=title, original=None, message="")
+
+    def select(self, layer: str, neuron: int) -> None:
+        """Select a neuron (or, for the output layer, a class)."""
+        info = self.network.info(layer)
+        if not 0 <= neuron < info.shape[-1]:
+            raise IndexError(f"{layer} has {info.shape[-1]} neurons, not {neuron + 1}")
+        self.param.update(layer=layer, neuron=neuron)
+
+    def clear_selection(self) -> None:
+        self.param.update(layer="", neuron=0, level="overview")

@@ -1,0 +1,86 @@
+// Control-panel widgets that Panel lacks offline: an image gallery of buttons and a drop zone for uploads.
+export function render({ model, el }) {
+  if (model.kind === "gallery") renderGallery(model, el);
+  else renderDropZone(model, el);
+}
+
+function renderGallery(model, el) {
+  const list = document.createElement("div");
+  list.className = "gallery";
+  list.setAttribute("role", "listbox");
+  list.setAttribute("aria-label", "Example images");
+  let buttons = [];
+  const mark = () => buttons.forEach((button) => {
+    const chosen = button.dataset.key === model.value;
+    button.setAttribute("aria-selected", chosen);
+    button.tabIndex = chosen || (!model.value && button === buttons[0]) ? 0 : -1;
+  });
+  const build = () => {
+    list.replaceChildren();
+    buttons = model.items.map((item, i) => {
+      const button = document.createElement("button");
+      button.type = "button";
+      button.className = "thumb";
+      button.dataset.key = item.key;
+      button.setAttribute("role", "option");
+      button.title = item.caption;
+      button.setAttribute("aria-label", item.title);
+      const img = document.createElement("img");
+      img.src = item.src;
+      img.alt = "";
+      button.append(img);
+      button.addEventListener("click", () => { model.value = item.key; });
+      button.addEventListener("keydown", (event) => {
+        const step = { ArrowRight: 1, ArrowDown: 1, ArrowLeft: -1, ArrowUp: -1 }[event.key];
+        if (step) {
+          const next = buttons[(i + step + buttons.length) % buttons.length];
+          next.focus();
+          event.preventDefault();
+        }
+      });
+      list.append(button);
+      return button;
+    });
+    mark();
+  };
+  build();
+  model.on("items", build);
+  model.on("value", mark);
+  el.append(list);
+}
+
+function renderDropZone(model, el) {
+  const zone = document.createElement("label");
+  zone.className = "dropzone";
+  const input = document.createElement("input");
+  input.type = "file";
+  input.accept = model.accept;
+  input.className = "visually-hidden";
+  const text = document.createElement("span");
+  text.textContent = "Upload your own image: click or drop a file here";
+  zone.append(input, text);
+  const send = (file) => {
+    if (!file) return;
+    if (file.size > model.max_bytes) {
+      model.rejected = [`The file is ${(file.size / 1048576).toFixed(1)} MB; the limit is ${(model.max_bytes / 1048576).toFixed(0)} MB.`, Date.now()];
+      return;
+    }
+    const reader = new FileReader();
+    reader.onload = () => {
+      const bytes = new Uint8Array(reader.result);
+      let binary = "";
+      for (let i = 0; i < bytes.length; i += 0x8000) binary += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
+      model.upload = [file.name, btoa(binary), Date.now()];
+    };
+    reader.readAsArrayBuffer(file);
+  };
+  input.addEventListener("change", () => { send(input.files[0]); input.value = ""; });
+  zone.addEventListener("dragover", (event) => { event.preventDefault(); zone.classList.add("over"); });
+  zone.addEventListener("dragleave", () => zone.classList.remove("over"));
+  zone.addEventListener("drop", (event) => {
+    event.preventDefault();
+    zone.classList.remove("over");
+    send(event.dataTransfer.files[0]);
+  });
+  el.append(zone);
+}

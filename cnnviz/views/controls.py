@@ -1,0 +1,169 @@
+"""The control panel: example gallery, upload, the processed input, details and colour-range options."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import html
+import io
+from pathlib import Path
+from typing import ClassVar
+
+import numpy as np
+import panel as pn
+import param
+from panel.custom import JSComponent
+from panel.viewable import Viewer
+from PIL import Image
+
+from cnnviz.images import MAX_UPLOAD_BYTES, array_to_image
+from cnnviz.state import ExplainerState
+
+HERE = Path(__file__).parent
+ACCEPT = ".jpg,.jpeg,.png,.gif,.webp,.bmp,.tif,.tiff,image/*"
+COLOR_MODE_LABELS = {"Unit": "unit", "Module": "module", "Global": "global"}
+PREVIEW_SIZE = 128
+GALLERY_HEIGHT = 156
+
+
+class BrowserControl(JSComponent):
+    """Gallery buttons and the upload drop zone: work offline, with keyboard and drag-and-drop."""
+
+    kind = param.Selector(default="gallery", objects=["gallery", "upload"], constant=True)
+    items = param.List(doc="Gallery entries: key, title, caption, thumbnail data URL (src).")
+    value = param.String(default="", doc="Key of the chosen gallery entry.")
+    accept = param.String(default=ACCEPT)
+    max_bytes = param.Integer(default=MAX_UPLOAD_BYTES)
+    upload = param.List(default=[], doc="[file name, base64 content, nonce] from the browser.")
+    rejected = param.List(default=[], doc="[message, nonce] when the browser refused a file before sending it.")
+
+    _esm = HERE / "controls.js"
+    _stylesheets: ClassVar[list[str]] = [(HERE / "controls.css").read_text()]
+
+
+def png_bytes(image: Image.Image) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def network_input_preview(image: np.ndarray, size: int = PREVIEW_SIZE) -> bytes:
+    """The 64×64 input enlarged with square pixels, so learners see exactly what the network sees."""
+    return png_bytes(array_to_image(image).resize((size, size), Image.Resampling.NEAREST))
+
+
+def original_preview(image: Image.Image, size: int = PREVIEW_SIZE) -> bytes:
+    small = image.copy()
+    small.thumbnail((size, size))
+    return png_bytes(small)
+
+
+class ControlPanel(Viewer):
+    """Widgets built once; they write to the session state and follow it when it changes elsewhere."""
+
+    def __init__(self, state: ExplainerState, **params) -> None:
+        super().__init__(**params)
+        self.state = state
+        catalog = state.catalog
+        self.gallery = BrowserControl(
+            kind="gallery",
+            items=[
+                {"key": e.key, "title": e.title, "caption": e.caption, "src": e.thumbnail} for e in catalog.examples
+            ],
+            value=state.example,
+            sizing_mode="stretch_width",
+            height=GALLERY_HEIGHT,
+        )
+        self.dropzone = BrowserControl(kind="upload", sizing_mode="stretch_width", height=64)
+        self.details = pn.widgets.Switch.from_param(state.param.show_details, name="Show details")
+        self.color_mode = pn.widgets.RadioButtonGroup(
+            name="Colour range", options=COLOR_MODE_LABELS, value=state.color_mode, button_type="light"
+        )
+        self.message = pn.pane.HTML("", sizing_mode="stretch_width", visible=False)
+        self.hint = pn.pane.HTML(self._hint_html(), visible=bool(catalog.hint), sizing_mode="stretch_width")
+        self.input_preview = pn.pane.PNG(network_input_preview(state.image), width=PREVIEW_SIZE, height=PREVIEW_SIZE)
+        self.original = pn.pane.PNG(None, width=PREVIEW_SIZE, height=PREVIEW_SIZE)
+        self.original_box = pn.Column(
+            pn.pane.HTML("<small>Your image</small>", margin=(0, 10)), self.original, visible=False
+        )
+        self.caption = pn.pane.HTML(self._caption_html(), sizing_mode="stretch_width")
+
+        self.gallery.param.watch(self._choose_example, "value")
+        self.dropzone.param.watch(self._receive_upload, "upload")
+        self.dropzone.param.watch(self._refuse_upload, "rejected")
+        self.color_mode.param.watch(self._choose_color_mode, "value")
+        state.param.watch(self._follow_image, ["image", "original", "example"])
+        state.param.watch(self._follow_message, "message")
+        state.param.watch(self._follow_color_mode, "color_mode")
+
+    def __panel__(self) -> pn.viewable.Viewable:
+        return pn.Column(
+            pn.pane.HTML("<h3 class='controls-title'>Pick an image</h3>", margin=(0, 10)),
+            self.gallery,
+            self.hint,
+            self.dropzone,
+            self.message,
+            pn.Row(
+                self.original_box,
+                pn.Column(
+                    pn.pane.HTML("<small>What the network sees (64×64)</small>", margin=(0, 10)), self.input_preview
+                ),
+            ),
+            self.caption,
+            self.details,
+            pn.pane.HTML("<small>Colour range shared by</small>", margin=(0, 10)),
+            self.color_mode,
+            sizing_mode="stretch_width",
+        )
+
+    # -- from the browser to the state -----------------------------------------------------------------
+    def _choose_example(self, event: param.parameterized.Event) -> None:
+        if event.new:
+            self.state.param.update(example=event.new, message="")
+
+    def _receive_upload(self, event: param.parameterized.Event) -> None:
+        if not event.new:
+            return
+        _name, content, _nonce = event.new
+        try:
+            data = base64.b64decode(content, validate=True)
+        except (binascii.Error, ValueError):
+            self.state.message = "The upload arrived damaged; please try again."
+            return
+        self.state.upload(data)
+
+    def _refuse_upload(self, event: param.parameterized.Event) -> None:
+        if event.new:
+            self.state.message = str(event.new[0])
+
+    def _choose_color_mode(self, event: param.parameterized.Event) -> None:
+        self.state.color_mode = event.new
+
+    # -- from the state to the widgets -----------------------------------------------------------------
+    def _follow_image(self, *_events) -> None:
+        state = self.state
+        with pn.io.hold():
+            self.gallery.value = state.example
+            self.input_preview.object = network_input_preview(state.image)
+            self.original.object = original_preview(state.original) if state.original is not None else None
+            self.original_box.visible = state.original is not None
+            self.caption.object = self._caption_html()
+
+    def _follow_message(self, event: param.parameterized.Event) -> None:
+        text = html.escape(event.new)  # never render user-influenced text as HTML
+        self.message.object = f"<div role='alert' class='upload-error'>{text}</div>" if text else ""
+        self.message.visible = bool(text)
+
+    def _follow_color_mode(self, event: param.parameterized.Event) -> None:
+        self.color_mode.value = event.new
+
+    def _caption_html(self) -> str:
+        state = self.state
+        title = html.escape(state.image_title)
+        if state.example:
+            caption = html.escape(state.catalog[state.example].caption)
+            return f"<p class='image-caption'><b>{title}</b><br><small>{caption}</small></p>"
+        return f"<p class='image-caption'><b>{title}</b></p>"
+
+    def _hint_html(self) -> str:
+        return f"<p class='hint'><small>{html.escape(self.state.catalog.hint)}</small></p>"

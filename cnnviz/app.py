@@ -12,7 +12,7 @@ from cnnviz.engine import Network, Trace, WeightsError
 from cnnviz.examples import ExampleCatalog
 from cnnviz.resources import shared_catalog, shared_network
 from cnnviz.state import ExplainerState
-from cnnviz.views.controls import ControlPanel
+from cnnviz.views.controls import NARROW_SCREEN, ControlPanel
 from cnnviz.views.overview import Overview
 
 TITLE = "cnnviz · CNN Explainer"
@@ -45,9 +45,10 @@ class Explainer(Viewer):
         self.overview = Overview(self.state, sections=sections)
         self.controls = ControlPanel(self.state)
         self._layout = pn.Row(
-            pn.Column(self.controls, width=300, margin=(0, 10)),
-            pn.Column(self.overview, sizing_mode="stretch_width", min_width=600),
+            self.controls,
+            pn.Column(self.overview, sizing_mode="stretch_width", styles={"flex": "1 1 0", "min-width": "0"}),
             sizing_mode="stretch_width",
+            stylesheets=[f"@media {NARROW_SCREEN} {{ :host {{ flex-direction: column !important; }} }}"],
         )
 
     # -- for notebooks and scripts ---------------------------------------------------------------------

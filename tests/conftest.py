@@ -24,3 +24,13 @@ def reference_weights_dir() -> Path:
     if not (REFERENCE_WEIGHTS / "model.json").is_file():
         pytest.skip(f"the reference weights are not beside the repo at {REFERENCE_WEIGHTS}")
     return REFERENCE_WEIGHTS
+
+
+@pytest.fixture(scope="session")
+def prepared_data_dir(tmp_path_factory, tiny_imagenet_dir) -> Path:
+    """`cnnviz data` run once per test session into a temporary folder (the repo's data/ is left alone)."""
+    from cnnviz.data import prepare_dataset
+
+    out = tmp_path_factory.mktemp("data")
+    prepare_dataset(tiny_imagenet_dir, out, progress=False)
+    return out

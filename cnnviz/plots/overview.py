@@ -33,6 +33,7 @@ TILE = 1.0  # every heatmap is drawn 1 × 1 data unit, whatever its resolution
 ROW_PITCH = 1.25
 COLUMN_GAP = 1.3  # room for the edges between columns
 OUTPUT_WIDTH = 4.6  # class name + probability bar
+LEFT_MARGIN = 0.5  # room for the first column's label
 TOP_MARGIN = 1.2  # layer labels (and shapes, with details on)
 BOTTOM_MARGIN = 1.0  # colour legends
 BAR_HEIGHT = 0.5
@@ -86,7 +87,7 @@ def overview_layout(network: Network) -> OverviewLayout:
     """Columns for the input channels, every heatmap layer, and the class probabilities."""
     maps = [info for info in network.infos if info.kind in ("input", *MAP_KINDS)]
     rows = max(max(info.shape[-1] for info in maps), len(network.class_names))
-    columns, x = [], 0.0
+    columns, x = [], LEFT_MARGIN
     for info in maps:
         columns.append(Column(info.name, info.kind, info.shape, x, TILE, _tops(info.shape[-1], rows)))
         x += TILE + COLUMN_GAP

@@ -24,6 +24,12 @@ ACCEPT = ".jpg,.jpeg,.png,.gif,.webp,.bmp,.tif,.tiff,image/*"
 COLOR_MODE_LABELS = {"Unit": "unit", "Module": "module", "Global": "global"}
 PREVIEW_SIZE = 128
 GALLERY_HEIGHT = 156
+SECTION_WIDTH = 300
+NARROW_SCREEN = "(max-width: 1199px)"  # below this the controls sit above the overview, in a row
+CONTROLS_LAYOUT_CSS = f"""
+:host {{ width: {SECTION_WIDTH + 10}px; flex: 0 0 auto; }}
+@media {NARROW_SCREEN} {{ :host {{ flex-direction: row !important; flex-wrap: wrap !important; width: 100%; }} }}
+"""
 
 
 class BrowserControl(JSComponent):
@@ -75,9 +81,9 @@ class ControlPanel(Viewer):
             height=GALLERY_HEIGHT,
         )
         self.dropzone = BrowserControl(kind="upload", sizing_mode="stretch_width", height=64)
-        self.details = pn.widgets.Switch.from_param(state.param.show_details, name="Show details")
+        self.details = pn.widgets.Switch.from_param(state.param.show_details, label="Show details")
         self.color_mode = pn.widgets.RadioButtonGroup(
-            name="Colour range", options=COLOR_MODE_LABELS, value=state.color_mode, button_type="light"
+            label="Colour range", options=COLOR_MODE_LABELS, value=state.color_mode, color="light"
         )
         self.message = pn.pane.HTML("", sizing_mode="stretch_width", visible=False)
         self.hint = pn.pane.HTML(self._hint_html(), visible=bool(catalog.hint), sizing_mode="stretch_width")
@@ -97,24 +103,30 @@ class ControlPanel(Viewer):
         state.param.watch(self._follow_color_mode, "color_mode")
 
     def __panel__(self) -> pn.viewable.Viewable:
-        return pn.Column(
+        pick = pn.Column(
             pn.pane.HTML("<h3 class='controls-title'>Pick an image</h3>", margin=(0, 10)),
             self.gallery,
             self.hint,
             self.dropzone,
             self.message,
+            width=SECTION_WIDTH,
+        )
+        seen = pn.Column(
             pn.Row(
                 self.original_box,
-                pn.Column(
-                    pn.pane.HTML("<small>What the network sees (64×64)</small>", margin=(0, 10)), self.input_preview
-                ),
+                pn.Column(pn.pane.HTML("<small>What the network sees (64×64)</small>", margin=(0, 10)),
+                          self.input_preview),
             ),
             self.caption,
+            width=SECTION_WIDTH,
+        )
+        options = pn.Column(
             self.details,
             pn.pane.HTML("<small>Colour range shared by</small>", margin=(0, 10)),
             self.color_mode,
-            sizing_mode="stretch_width",
+            width=SECTION_WIDTH,
         )
+        return pn.Column(pick, seen, options, stylesheets=[CONTROLS_LAYOUT_CSS])
 
     # -- from the browser to the state -----------------------------------------------------------------
     def _choose_example(self, event: param.parameterized.Event) -> None:

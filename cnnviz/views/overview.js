@@ -172,7 +172,9 @@ export function render({ model, el }) {
         if (target) target.scrollIntoView({ behavior: "smooth", block: "start" });
         model.jumped = [anchor ?? "", Date.now()];
       });
-      place(label, column.x - 0.3, 0, column.width + 0.6, model.layout.label_height);
+      const left = Math.max(0, column.x - 0.3);
+      const right = Math.min(model.layout.width, column.x + column.width + 0.3);
+      place(label, left, 0, right - left, model.layout.label_height);
       frame.append(label);
     }
     if (!model.details) return;

@@ -1,0 +1,204 @@
+"""The Overview and control panel in headless Chromium, driven as a student would drive them."""
+
+from __future__ import annotations
+
+import io
+import re
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from cnnviz.app import Explainer
+from cnnviz.colors import DIVERGING, color_ranges, diverging_indices
+from cnnviz.examples import build_catalog
+from cnnviz.plots.overview import overview_layout
+from cnnviz.resources import shared_network
+
+pytestmark = pytest.mark.ui
+
+
+@pytest.fixture(scope="module")
+def catalog(prepared_data_dir):
+    return build_catalog(prepared_data_dir)
+
+
+@pytest.fixture
+def app(serve, catalog):
+    """Serve the real page; `app.sessions` holds each browser session's Explainer for server-side checks."""
+    sessions: list[Explainer] = []
+
+    def page_factory():
+        explainer = Explainer(network=shared_network(), catalog=catalog)
+        sessions.append(explainer)
+        return explainer.page()
+
+    url = serve(page_factory)
+
+    class App:
+        pass
+
+    result = App()
+    result.url, result.sessions = url, sessions
+    return result
+
+
+def open_app(page, url: str, query: str = "") -> None:
+    page.goto(url + query)
+    page.locator(".ov-class").first.wait_for()
+    page.wait_for_timeout(300)
+
+
+def predicted_label(page) -> str:
+    return page.locator(".ov-class.ov-predicted .ov-class-name").inner_text()
+
+
+def test_overview_draws_every_neuron_and_the_prediction(page, app, screenshot, wait_until):
+    open_app(page, app.url)
+    assert page.locator(".ov-tile:not(.ov-class)").count() == 103
+    assert page.locator(".ov-class").count() == 10
+    state = app.sessions[-1].state
+    assert predicted_label(page) == state.trace.predicted_class
+    percent = page.locator(".ov-class.ov-predicted .ov-class-value").inner_text()
+    assert percent == f"{100 * state.trace.probabilities.max():.1f}%"
+    labels = page.locator(".ov-label span").all_inner_texts()
+    assert labels == [column.name for column in overview_layout(state.network).columns]
+    screenshot(page, "overview-1280")
+
+
+@pytest.mark.parametrize("mode", ["unit", "module", "global"])
+def test_canvas_pixels_have_the_engines_colours(page, app, mode, wait_until):
+    open_app(page, app.url)
+    if mode != "unit":
+        page.get_by_role("button", name=mode.capitalize(), exact=True).click()
+    state = app.sessions[-1].state
+    wait_until(lambda: state.color_mode == mode)
+    page.wait_for_timeout(400)
+    ranges = color_ranges(state.trace, mode)
+    png = Image.open(io.BytesIO(page.screenshot())).convert("RGB")
+    for layer, neuron in [("max_pool_2", 0), ("max_pool_2", 7), ("conv_2_2", 3), ("relu_1_2", 5)]:
+        box = page.locator(f".ov-tile[data-layer='{layer}'][data-index='{neuron}']").bounding_box()
+        values = state.trace[layer][..., neuron]
+        rows, cols = values.shape
+        for row, col in [(rows // 2, cols // 2), (1, cols - 2), (rows - 2, 1)]:
+            x = box["x"] + (col + 0.5) * box["width"] / cols
+            y = box["y"] + (row + 0.5) * box["height"] / rows
+            expected = DIVERGING[int(diverging_indices(values[row, col], ranges[layer]))]
+            expected_rgb = np.array([int(expected[i : i + 2], 16) for i in (1, 3, 5)])
+            seen = np.array(png.getpixel((round(x), round(y))))
+            assert np.abs(seen - expected_rgb).max() <= 24, f"{layer}[{neuron}] ({row},{col}) in {mode}"
+
+
+def test_choosing_another_example_updates_the_prediction(page, app, catalog, wait_until, screenshot):
+    open_app(page, app.url)
+    state = app.sessions[-1].state
+    target = next(e for e in catalog.examples if e.label == "koala")
+    page.locator(f".thumb[data-key='{target.key}']").click()
+    wait_until(lambda: state.example == target.key)
+    expected = shared_network().trace(target.image).predicted_class
+    wait_until(lambda: predicted_label(page) == expected)
+    screenshot(page, "overview-koala")
+
+
+def png_bytes(color, size=(120, 90)) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", size, color).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def test_upload_works_and_a_bad_upload_explains_itself(page, app, wait_until, screenshot):
+    open_app(page, app.url)
+    state = app.sessions[-1].state
+    upload = page.locator("input[type=file]")
+    upload.set_input_files({"name": "red.png", "mimeType": "image/png", "buffer": png_bytes((220, 20, 20))})
+    wait_until(lambda: state.example == "" and abs(float(state.image[..., 0].mean()) - 220 / 255) < 1e-3)
+    wait_until(lambda: predicted_label(page) == state.trace.predicted_class)
+    before = state.image
+    name = "<img src=x onerror=alert(1)>.jpg"
+    upload.set_input_files({"name": name, "mimeType": "image/jpeg", "buffer": b"this is not a picture"})
+    alert = page.get_by_role("alert")
+    alert.wait_for()
+    assert "not an image cnnviz can read" in alert.inner_text()
+    assert state.image is before
+    assert page.locator("img[src=x]").count() == 0
+    screenshot(page, "overview-bad-upload")
+    upload.set_input_files({"name": "blue.png", "mimeType": "image/png", "buffer": png_bytes((20, 20, 220))})
+    wait_until(lambda: abs(float(state.image[..., 2].mean()) - 220 / 255) < 1e-3)
+    wait_until(lambda: page.get_by_role("alert").count() == 0)
+
+
+def test_hover_shows_incoming_edges_and_values(page, app, screenshot):
+    open_app(page, app.url)
+    state = app.sessions[-1].state
+    page.locator(".ov-tile[data-layer='conv_2_1'][data-index='4']").hover()
+    assert page.locator(".ov-edge").count() == 10
+    values = state.trace["conv_2_1"][..., 4]
+    readout = page.locator(".ov-readout").inner_text()
+    assert "conv_2_1, neuron 5 of 10" in readout
+    assert f"max {values.max():.2f}" in readout.replace("−", "-")
+    screenshot(page, "overview-hover-conv")
+    page.locator(".ov-tile[data-layer='relu_2_1'][data-index='4']").hover()
+    assert page.locator(".ov-edge").count() == 1
+    page.locator(".ov-class").nth(2).hover()
+    assert page.locator(".ov-edge").count() == 10
+    page.mouse.move(5, 5)
+    assert page.locator(".ov-edge").count() == 0
+
+
+def test_keyboard_moves_between_neurons_and_enter_selects(page, app, wait_until, screenshot):
+    open_app(page, app.url)
+    state = app.sessions[-1].state
+    page.locator(".ov-tile[data-layer='conv_1_1'][data-index='0']").focus()
+    for key in ["ArrowRight", "ArrowRight", "ArrowDown", "ArrowDown", "ArrowDown"]:
+        page.keyboard.press(key)
+    focused = page.locator(".ov-tile[data-layer='conv_1_2'][data-index='3']")
+    assert focused.evaluate("node => node.getRootNode().activeElement === node")
+    assert focused.evaluate("node => getComputedStyle(node).outlineStyle") != "none"
+    assert "conv_1_2, neuron 4 of 10" in focused.get_attribute("aria-label")
+    assert page.locator(".ov-edge").count() == 10
+    page.keyboard.press("Enter")
+    wait_until(lambda: (state.layer, state.neuron) == ("conv_1_2", 3))
+    page.locator(".ov-selected").wait_for(state="attached")
+    screenshot(page, "overview-keyboard")
+
+
+def test_url_restores_and_follows_the_state(page, app, catalog, wait_until, screenshot):
+    key = catalog.examples[5].key
+    open_app(page, app.url, f"?image={key}&layer=conv_2_2&neuron=6&details=true&colors=global")
+    state = app.sessions[-1].state
+    wait_until(lambda: (state.example, state.layer, state.neuron) == (key, "conv_2_2", 6))
+    assert state.show_details and state.color_mode == "global"
+    page.locator(".ov-label small").first.wait_for()
+    assert page.locator(".ov-legend").count() == 2  # the input's grey legend and one shared range
+    page.locator(".ov-tile[data-layer='max_pool_1'][data-index='2']").click()
+    page.wait_for_url(re.compile(r"layer=max_pool_1&neuron=2"))
+    screenshot(page, "overview-url-restored")
+
+
+def test_two_sessions_never_share_state(browser, app, catalog, wait_until):
+    pages = [browser.new_page(viewport={"width": 1280, "height": 900}) for _ in range(2)]
+    keys = [e.key for e in catalog.examples if e.label in ("pizza", "school bus")][::3][:2]
+    for page, key in zip(pages, keys, strict=True):
+        open_app(page, app.url, f"?image={key}")
+    first, second = app.sessions[-2].state, app.sessions[-1].state
+    wait_until(lambda: (first.example, second.example) == tuple(keys))
+    pages[0].locator(".ov-tile[data-layer='conv_1_1'][data-index='1']").click()
+    wait_until(lambda: first.layer == "conv_1_1")
+    assert second.layer == "" and second.example == keys[1]
+    for page, state in zip(pages, (first, second), strict=True):
+        assert predicted_label(page) == state.trace.predicted_class
+        page.close()
+
+
+@pytest.mark.parametrize(("width", "height"), [(1440, 900), (1024, 768), (390, 844)])
+def test_layout_fits_each_screen(browser, app, width, height, screenshot):
+    page = browser.new_page(viewport={"width": width, "height": height})
+    open_app(page, app.url)
+    frame = page.locator(".ov-scroll")
+    scroll_width, client_width = frame.evaluate("n => [n.scrollWidth, n.clientWidth]")
+    if width >= 1024:
+        assert scroll_width <= client_width + 1  # the whole network is visible without scrolling
+    page_width = page.evaluate("document.documentElement.scrollWidth")
+    assert page_width <= width + 1  # nothing pushes the page itself sideways; the overview scrolls inside
+    screenshot(page, f"layout-{width}x{height}")
+    page.close()

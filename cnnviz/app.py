@@ -21,6 +21,9 @@ URL_PARAMETERS = {
     "layer": "layer",
     "neuron": "neuron",
     "level": "view",
+    "input_channel": "channel",
+    "row": "row",
+    "col": "col",
     "show_details": "details",
     "color_mode": "colors",
 }
@@ -99,8 +102,27 @@ def error_page(error: Exception) -> pn.viewable.Viewable:
     )
 
 
+UNUSED_BOKEH_BUNDLES = ("bokeh-mathjax", "bokeh-gl", "bokeh-tables")
+
+
+def trim_served_bundle() -> None:
+    """Stop the server from shipping ~2.3 MB of JavaScript this app never runs.
+
+    Panel adds Bokeh's MathJax bundle (1.8 MB) whenever a page has any HTML pane, and Bokeh always adds its
+    WebGL and table bundles. cnnviz draws on canvas, has no tables, and typesets formulas with the KaTeX that
+    Panel serves locally, so the served page leaves all three out. Only for served apps: a notebook keeps the
+    defaults, because other cells may need them.
+    """
+    from bokeh.resources import Resources
+    from panel.io import resources as panel_resources
+
+    panel_resources._panel_use_mathjax = lambda roots: False
+    Resources._default_components = [c for c in Resources._default_components if c not in UNUSED_BOKEH_BUNDLES]
+
+
 def create_app() -> pn.viewable.Viewable:
     """The served page of one session."""
+    trim_served_bundle()
     pn.extension(raw_css=[APP_CSS])
     try:
         explainer = Explainer()

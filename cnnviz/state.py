@@ -15,6 +15,9 @@ from cnnviz.examples import ExampleCatalog
 from cnnviz.images import ImageError, read_image, to_network_input
 
 LEVELS = ("overview", "elastic", "formula")
+# What a click on a neuron of each kind opens: a convolution or an output class explains itself in the elastic
+# view; ReLU and pooling are one small formula each; the input has nothing below it.
+LEVEL_OPENED_BY_KIND = {"conv2d": "elastic", "dense": "elastic", "relu": "formula", "maxpool2d": "formula"}
 
 
 class ExplainerState(param.Parameterized):
@@ -28,6 +31,11 @@ class ExplainerState(param.Parameterized):
     layer = param.String(default="", doc="Selected layer; empty when nothing is selected.")
     neuron = param.Integer(default=0, bounds=(0, None), doc="Selected neuron (channel or class) of `layer`.")
     level = param.Selector(default="overview", objects=list(LEVELS), doc="Overview, elastic or formula view.")
+    input_channel = param.Integer(
+        default=0, bounds=(0, None), doc="Input channel of a convolution whose per-channel result is explained."
+    )
+    row = param.Integer(default=0, bounds=(0, None), doc="Output row of the window a formula view explains.")
+    col = param.Integer(default=0, bounds=(0, None), doc="Output column of the window a formula view explains.")
     show_details = param.Boolean(default=False, doc="Show layer shapes and colour legends.")
     color_mode = param.Selector(default="unit", objects=list(COLOR_MODES), doc="Which layers share a colour range.")
     message = param.String(default="", doc="The latest problem to tell the user about (plain text).")
@@ -73,12 +81,32 @@ class ExplainerState(param.Parameterized):
             raise ValueError(f"expected an array of shape {self.network.input_shape}, got {image.shape}")
         self.param.update(example="", image=np.clip(image, 0, 1), image_title=title, original=None, message="")
 
-    def select(self, layer: str, neuron: int) -> None:
-        """Select a neuron (or, for the output layer, a class)."""
+    def select(self, layer: str, neuron: int, level: str | None = None) -> None:
+        """Select a neuron (or, for the output layer, a class) and open the view that explains it.
+
+        Without `level`, the kind of layer decides (LEVEL_OPENED_BY_KIND). The formula view of a convolution
+        explains one input channel (`input_channel`), and every formula view one window (`row`, `col`).
+        Conventions for the output: level "elastic" on the dense layer is the flatten view, "elastic" on the
+        softmax layer is softmax mode, "formula" on the softmax layer is the softmax formula.
+        """
         info = self.network.info(layer)
         if not 0 <= neuron < info.shape[-1]:
             raise IndexError(f"{layer} has {info.shape[-1]} neurons, not {neuron + 1}")
-        self.param.update(layer=layer, neuron=neuron)
+        level = level or LEVEL_OPENED_BY_KIND.get(info.kind, "overview")
+        if level not in LEVELS:
+            raise ValueError(f"level must be one of {LEVELS}, not {level!r}")
+        self.param.update(layer=layer, neuron=neuron, level=level)
+
+    def back(self) -> None:
+        """One level up: formula → elastic (where the layer has one) → overview (Esc, or a click on empty space)."""
+        kind = self.network.info(self.layer).kind if self.layer else ""
+        if self.level == "formula" and kind in ("conv2d", "softmax"):
+            layer = self.layer if kind == "conv2d" else self.network.layer_names[-2]  # the dense layer
+            self.param.update(layer=layer, level="elastic")
+        elif self.level == "elastic" and kind == "softmax":
+            self.param.update(layer=self.network.layer_names[-2], level="elastic")
+        else:
+            self.clear_selection()
 
     def clear_selection(self) -> None:
         self.param.update(layer="", neuron=0, level="overview")

@@ -70,6 +70,36 @@ def test_selection_is_validated(state):
     assert state.layer == "" and state.level == "overview"
 
 
+@pytest.mark.parametrize(
+    ("layer", "level"),
+    [
+        ("conv_1_1", "elastic"),
+        ("output", "elastic"),
+        ("relu_2_1", "formula"),
+        ("max_pool_1", "formula"),
+        ("input", "overview"),
+    ],
+)
+def test_selecting_a_neuron_opens_the_view_that_explains_it(state, layer, level):
+    state.select(layer, 1)
+    assert state.level == level
+
+
+def test_back_climbs_one_level_at_a_time(state):
+    state.select("conv_1_2", 3)
+    state.param.update(level="formula", input_channel=4, row=5, col=6)
+    state.back()
+    assert (state.layer, state.level) == ("conv_1_2", "elastic")
+    state.back()
+    assert (state.layer, state.level) == ("", "overview")
+    state.select("softmax", 2, level="formula")
+    state.back()
+    assert (state.layer, state.neuron, state.level) == ("output", 2, "elastic")
+    state.select("relu_1_1", 0)
+    state.back()
+    assert state.level == "overview"
+
+
 def test_use_array_checks_the_shape(state):
     state.use_array(np.full((64, 64, 3), 0.25))
     assert state.example == "" and state.trace.image.mean() == pytest.approx(0.25)

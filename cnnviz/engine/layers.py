@@ -47,6 +47,10 @@ class Layer:
         """Shape of one output (no batch axis) for one input of `input_shape`."""
         return tuple(self.forward(np.zeros((1, *input_shape), np.float32)).shape[1:])
 
+    def backward(self, x: np.ndarray, grad: np.ndarray) -> np.ndarray:
+        """Gradient with respect to the input `x`, given the gradient `grad` with respect to the output."""
+        raise NotImplementedError(f"{self.kind} layers have no backward pass")
+
     def config(self) -> dict[str, Any]:
         """JSON-serialisable hyperparameters; with `weights()` it rebuilds the layer."""
         return {"kind": self.kind, "name": self.name}
@@ -88,6 +92,20 @@ class _Windowed(Layer):
         """Strided view (N, out_rows, out_cols, C, window_rows, window_cols) of every input window."""
         view = sliding_window_view(self.padded(x), self.window, axis=(1, 2))
         return view[:, :: self.stride[0], :: self.stride[1]]
+
+    def _scatter(self, per_window: np.ndarray, input_shape: Shape) -> np.ndarray:
+        """Add per-window gradients (N, out_rows, out_cols, C, wr, wc) back onto the input they came from."""
+        batch, out_rows, out_cols = per_window.shape[:3]
+        (top, bottom), (left, right) = self.pad_amounts(input_shape[1], input_shape[2])
+        padded = np.zeros(
+            (batch, input_shape[1] + top + bottom, input_shape[2] + left + right, input_shape[3]), per_window.dtype
+        )
+        for u in range(self.window[0]):
+            for v in range(self.window[1]):
+                rows = slice(u, u + out_rows * self.stride[0], self.stride[0])
+                cols = slice(v, v + out_cols * self.stride[1], self.stride[1])
+                padded[:, rows, cols, :] += per_window[..., u, v]
+        return padded[:, top : top + input_shape[1], left : left + input_shape[2], :]
 
     def window_origin(self, row: int, col: int, input_shape: Shape) -> tuple[int, int]:
         """Top-left input coordinate of output (row, col)'s window; negative where it covers padding."""
@@ -144,6 +162,12 @@ class Conv2D(_Windowed):
         out += self.bias
         return out.reshape(batch, out_rows, out_cols, self.filters)
 
+    def backward(self, x: np.ndarray, grad: np.ndarray) -> np.ndarray:
+        batch, out_rows, out_cols, filters = grad.shape
+        per_column = grad.reshape(-1, filters) @ self._kernel_matrix.T  # the im2col step, run backwards
+        per_window = per_column.reshape(batch, out_rows, out_cols, self.kernel.shape[2], *self.window)
+        return self._scatter(per_window, x.shape)
+
     def output_shape(self, input_shape: Shape) -> Shape:
         rows, cols = self.pad_amounts(*input_shape[:2])
         height = input_shape[0] + sum(rows) - self.window[0]
@@ -156,45 +180,86 @@ class Conv2D(_Windowed):
 
 @dataclass(eq=False)
 class MaxPool2D(_Windowed):
-    """Keeps the largest value of each window, channel by channel."""
+    """Keeps the largest value of each window, channel by channel.
+
+    `mode` swaps the reduction for "what if?" experiments (min or average pooling); trained networks use max.
+    """
 
     name: str
     size: tuple[int, int] = (2, 2)
     stride: tuple[int, int] | None = None
     padding: str = "valid"
+    mode: str = "max"
 
     kind: ClassVar[str] = "maxpool2d"
     formula: ClassVar[str] = r"y_{i,j}^{(k)} = \max_{u,v}\; x_{i s + u,\, j s + v}^{(k)}"
-    pad_value: ClassVar[float] = -np.inf
+    MODES: ClassVar[tuple[str, ...]] = ("max", "min", "average")
 
     def __post_init__(self) -> None:
         self.size = _pair(self.size)
         self.stride = self.size if self.stride is None else _pair(self.stride)
         if self.padding not in ("valid", "same"):
             raise ValueError(f"{self.name}: padding must be 'valid' or 'same', not {self.padding!r}")
+        if self.mode not in self.MODES:
+            raise ValueError(f"{self.name}: pooling mode must be one of {self.MODES}, not {self.mode!r}")
 
     @property
     def window(self) -> tuple[int, int]:  # type: ignore[override]
         return self.size
 
+    @property
+    def pad_value(self) -> float:  # type: ignore[override]
+        """Padding never wins: -inf for max, +inf for min (average pooling is only used with 'valid')."""
+        return np.inf if self.mode == "min" else -np.inf
+
     def forward(self, x: np.ndarray) -> np.ndarray:
-        return self.windows(x).max(axis=(4, 5))
+        windows = self.windows(x)
+        if self.mode == "average":
+            return windows.mean(axis=(4, 5), dtype=x.dtype)
+        return windows.min(axis=(4, 5)) if self.mode == "min" else windows.max(axis=(4, 5))
+
+    def backward(self, x: np.ndarray, grad: np.ndarray) -> np.ndarray:
+        windows = self.windows(x)
+        rows, cols = self.window
+        if self.mode == "average":
+            share = np.broadcast_to(grad[..., np.newaxis, np.newaxis] / (rows * cols), windows.shape)
+        else:  # the whole gradient goes to the (first) winning position of each window
+            flat = windows.reshape(*windows.shape[:4], -1)
+            winner = flat.argmin(-1) if self.mode == "min" else flat.argmax(-1)
+            chosen = np.arange(rows * cols) == winner[..., np.newaxis]
+            share = (chosen * grad[..., np.newaxis]).reshape(windows.shape)
+        return self._scatter(share, x.shape)
 
     def config(self) -> dict[str, Any]:
-        return {**super().config(), "size": list(self.size)}
+        config = {**super().config(), "size": list(self.size)}
+        return config if self.mode == "max" else {**config, "mode": self.mode}
 
 
 @dataclass(eq=False)
 class ReLU(Layer):
-    """Rectified linear unit: negative values become zero, positive ones pass unchanged."""
+    """Rectified linear unit: negative values become zero, positive ones pass unchanged.
+
+    `negative_slope` is for "what if?" experiments: 0 is the ReLU, a small value a leaky ReLU, 1 no
+    activation at all (the identity).
+    """
 
     name: str
+    negative_slope: float = 0.0
 
     kind: ClassVar[str] = "relu"
     formula: ClassVar[str] = r"y = \max(0,\, x)"
 
     def forward(self, x: np.ndarray) -> np.ndarray:
-        return np.maximum(x, 0, dtype=np.float32)
+        if self.negative_slope == 0.0:
+            return np.maximum(x, 0)
+        return np.where(x > 0, x, x * np.asarray(self.negative_slope, x.dtype))
+
+    def backward(self, x: np.ndarray, grad: np.ndarray) -> np.ndarray:
+        return grad * np.where(x > 0, 1.0, self.negative_slope)
+
+    def config(self) -> dict[str, Any]:
+        config = super().config()
+        return config if self.negative_slope == 0.0 else {**config, "negative_slope": self.negative_slope}
 
     def output_shape(self, input_shape: Shape) -> Shape:
         return tuple(input_shape)
@@ -211,6 +276,9 @@ class Flatten(Layer):
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         return x.reshape(x.shape[0], -1)
+
+    def backward(self, x: np.ndarray, grad: np.ndarray) -> np.ndarray:
+        return grad.reshape(x.shape)
 
     def output_shape(self, input_shape: Shape) -> Shape:
         return (int(np.prod(input_shape)),)
@@ -236,6 +304,9 @@ class Dense(Layer):
     def forward(self, x: np.ndarray) -> np.ndarray:
         return x.reshape(x.shape[0], -1) @ self.kernel + self.bias
 
+    def backward(self, x: np.ndarray, grad: np.ndarray) -> np.ndarray:
+        return (grad @ self.kernel.T).reshape(x.shape)
+
     def output_shape(self, input_shape: Shape) -> Shape:
         return (self.kernel.shape[1],)
 
@@ -255,6 +326,10 @@ class Softmax(Layer):
     def forward(self, x: np.ndarray) -> np.ndarray:
         shifted = np.exp(x - x.max(axis=-1, keepdims=True))  # same result, no overflow
         return shifted / shifted.sum(axis=-1, keepdims=True)
+
+    def backward(self, x: np.ndarray, grad: np.ndarray) -> np.ndarray:
+        y = self.forward(x)
+        return y * (grad - (grad * y).sum(axis=-1, keepdims=True))
 
     def output_shape(self, input_shape: Shape) -> Shape:
         return tuple(input_shape)

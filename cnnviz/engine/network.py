@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 import zipfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -46,6 +46,7 @@ class Network:
         input_shape: Shape,
         class_names: Sequence[str],
         metadata: dict[str, Any] | None = None,
+        silenced: Mapping[str, Iterable[int]] | None = None,
     ) -> None:
         names = [layer.name for layer in layers]
         if len(set(names)) != len(names) or INPUT_NAME in names:
@@ -55,6 +56,12 @@ class Network:
         self.class_names: tuple[str, ...] = tuple(class_names)
         self.metadata: dict[str, Any] = dict(metadata or {})
         self.infos: tuple[LayerInfo, ...] = self._describe()
+        # channels forced to zero after their layer, for "switch this neuron off" experiments
+        self.silenced: dict[str, tuple[int, ...]] = {
+            name: tuple(sorted(set(channels))) for name, channels in (silenced or {}).items() if channels
+        }
+        for name in self.silenced:
+            self.layer(name)  # unknown names fail here, not silently
         for layer in self.layers:
             for array in layer.weights().values():
                 array.flags.writeable = False  # shared by every session: nobody may change them in place
@@ -92,19 +99,26 @@ class Network:
                 return info
         raise KeyError(f"no layer {name!r}")
 
-    def _check_input(self, images: np.ndarray) -> np.ndarray:
-        images = np.asarray(images, np.float32)
+    def _check_input(self, images: np.ndarray, dtype: type = np.float32) -> np.ndarray:
+        images = np.asarray(images, dtype)
         if images.shape[1:] != self.input_shape:
             raise ValueError(f"expected images of shape {self.input_shape}, got {images.shape[1:]}")
         return images
+
+    def forward(self, x: np.ndarray) -> Iterator[tuple[Layer, np.ndarray]]:
+        """Each layer with its output, in order, for a batch `x` (kept in its dtype: float64 for gradients)."""
+        for layer in self.layers:
+            x = layer.forward(x)
+            if layer.name in self.silenced:
+                x = x.copy()
+                x[..., list(self.silenced[layer.name])] = 0
+            yield layer, x
 
     def trace(self, image: np.ndarray) -> Trace:
         """Run one image (H, W, C, values as the model expects) and keep every layer's output."""
         x = self._check_input(np.asarray(image)[np.newaxis])
         outputs = {INPUT_NAME: x[0]}
-        for layer in self.layers:
-            x = layer.forward(x)
-            outputs[layer.name] = x[0]
+        outputs.update((layer.name, output[0]) for layer, output in self.forward(x))
         for array in outputs.values():
             array.flags.writeable = False
         return Trace(self, outputs)
@@ -114,10 +128,8 @@ class Network:
         images = self._check_input(images)
         results = []
         for start in range(0, len(images), batch_size):
-            x = images[start : start + batch_size]
-            for layer in self.layers:
-                x = layer.forward(x)
-            results.append(x)
+            *_, (_last, probabilities) = self.forward(images[start : start + batch_size])
+            results.append(probabilities)
         return np.concatenate(results) if results else np.zeros((0, *self.infos[-1].shape), np.float32)
 
     # -- the weights file ---------------------------------------------------------------------------------

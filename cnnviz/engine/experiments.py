@@ -1,0 +1,91 @@
+"""'What if?' versions of a trained network: change one design decision and see what happens.
+
+Each experiment builds a new Network that shares every untouched weight array (read-only) with the
+original, so undoing it is simply using the original again.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+
+from .layers import Conv2D, Layer, MaxPool2D, ReLU
+from .network import Network, Trace
+
+CLASSIC_KERNELS = {  # 3×3 image-processing kernels a learner may know, to drop into a convolution
+    "vertical edge": [[-1, 0, 1], [-2, 0, 2], [-1, 0, 1]],
+    "horizontal edge": [[-1, -2, -1], [0, 0, 0], [1, 2, 1]],
+    "blur": [[1 / 9] * 3] * 3,
+    "sharpen": [[0, -1, 0], [-1, 5, -1], [0, -1, 0]],
+    "identity": [[0, 0, 0], [0, 1, 0], [0, 0, 0]],
+}
+
+
+@dataclass(frozen=True)
+class WhatIf:
+    """One or more changes to the network; the default changes nothing."""
+
+    activation_slope: float = 0.0  # 0: ReLU as trained, 0.1: leaky ReLU, 1: no activation (identity)
+    pooling: str = "max"  # "max" as trained, or "min" / "average"
+    silenced: frozenset[tuple[str, int]] = frozenset()  # (layer, channel) forced to zero
+    kernels: tuple[tuple[str, int, int, tuple[float, ...]], ...] = field(default=())  # (layer, neuron, channel, 9 w)
+
+    @property
+    def changes_nothing(self) -> bool:
+        return self == WhatIf()
+
+    def with_kernel(self, layer: str, neuron: int, channel: int, weights: np.ndarray) -> WhatIf:
+        """This experiment plus one 3×3 kernel slice replaced (a later edit of the same slice wins)."""
+        kept = tuple(k for k in self.kernels if k[:3] != (layer, neuron, channel))
+        values = tuple(float(w) for w in np.asarray(weights, float).ravel())
+        return replace(self, kernels=(*kept, (layer, neuron, channel, values)))
+
+
+def apply(network: Network, what_if: WhatIf) -> Network:
+    """The network with the experiment's changes; the original network is untouched."""
+    if what_if.changes_nothing:
+        return network
+    layers: list[Layer] = [_changed(layer, what_if) for layer in network.layers]
+    silenced: dict[str, set[int]] = {}
+    for layer_name, channel in what_if.silenced:
+        silenced.setdefault(layer_name, set()).add(channel)
+    metadata = {**network.metadata, "what_if": repr(what_if)}
+    return Network(layers, network.input_shape, network.class_names, metadata, silenced)
+
+
+def _changed(layer: Layer, what_if: WhatIf) -> Layer:
+    if isinstance(layer, ReLU) and what_if.activation_slope != layer.negative_slope:
+        return ReLU(layer.name, what_if.activation_slope)
+    if isinstance(layer, MaxPool2D) and what_if.pooling != layer.mode:
+        return MaxPool2D(layer.name, layer.size, layer.stride, layer.padding, what_if.pooling)
+    if isinstance(layer, Conv2D):
+        edits = [k for k in what_if.kernels if k[0] == layer.name]
+        if edits:
+            kernel = layer.kernel.copy()
+            for _, neuron, channel, weights in edits:
+                kernel[:, :, channel, neuron] = np.reshape(weights, kernel.shape[:2])
+            return Conv2D(layer.name, kernel, layer.bias, layer.stride, layer.padding)
+    return layer
+
+
+@dataclass(frozen=True)
+class Difference:
+    """How one layer's output changed between two traces of the same image."""
+
+    layer: str
+    max_change: float  # largest absolute difference
+    changed_share: float  # fraction of values that moved by more than `tolerance`
+    changed_channels: tuple[int, ...]
+
+
+def compare(before: Trace, after: Trace, tolerance: float = 1e-6) -> list[Difference]:
+    """Layer by layer, what an experiment changed (the traces must come from the same architecture)."""
+    differences = []
+    for name in before.names[1:]:
+        delta = np.abs(after[name].astype(np.float64) - before[name])
+        moved = delta > tolerance
+        per_channel = moved.reshape(-1, moved.shape[-1]).any(axis=0)  # maps and vectors alike
+        channels = tuple(int(c) for c in np.flatnonzero(per_channel))
+        differences.append(Difference(name, float(delta.max(initial=0.0)), float(moved.mean()), channels))
+    return differences

@@ -12,8 +12,12 @@ from cnnviz.engine import Network, Trace, WeightsError
 from cnnviz.examples import ExampleCatalog
 from cnnviz.resources import shared_catalog, shared_network
 from cnnviz.state import ExplainerState
+from cnnviz.views.article import Article
 from cnnviz.views.controls import NARROW_SCREEN, ControlPanel
+from cnnviz.views.elastic import ElasticView
+from cnnviz.views.formula import FormulaView
 from cnnviz.views.overview import Overview
+from cnnviz.views.tour import Tour
 
 TITLE = "cnnviz · CNN Explainer"
 URL_PARAMETERS = {
@@ -46,10 +50,15 @@ class Explainer(Viewer):
         self.state = ExplainerState(network or shared_network(), catalog or shared_catalog())
         sections = _article_sections()
         self.overview = Overview(self.state, sections=sections)
+        self.elastic = ElasticView(self.state, self.overview)  # draws over the overview, which it wraps
         self.controls = ControlPanel(self.state)
+        self.formula = FormulaView(self.state)
+        self.article = Article()
         self._layout = pn.Row(
             self.controls,
-            pn.Column(self.overview, sizing_mode="stretch_width", styles={"flex": "1 1 0", "min-width": "0"}),
+            pn.Column(
+                self.elastic, self.formula, sizing_mode="stretch_width", styles={"flex": "1 1 0", "min-width": "0"}
+            ),
             sizing_mode="stretch_width",
             stylesheets=[f"@media {NARROW_SCREEN} {{ :host {{ flex-direction: column !important; }} }}"],
         )
@@ -77,10 +86,14 @@ class Explainer(Viewer):
 
     def page(self) -> pn.template.BaseTemplate:
         self.sync_url()
+        # A dropped websocket (classroom Wi-Fi) reconnects to this same session; a reload restores from the URL.
+        pn.config.reconnect = True
+        self._tour = Tour(self.state)
         template = pn.template.BootstrapTemplate(
             title=TITLE,
             header_background="#2f3e4e",
-            main=[self._layout],
+            header=[pn.Row(pn.HSpacer(), self._tour, sizing_mode="stretch_width")],
+            main=[self._layout, self.article],
         )
         return template
 
@@ -102,15 +115,15 @@ def error_page(error: Exception) -> pn.viewable.Viewable:
     )
 
 
-UNUSED_BOKEH_BUNDLES = ("bokeh-mathjax", "bokeh-gl", "bokeh-tables")
+UNUSED_BOKEH_BUNDLES = ("bokeh-mathjax", "bokeh-gl")  # panel.min.js needs bokeh-tables
 
 
 def trim_served_bundle() -> None:
-    """Stop the server from shipping ~2.3 MB of JavaScript this app never runs.
+    """Stop the server from shipping ~2 MB of JavaScript this app never runs.
 
     Panel adds Bokeh's MathJax bundle (1.8 MB) whenever a page has any HTML pane, and Bokeh always adds its
-    WebGL and table bundles. cnnviz draws on canvas, has no tables, and typesets formulas with the KaTeX that
-    Panel serves locally, so the served page leaves all three out. Only for served apps: a notebook keeps the
+    WebGL bundle. cnnviz draws on canvas and typesets formulas with the KaTeX that
+    Panel serves locally, so the served page leaves both out. Only for served apps: a notebook keeps the
     defaults, because other cells may need them.
     """
     from bokeh.resources import Resources
@@ -123,7 +136,7 @@ def trim_served_bundle() -> None:
 def create_app() -> pn.viewable.Viewable:
     """The served page of one session."""
     trim_served_bundle()
-    pn.extension(raw_css=[APP_CSS])
+    pn.extension("katex", raw_css=[APP_CSS])
     try:
         explainer = Explainer()
     except WeightsError as error:

@@ -5,11 +5,6 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from cnnviz.images import MAX_UPLOAD_BYTES
-
-# an upload travels base64-encoded (4/3 larger) inside one websocket message, with some JSON around it
-WEBSOCKET_MAX_MESSAGE_BYTES = MAX_UPLOAD_BYTES * 4 // 3 + 1024 * 1024
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--port", type=int, default=5006, help="port to listen on (default: %(default)s)")
@@ -37,7 +32,6 @@ def run(args: argparse.Namespace) -> int:
         address=args.address,
         show=args.show,
         num_procs=args.num_procs,
-        websocket_max_message_size=WEBSOCKET_MAX_MESSAGE_BYTES,
         compress_response=True,  # gzip the page and its JavaScript: a quarter of the bytes on first load
         title="cnnviz",
     )

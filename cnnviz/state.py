@@ -15,6 +15,8 @@ from cnnviz.examples import ExampleCatalog
 from cnnviz.images import ImageError, read_image, to_network_input
 
 LEVELS = ("overview", "elastic", "formula")
+# A session keeps only a preview-sized copy of an upload: a 40-megapixel photo would otherwise hold 120 MB.
+ORIGINAL_KEPT_SIZE = 512
 # What a click on a neuron of each kind opens: a convolution or an output class explains itself in the elastic
 # view; ReLU and pooling are one small formula each; the input has nothing below it.
 LEVEL_OPENED_BY_KIND = {"conv2d": "elastic", "dense": "elastic", "relu": "formula", "maxpool2d": "formula"}
@@ -26,7 +28,7 @@ class ExplainerState(param.Parameterized):
     example = param.String(default="", doc="Key of the chosen example image; empty for an upload.")
     image = param.Array(default=None, doc="The network's 64×64×3 input, values in [0, 1].")
     image_title = param.String(default="", doc="What the current image is, for people.")
-    original = param.Parameter(default=None, doc="The uploaded picture before resizing (PIL image), or None.")
+    original = param.Parameter(default=None, doc="The uploaded picture, shrunk to ORIGINAL_KEPT_SIZE (PIL), or None.")
     trace = param.ClassSelector(class_=Trace, doc="Every layer's output for the current image.")
     layer = param.String(default="", doc="Selected layer; empty when nothing is selected.")
     neuron = param.Integer(default=0, bounds=(0, None), doc="Selected neuron (channel or class) of `layer`.")
@@ -71,6 +73,7 @@ class ExplainerState(param.Parameterized):
             return False
         image = to_network_input(original)
         image.flags.writeable = False
+        original.thumbnail((ORIGINAL_KEPT_SIZE, ORIGINAL_KEPT_SIZE))
         self.param.update(example="", image=image, image_title="Your image", original=original, message="")
         return True
 

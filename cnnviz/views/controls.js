@@ -59,20 +59,29 @@ function renderDropZone(model, el) {
   const text = document.createElement("span");
   text.textContent = "Upload your own image: click or drop a file here";
   zone.append(input, text);
-  const send = (file) => {
-    if (!file) return;
-    if (file.size > model.max_bytes) {
-      model.rejected = [`The file is ${(file.size / 1048576).toFixed(1)} MB; the limit is ${(model.max_bytes / 1048576).toFixed(0)} MB.`, Date.now()];
+  const idleText = text.textContent;
+  // One file at a time, in pieces the server asks for (BrowserControl in controls.py): it announces name and
+  // size, the server refuses an oversized file at once or replies with the offset of the next piece wanted.
+  let pending = null;
+  model.on("msg:custom", async (reply) => {
+    if (!pending || reply.id !== pending.id) return;
+    if (reply.done) {
+      pending = null;
+      text.textContent = idleText;
       return;
     }
-    const reader = new FileReader();
-    reader.onload = () => {
-      const bytes = new Uint8Array(reader.result);
-      let binary = "";
-      for (let i = 0; i < bytes.length; i += 0x8000) binary += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
-      model.upload = [file.name, btoa(binary), Date.now()];
-    };
-    reader.readAsArrayBuffer(file);
+    const upload = pending;
+    const piece = new Uint8Array(await upload.file.slice(reply.next, reply.next + model.chunk_bytes).arrayBuffer());
+    if (pending !== upload) return; // a newer file replaced this one
+    text.textContent = `Uploading ${upload.file.name}: ${Math.floor((100 * reply.next) / upload.file.size)} %`;
+    let binary = "";
+    for (let i = 0; i < piece.length; i += 0x8000) binary += String.fromCharCode(...piece.subarray(i, i + 0x8000));
+    model.send_msg({ type: "chunk", id: upload.id, data: btoa(binary) });
+  });
+  const send = (file) => {
+    if (!file) return;
+    pending = { file, id: `${Date.now()}-${Math.random()}` };
+    model.send_msg({ type: "start", id: pending.id, name: file.name, size: file.size });
   };
   input.addEventListener("change", () => { send(input.files[0]); input.value = ""; });
   zone.addEventListener("dragover", (event) => { event.preventDefault(); zone.classList.add("over"); });

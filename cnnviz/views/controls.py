@@ -6,8 +6,9 @@ import base64
 import binascii
 import html
 import io
+from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 import panel as pn
@@ -32,19 +33,93 @@ CONTROLS_LAYOUT_CSS = f"""
 """
 
 
+# An upload travels in pieces of this size, one websocket message each (base64: ~1.4 MB), so it fits under any
+# server's message limit, including Bokeh's default 20 MiB that a whole 20 MB file in base64 (26.7 MB) would not.
+UPLOAD_CHUNK_BYTES = 1024 * 1024
+_MEGABYTE = 1024 * 1024
+_DAMAGED_UPLOAD = "The upload arrived damaged; please try again."
+
+
+@dataclass(frozen=True, eq=False)
+class ReceivedFile:
+    """A finished upload: its bytes, or why it was refused before any byte was decoded."""
+
+    name: str
+    content: bytes | None
+    problem: str = ""
+
+
 class BrowserControl(JSComponent):
-    """Gallery buttons and the upload drop zone: work offline, with keyboard and drag-and-drop."""
+    """Gallery buttons and the upload drop zone: work offline, with keyboard and drag-and-drop.
+
+    The drop zone sends a file as `start` (name, size) then `chunk` messages, one at a time, each only after
+    the server asked for it: the size cap is checked before any byte travels and again as pieces arrive, and
+    the server never holds more than `max_bytes` of one session's upload.
+    """
 
     kind = param.Selector(default="gallery", objects=["gallery", "upload"], constant=True)
     items = param.List(doc="Gallery entries: key, title, caption, thumbnail data URL (src).")
     value = param.String(default="", doc="Key of the chosen gallery entry.")
     accept = param.String(default=ACCEPT)
-    max_bytes = param.Integer(default=MAX_UPLOAD_BYTES)
-    upload = param.List(default=[], doc="[file name, base64 content, nonce] from the browser.")
-    rejected = param.List(default=[], doc="[message, nonce] when the browser refused a file before sending it.")
+    chunk_bytes = param.Integer(default=UPLOAD_CHUNK_BYTES, constant=True)
+    max_bytes = param.Integer(default=MAX_UPLOAD_BYTES, doc="Upload size cap (server side).")
+    received = param.ClassSelector(class_=ReceivedFile, doc="The latest finished upload (server side).")
 
+    _rename: ClassVar[dict[str, str | None]] = {"max_bytes": None, "received": None}  # never sent to the browser
     _esm = HERE / "controls.js"
     _stylesheets: ClassVar[list[str]] = [(HERE / "controls.css").read_text()]
+
+    def __init__(self, **params) -> None:
+        super().__init__(**params)
+        self._upload_id: Any = None
+        self._upload_name = ""
+        self._upload_size = 0
+        self._upload_parts = bytearray()
+
+    def _handle_msg(self, message: Any) -> None:
+        if not isinstance(message, dict) or self.kind != "upload":
+            return
+        if message.get("type") == "start":
+            self._start_upload(message)
+        elif message.get("type") == "chunk" and self._upload_id is not None and message.get("id") == self._upload_id:
+            self._add_chunk(message.get("data"))
+
+    def _start_upload(self, message: dict) -> None:
+        """A new file replaces any upload still in flight."""
+        self._upload_id, self._upload_name, size = message.get("id"), str(message.get("name", "")), message.get("size")
+        self._upload_parts = bytearray()
+        if not isinstance(size, int) or size < 0:
+            self._finish(problem=_DAMAGED_UPLOAD)
+        elif size > self.max_bytes:
+            limit = self.max_bytes // _MEGABYTE
+            self._finish(problem=f"The file is {size / _MEGABYTE:.1f} MB; the limit is {limit} MB.")
+        else:
+            self._upload_size = size
+            self._ask_for_more()
+
+    def _add_chunk(self, data: Any) -> None:
+        try:
+            piece = base64.b64decode(data, validate=True)
+        except (binascii.Error, ValueError, TypeError):
+            self._finish(problem=_DAMAGED_UPLOAD)
+            return
+        if len(self._upload_parts) + len(piece) > self._upload_size:  # more than announced: never past the cap
+            self._finish(problem=_DAMAGED_UPLOAD)
+            return
+        self._upload_parts += piece
+        self._ask_for_more()
+
+    def _ask_for_more(self) -> None:
+        if len(self._upload_parts) < self._upload_size:
+            self._send_msg({"id": self._upload_id, "next": len(self._upload_parts)})
+        else:
+            self._finish(content=bytes(self._upload_parts))
+
+    def _finish(self, content: bytes | None = None, problem: str = "") -> None:
+        self._send_msg({"id": self._upload_id, "done": True})
+        received = ReceivedFile(self._upload_name, content, problem)
+        self._upload_id, self._upload_parts = None, bytearray()
+        self.received = received
 
 
 def png_bytes(image: Image.Image) -> bytes:
@@ -95,8 +170,7 @@ class ControlPanel(Viewer):
         self.caption = pn.pane.HTML(self._caption_html(), sizing_mode="stretch_width")
 
         self.gallery.param.watch(self._choose_example, "value")
-        self.dropzone.param.watch(self._receive_upload, "upload")
-        self.dropzone.param.watch(self._refuse_upload, "rejected")
+        self.dropzone.param.watch(self._receive_upload, "received")
         self.color_mode.param.watch(self._choose_color_mode, "value")
         state.param.watch(self._follow_image, ["image", "original", "example"])
         state.param.watch(self._follow_message, "message")
@@ -114,8 +188,9 @@ class ControlPanel(Viewer):
         seen = pn.Column(
             pn.Row(
                 self.original_box,
-                pn.Column(pn.pane.HTML("<small>What the network sees (64×64)</small>", margin=(0, 10)),
-                          self.input_preview),
+                pn.Column(
+                    pn.pane.HTML("<small>What the network sees (64×64)</small>", margin=(0, 10)), self.input_preview
+                ),
             ),
             self.caption,
             width=SECTION_WIDTH,
@@ -134,19 +209,11 @@ class ControlPanel(Viewer):
             self.state.param.update(example=event.new, message="")
 
     def _receive_upload(self, event: param.parameterized.Event) -> None:
-        if not event.new:
-            return
-        _name, content, _nonce = event.new
-        try:
-            data = base64.b64decode(content, validate=True)
-        except (binascii.Error, ValueError):
-            self.state.message = "The upload arrived damaged; please try again."
-            return
-        self.state.upload(data)
-
-    def _refuse_upload(self, event: param.parameterized.Event) -> None:
-        if event.new:
-            self.state.message = str(event.new[0])
+        received: ReceivedFile = event.new
+        if received.content is None:
+            self.state.message = received.problem
+        else:
+            self.state.upload(received.content)
 
     def _choose_color_mode(self, event: param.parameterized.Event) -> None:
         self.state.color_mode = event.new

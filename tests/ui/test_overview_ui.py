@@ -7,46 +7,14 @@ import re
 
 import numpy as np
 import pytest
+from pages import open_app
 from PIL import Image
 
-from cnnviz.app import Explainer
 from cnnviz.colors import DIVERGING, color_ranges, diverging_indices
-from cnnviz.examples import build_catalog
 from cnnviz.plots.overview import overview_layout
 from cnnviz.resources import shared_network
 
 pytestmark = pytest.mark.ui
-
-
-@pytest.fixture(scope="module")
-def catalog(prepared_data_dir):
-    return build_catalog(prepared_data_dir)
-
-
-@pytest.fixture
-def app(serve, catalog):
-    """Serve the real page; `app.sessions` holds each browser session's Explainer for server-side checks."""
-    sessions: list[Explainer] = []
-
-    def page_factory():
-        explainer = Explainer(network=shared_network(), catalog=catalog)
-        sessions.append(explainer)
-        return explainer.page()
-
-    url = serve(page_factory)
-
-    class App:
-        pass
-
-    result = App()
-    result.url, result.sessions = url, sessions
-    return result
-
-
-def open_app(page, url: str, query: str = "") -> None:
-    page.goto(url + query)
-    page.locator(".ov-class").first.wait_for()
-    page.wait_for_timeout(300)
 
 
 def predicted_label(page) -> str:
@@ -175,8 +143,8 @@ def test_url_restores_and_follows_the_state(page, app, catalog, wait_until, scre
     screenshot(page, "overview-url-restored")
 
 
-def test_two_sessions_never_share_state(browser, app, catalog, wait_until):
-    pages = [browser.new_page(viewport={"width": 1280, "height": 900}) for _ in range(2)]
+def test_two_sessions_never_share_state(new_page, app, catalog, wait_until):
+    pages = [new_page() for _ in range(2)]
     keys = [e.key for e in catalog.examples if e.label in ("pizza", "school bus")][::3][:2]
     for page, key in zip(pages, keys, strict=True):
         open_app(page, app.url, f"?image={key}")
@@ -187,12 +155,11 @@ def test_two_sessions_never_share_state(browser, app, catalog, wait_until):
     assert second.layer == "" and second.example == keys[1]
     for page, state in zip(pages, (first, second), strict=True):
         assert predicted_label(page) == state.trace.predicted_class
-        page.close()
 
 
 @pytest.mark.parametrize(("width", "height"), [(1440, 900), (1024, 768), (390, 844)])
-def test_layout_fits_each_screen(browser, app, width, height, screenshot):
-    page = browser.new_page(viewport={"width": width, "height": height})
+def test_layout_fits_each_screen(new_page, app, width, height, screenshot):
+    page = new_page(width, height)
     open_app(page, app.url)
     frame = page.locator(".ov-scroll")
     scroll_width, client_width = frame.evaluate("n => [n.scrollWidth, n.clientWidth]")
@@ -201,4 +168,3 @@ def test_layout_fits_each_screen(browser, app, width, height, screenshot):
     page_width = page.evaluate("document.documentElement.scrollWidth")
     assert page_width <= width + 1  # nothing pushes the page itself sideways; the overview scrolls inside
     screenshot(page, f"layout-{width}x{height}")
-    page.close()

@@ -1,0 +1,172 @@
+"""The tutorial article below the visualisation: one Markdown pane per section, the playground inside one of them.
+
+Panel renders every pane inside its own shadow root, so `document.getElementById` and `#anchor` links cannot
+reach a section heading. `SCROLL_TO_SECTION_JS` finds an id through nested shadow roots; the article installs
+it as `window.cnnvizScrollToSection(id)`, and Python code scrolls with `Article.scroll_to(key)`.
+
+Formulas are `$$…$$` / `$…$` in Markdown; the dollarmath plugin keeps Markdown from touching the TeX (`\\,`,
+`_`, `*`) and `cnnviz.mathml` turns it into MathML on the server, which the browser draws by itself.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from functools import partial
+from typing import Any
+
+import panel as pn
+import param
+from mdit_py_plugins.dollarmath import dollarmath_plugin
+from panel.custom import JSComponent
+from panel.viewable import Viewer
+
+from cnnviz.article import LAYER_KIND_SECTIONS, SECTION_ANCHORS, read_section
+from cnnviz.mathml import tex_to_mathml
+from cnnviz.views.playground import PLAYGROUND_HEIGHT, Playground
+
+__all__ = ["LAYER_KIND_SECTIONS", "SCROLL_TO_SECTION_JS", "SECTION_ANCHORS", "Article", "scroll_to_section_js"]
+
+SCROLL_TO_SECTION_JS = """
+window.cnnvizScrollToSection = window.cnnvizScrollToSection || function (id) {
+  const find = (root) => {
+    const hit = root.getElementById(id)
+    if (hit) return hit
+    for (const element of root.querySelectorAll("*")) {
+      const inner = element.shadowRoot && find(element.shadowRoot)
+      if (inner) return inner
+    }
+    return null
+  }
+  const target = find(document)
+  if (!target) return false
+  const still = window.matchMedia("(prefers-reduced-motion: reduce)").matches
+  target.scrollIntoView({behavior: still ? "auto" : "smooth", block: "start"})
+  target.focus({preventScroll: true})
+  // Content above may still be growing (formulas being typeset, parts loading): re-align once it has settled.
+  for (const delay of [800, 1600]) {
+    setTimeout(() => {
+      const top = target.getBoundingClientRect().top
+      if (top < 0 || top > window.innerHeight / 4) target.scrollIntoView({block: "start"})
+    }, delay)
+  }
+  return true
+};
+"""
+"""Defines `window.cnnvizScrollToSection(id) -> bool` (idempotent); prepend it to CustomJS / js_on_click code."""
+
+
+def scroll_to_section_js(key: str) -> str:
+    """Self-contained browser code that scrolls to a section, for client-side links (`js_on_click(code=...)`)."""
+    return f"{SCROLL_TO_SECTION_JS}window.cnnvizScrollToSection({json.dumps(SECTION_ANCHORS[key])});"
+
+
+class SectionScroller(JSComponent):
+    """Invisible helper: installs the scroll function, follows a `#article-…` URL, scrolls on request."""
+
+    _esm = (
+        SCROLL_TO_SECTION_JS
+        + """
+export function render({ model }) {
+  model.on("msg:custom", (message) => window.cnnvizScrollToSection(message.anchor))
+  const wanted = decodeURIComponent(window.location.hash.slice(1))
+  if (wanted.startsWith("article-")) {
+    let tries = 0
+    const follow = () => { if (!window.cnnvizScrollToSection(wanted) && ++tries < 50) setTimeout(follow, 100) }
+    setTimeout(follow, 100)
+  }
+  return document.createElement("span")
+}
+"""
+    )
+
+    def scroll(self, anchor: str) -> None:
+        self._send_msg({"anchor": anchor})
+
+
+_render_math = partial(dollarmath_plugin, renderer=lambda tex, options: tex_to_mathml(tex, options["display_mode"]))
+"""Markdown-it plugin: keep Markdown away from the TeX and turn each formula into MathML."""
+
+
+def _contents_html() -> str:
+    links = " · ".join(
+        f'<a href="#{anchor}" onclick="window.cnnvizScrollToSection(\'{anchor}\'); return false;">'
+        f"{html.escape(read_section(key)[0])}</a>"
+        for key, anchor in SECTION_ANCHORS.items()
+    )
+    return f'<nav class="article-contents" aria-label="Article sections"><b>In this article:</b> {links}</nav>'
+
+
+class Article(Viewer):
+    """The explanations behind the visualisation, one section per layer kind, plus how to use the app.
+
+    The playground is heavy (three plots, sliders, a player), so the article reserves its exact height and
+    builds it only once the page has loaded: nothing above or below moves when it arrives.
+    """
+
+    playground_loaded = param.Boolean(default=False, constant=True, doc="Whether the playground has been built.")
+
+    def __init__(self, **params: Any) -> None:
+        super().__init__(**params)
+        self._scroller = SectionScroller(width=0, height=0, margin=0)
+        self._playground_slot = pn.Column(
+            pn.pane.HTML(
+                "<div class='placeholder'>Loading the playground…</div>",
+                stylesheets=[_STYLESHEET],
+                sizing_mode="stretch_both",
+            ),
+            height=PLAYGROUND_HEIGHT,
+            sizing_mode="stretch_width",
+            css_classes=["playground-slot"],
+        )
+        sections: list[pn.viewable.Viewable] = [
+            pn.pane.HTML(_contents_html(), stylesheets=[_STYLESHEET], sizing_mode="stretch_width")
+        ]
+        for key, anchor in SECTION_ANCHORS.items():
+            title, body = read_section(key)
+            body = body.replace(" × ", "\u00a0×\u00a0")  # keep "64 × 64" on one line
+            sections.append(
+                pn.pane.Markdown(
+                    f'<h2 id="{anchor}" tabindex="-1">{html.escape(title)}</h2>\n\n{body}',
+                    plugins=[_render_math],
+                    disable_anchors=True,
+                    stylesheets=[_STYLESHEET],
+                    sizing_mode="stretch_width",
+                    css_classes=["article-section", f"article-section-{key}"],
+                )
+            )
+            if key == "hyperparameters":
+                sections.append(self._playground_slot)
+        self._layout = pn.Column(
+            *sections,
+            self._scroller,
+            sizing_mode="stretch_width",
+            max_width=880,
+            css_classes=["article"],
+        )
+        pn.state.onload(self._load_playground)
+
+    def _load_playground(self) -> None:
+        self._playground_slot.objects = [Playground()]
+        with param.edit_constant(self):
+            self.param.update(playground_loaded=True)
+
+    def scroll_to(self, key: str) -> None:
+        """Scroll the browser to a section, by SECTION_ANCHORS key (e.g. from a click on a layer label)."""
+        self._scroller.scroll(SECTION_ANCHORS[key])
+
+    def __panel__(self) -> pn.viewable.Viewable:
+        return self._layout
+
+
+_STYLESHEET = """
+:host { font-size: 16px; line-height: 1.55; color: #222; }
+h2 { margin-top: 0.9em; scroll-margin-top: 12px; }
+h2:focus { outline: none; }
+.article-contents { font-size: 14px; line-height: 1.9; color: #444; }
+.article-contents a { color: #1f5fa8; text-decoration: none; white-space: nowrap; }
+.article-contents a:hover { text-decoration: underline; }
+.placeholder { height: 100%; display: flex; align-items: center; justify-content: center;
+               background: #f6f6f6; border-radius: 6px; color: #777; }
+mjx-container[display="true"] { display: block; text-align: center; margin: 0.8em 0; overflow-x: auto; }
+"""

@@ -10,9 +10,10 @@ from panel.viewable import Viewer
 
 from cnnviz.engine import Network, Trace, WeightsError
 from cnnviz.examples import ExampleCatalog
+from cnnviz.plots.overview import OUTPUT_KIND
 from cnnviz.resources import shared_catalog, shared_network
 from cnnviz.state import ExplainerState
-from cnnviz.views.article import Article
+from cnnviz.views.article import LAYER_KIND_SECTIONS, SECTION_ANCHORS, Article
 from cnnviz.views.controls import NARROW_SCREEN, ControlPanel
 from cnnviz.views.elastic import ElasticView
 from cnnviz.views.formula import FormulaView
@@ -99,12 +100,10 @@ class Explainer(Viewer):
 
 
 def _article_sections() -> dict[str, str]:
-    """Layer kind -> article anchor, so layer labels can jump to their explanation."""
-    try:
-        from cnnviz.views.article import LAYER_KIND_SECTIONS, SECTION_ANCHORS
-    except ImportError:
-        return {}
-    return {kind: SECTION_ANCHORS[key] for kind, key in LAYER_KIND_SECTIONS.items()}
+    """Layer kind -> article anchor, so the overview's layer labels can jump to their explanation."""
+    sections = {kind: SECTION_ANCHORS[key] for kind, key in LAYER_KIND_SECTIONS.items()}
+    sections[OUTPUT_KIND] = sections["dense"]  # the overview's output column shows the dense layer's classes
+    return sections
 
 
 def error_page(error: Exception) -> pn.viewable.Viewable:

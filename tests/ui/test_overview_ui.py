@@ -10,6 +10,7 @@ import pytest
 from pages import open_app
 from PIL import Image
 
+from cnnviz.app import _article_sections
 from cnnviz.colors import DIVERGING, color_ranges, diverging_indices
 from cnnviz.plots.overview import overview_layout
 from cnnviz.resources import shared_network
@@ -168,3 +169,22 @@ def test_layout_fits_each_screen(new_page, app, width, height, screenshot):
     page_width = page.evaluate("document.documentElement.scrollWidth")
     assert page_width <= width + 1  # nothing pushes the page itself sideways; the overview scrolls inside
     screenshot(page, f"layout-{width}x{height}")
+
+
+def test_every_layer_label_jumps_to_its_article_section(page, app):
+    open_app(page, app.url)
+    sections = _article_sections()
+    for column in overview_layout(app.sessions[-1].state.network).columns:
+        page.evaluate("window.scrollTo(0, 0)")
+        page.locator(f".ov-label[data-layer='{column.name}']").click()
+        page.wait_for_function(SECTION_IN_VIEW, arg=sections[column.kind])
+
+
+SECTION_IN_VIEW = """(id) => {
+  const find = (root) => root.getElementById?.(id)
+    || [...root.querySelectorAll('*')].reduce((hit, el) => hit || (el.shadowRoot && find(el.shadowRoot)), null);
+  const target = find(document);
+  if (!target) return false;
+  const top = target.getBoundingClientRect().top;
+  return top >= -5 && top < window.innerHeight / 2;
+}"""

@@ -14,9 +14,10 @@ from cnnviz.plots.overview import OUTPUT_KIND
 from cnnviz.resources import shared_catalog, shared_network
 from cnnviz.state import ExplainerState
 from cnnviz.views.article import LAYER_KIND_SECTIONS, SECTION_ANCHORS, Article
-from cnnviz.views.controls import NARROW_SCREEN, ControlPanel
+from cnnviz.views.controls import NARROW_SCREEN, ControlPanel, ReloadWhenServerReturns
 from cnnviz.views.elastic import ElasticView
 from cnnviz.views.formula import FormulaView
+from cnnviz.views.lab import Lab
 from cnnviz.views.overview import Overview
 from cnnviz.views.tour import Tour
 
@@ -31,6 +32,8 @@ URL_PARAMETERS = {
     "col": "col",
     "show_details": "details",
     "color_mode": "colors",
+    "epoch": "epoch",
+    "experiment": "whatif",
 }
 APP_CSS = """
 .controls-title { margin: 4px 0; font-size: 1.05em; }
@@ -55,10 +58,15 @@ class Explainer(Viewer):
         self.controls = ControlPanel(self.state)
         self.formula = FormulaView(self.state)
         self.article = Article()
+        self.lab = Lab(self.state)
         self._layout = pn.Row(
             self.controls,
             pn.Column(
-                self.elastic, self.formula, sizing_mode="stretch_width", styles={"flex": "1 1 0", "min-width": "0"}
+                self.elastic,
+                self.formula,
+                self.lab,
+                sizing_mode="stretch_width",
+                styles={"flex": "1 1 0", "min-width": "0"},
             ),
             sizing_mode="stretch_width",
             stylesheets=[f"@media {NARROW_SCREEN} {{ :host {{ flex-direction: column !important; }} }}"],
@@ -87,14 +95,12 @@ class Explainer(Viewer):
 
     def page(self) -> pn.template.BaseTemplate:
         self.sync_url()
-        # A dropped websocket (classroom Wi-Fi) reconnects to this same session; a reload restores from the URL.
-        pn.config.reconnect = True
         self._tour = Tour(self.state)
         template = pn.template.BootstrapTemplate(
             title=TITLE,
             header_background="#2f3e4e",
             header=[pn.Row(pn.HSpacer(), self._tour, sizing_mode="stretch_width")],
-            main=[self._layout, self.article],
+            main=[self._layout, self.article, ReloadWhenServerReturns(height=0, margin=0)],
         )
         return template
 
@@ -121,8 +127,8 @@ def trim_served_bundle() -> None:
     """Stop the server from shipping ~2 MB of JavaScript this app never runs.
 
     Panel adds Bokeh's MathJax bundle (1.8 MB) whenever a page has any HTML pane, and Bokeh always adds its
-    WebGL bundle. cnnviz draws on canvas and typesets formulas with the KaTeX that
-    Panel serves locally, so the served page leaves both out. Only for served apps: a notebook keeps the
+    WebGL bundle. cnnviz draws on canvas and writes formulas as MathML (`cnnviz.mathml`), which the browser
+    typesets by itself, so the served page leaves both out. Only for served apps: a notebook keeps the
     defaults, because other cells may need them.
     """
     from bokeh.resources import Resources
@@ -135,7 +141,7 @@ def trim_served_bundle() -> None:
 def create_app() -> pn.viewable.Viewable:
     """The served page of one session."""
     trim_served_bundle()
-    pn.extension("katex", raw_css=[APP_CSS])
+    pn.extension(raw_css=[APP_CSS])
     try:
         explainer = Explainer()
     except WeightsError as error:

@@ -71,6 +71,7 @@ def export_site(out: Path, weights: Path | None = None, data_dir: Path | None = 
         _copy(wheel, stage / wheel.name)  # installed from the requirements, which pack it into the same zip
         resources = [
             _copy(weights, stage / "weights" / weights.name),
+            *_stage_training_record(weights, stage / "weights"),
             *_stage_gallery(data_dir, stage / "data"),
         ]
         requirements = stage / REQUIREMENTS_FILE
@@ -230,6 +231,17 @@ def _convert(entry: Path, out: Path, target: str, requirements: Path, resources:
     )
     if not (out / f"{entry.stem}.html").is_file():  # panel convert prints the reason and carries on
         raise CnnvizError(f"panel convert could not build {entry.stem}.html for {target} (see the message above).")
+
+
+def _stage_training_record(weights: Path, stage_weights: Path) -> list[Path]:
+    """Copy the model card and its epoch checkpoints, which the Lab's training timeline loads beside the weights."""
+    from cnnviz.lab_state import model_card_path, read_history
+
+    card = model_card_path(weights)
+    if not card.is_file():
+        return []
+    checkpoints = [checkpoint.path for checkpoint in read_history(card).checkpoints]
+    return [_copy(path, stage_weights / path.relative_to(card.parent)) for path in [card, *checkpoints]]
 
 
 def _stage_gallery(data_dir: Path | None, stage_data: Path) -> list[Path]:

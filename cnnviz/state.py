@@ -11,8 +11,10 @@ import param
 
 from cnnviz.colors import COLOR_MODES
 from cnnviz.engine import Network, Trace
+from cnnviz.engine.experiments import WhatIf, apply
 from cnnviz.examples import ExampleCatalog
 from cnnviz.images import ImageError, read_image, to_network_input
+from cnnviz.lab_state import TrainingHistory, describe_experiment, parse_experiment, shared_history
 
 LEVELS = ("overview", "elastic", "formula")
 # A session keeps only a preview-sized copy of an upload: a 40-megapixel photo would otherwise hold 120 MB.
@@ -41,9 +43,19 @@ class ExplainerState(param.Parameterized):
     show_details = param.Boolean(default=False, doc="Show layer shapes and colour legends.")
     color_mode = param.Selector(default="unit", objects=list(COLOR_MODES), doc="Which layers share a colour range.")
     message = param.String(default="", doc="The latest problem to tell the user about (plain text).")
+    epoch = param.Integer(
+        default=None, allow_None=True, bounds=(0, None), doc="Training checkpoint whose weights are used; None: final."
+    )
+    experiment = param.String(default="", doc="The 'what if?' change in effect (lab_state.describe_experiment).")
+    baseline_trace = param.ClassSelector(
+        class_=Trace, doc="The same weights' trace without the experiment, to show side by side with `trace`."
+    )
 
-    def __init__(self, network: Network, catalog: ExampleCatalog, **params) -> None:
-        self.network = network
+    def __init__(
+        self, network: Network, catalog: ExampleCatalog, history: TrainingHistory | None = None, **params
+    ) -> None:
+        self.network = network  # the final network: the architecture every view is drawn for
+        self.history = shared_history() if history is None else history
         self.catalog = catalog
         params.setdefault("example", catalog.default.key)
         super().__init__(**params)
@@ -60,9 +72,30 @@ class ExplainerState(param.Parameterized):
         chosen = self.catalog[self.example]
         self.param.update(image=chosen.image, image_title=chosen.title, original=None)
 
-    @param.depends("image", watch=True)
+    @param.depends("image", "epoch", "experiment", watch=True)
     def _retrace(self) -> None:
-        self.trace = self.network.trace(self.image)
+        try:
+            trained = self.network if self.epoch is None else self.history.network(self.epoch, like=self.network)
+            active = apply(trained, parse_experiment(self.experiment, self.network))
+        except ValueError as error:  # e.g. a mistyped shared link: say so and show the trained network
+            self.param.update(epoch=None, experiment="", message=str(error))
+            return
+        trace = active.trace(self.image)
+        baseline = trace if active is trained else trained.trace(self.image)
+        self.param.update(baseline_trace=baseline, trace=trace)
+
+    @property
+    def active_network(self) -> Network:
+        """The network behind `trace`: the checkpoint of `epoch` with the experiment applied."""
+        return self.trace.network
+
+    @property
+    def what_if(self) -> WhatIf:
+        return parse_experiment(self.experiment, self.network)
+
+    @what_if.setter
+    def what_if(self, what_if: WhatIf) -> None:
+        self.experiment = describe_experiment(what_if)
 
     def upload(self, content: bytes) -> bool:
         """Use an uploaded file as the input; on bad input keep the current image and say why."""

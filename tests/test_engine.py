@@ -16,6 +16,7 @@ from cnnviz.engine import (
     WeightsError,
     conv_channel_results,
     conv_step,
+    conv_sweep,
     dense_step,
     flatten_index,
     flatten_position,
@@ -120,6 +121,20 @@ def test_conv_steps_reconstruct_every_traced_value(traced):
                     r, c = r0 + u, c0 + v
                     inside = 0 <= r < source.shape[0] and 0 <= c < source.shape[1]
                     np.testing.assert_array_equal(step.window[u, v], source[r, c] if inside else 0)
+
+
+def test_conv_sweep_is_conv_step_at_every_position(traced):
+    network, trace = traced
+    for layer in network.layers:
+        if isinstance(layer, Conv2D):
+            sweep = conv_sweep(trace, layer.name, 1)
+            rows, cols = trace[layer.name].shape[:2]
+            for row, col in [(0, 0), (rows // 2, cols // 3), (rows - 1, cols - 1)]:
+                step = conv_step(trace, layer.name, row, col, 1)
+                np.testing.assert_array_equal(sweep.products[row, col], step.products)
+                np.testing.assert_allclose(sweep.channel_sums[row, col], step.channel_sums, rtol=1e-6, atol=1e-6)
+                assert sweep.results[row, col] == step.result and sweep.bias == step.bias
+            np.testing.assert_allclose(sweep.channel_sums.sum(-1) + sweep.bias, sweep.results, rtol=1e-4, atol=1e-4)
 
 
 def test_pool_and_relu_steps_reconstruct_every_traced_value(traced):

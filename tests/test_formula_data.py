@@ -9,6 +9,7 @@ from cnnviz.colors import PALETTE_SIZE, color_ranges
 from cnnviz.engine import tiny_vgg
 from cnnviz.engine.explain import conv_step, pool_step, relu_step, softmax_terms
 from cnnviz.examples import build_catalog
+from cnnviz.mathml import tex_to_mathml
 from cnnviz.plots.formula import PALETTES, formula_data, unpack
 from cnnviz.state import ExplainerState
 from cnnviz.views.formula import FormulaView
@@ -127,7 +128,7 @@ def test_the_view_opens_for_a_relu_neuron_and_closes_with_back(view):
     assert panel.open and state.level == "formula"
     data = unpack(panel.payload)
     assert (data.meta["kind"], data.meta["neuron"]) == ("relu", 2)
-    assert view._formula.object == f"$${NETWORK.layer('relu_1_1').formula}$$"
+    assert view._formula.object == tex_to_mathml(NETWORK.layer("relu_1_1").formula, display=True)
     assert panel.section == "article-relu"
     panel.closed = [1]  # Esc, × or a click outside
     assert state.level == "overview" and not panel.open

@@ -65,6 +65,31 @@ def conv_step(trace: Trace, layer_name: str, row: int, col: int, neuron: int) ->
 
 
 @dataclass(frozen=True)
+class ConvSweep:
+    """`conv_step` at every output position of one neuron at once: a whole formula view in a few arrays."""
+
+    products: np.ndarray  # (rows, cols, kr, kc, C): window × kernel at each position
+    channel_sums: np.ndarray  # (rows, cols, C)
+    kernel: np.ndarray  # (kr, kc, C)
+    bias: float
+    results: np.ndarray  # (rows, cols): the traced output map of the neuron
+
+
+def conv_sweep(trace: Trace, layer_name: str, neuron: int) -> ConvSweep:
+    layer: Conv2D = _layer(trace, layer_name, Conv2D)
+    windows = layer.windows(trace.input_of(layer_name)[np.newaxis])[0]  # (rows, cols, C, kr, kc)
+    kernel = layer.kernel[:, :, :, neuron]
+    products = windows.transpose(0, 1, 3, 4, 2) * kernel
+    return ConvSweep(
+        products=products,
+        channel_sums=products.sum(axis=(2, 3)),
+        kernel=np.array(kernel),
+        bias=float(layer.bias[neuron]),
+        results=np.array(trace[layer_name][..., neuron]),
+    )
+
+
+@dataclass(frozen=True)
 class PoolStep:
     """One output value of max pooling: the window it looked at and where its maximum sits."""
 

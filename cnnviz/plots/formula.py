@@ -2,7 +2,7 @@
 
 A formula view explains one step (a convolution window, a ReLU cell, a pooling window, a softmax term) and lets
 the learner hover or sweep over every position without a server round trip. So the server asks the engine for
-the step at *every* position once (`conv_step`, `relu_step`, `pool_step`, `softmax_terms`), and the browser only
+the step at *every* position once (`conv_sweep`, `relu_step`, `pool_step`, `softmax_terms`), and the browser only
 indexes into the result: it never multiplies, adds or compares a model number itself.
 
 Values travel as float32, colours as uint8 palette indices (`PALETTES`), packed into one binary buffer with a
@@ -14,14 +14,13 @@ from __future__ import annotations
 import json
 import struct
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Any
 
 import numpy as np
 
 from cnnviz.colors import DIVERGING, GREYS, ORANGES, WEIGHTS, diverging_indices, grey_indices
 from cnnviz.engine import Trace
-from cnnviz.engine.explain import conv_step, pool_step, relu_step, softmax_terms
+from cnnviz.engine.explain import conv_sweep, pool_step, relu_step, softmax_terms
 from cnnviz.engine.network import INPUT_NAME
 
 PALETTES: dict[str, list[str]] = {"diverging": DIVERGING, "greys": GREYS, "weights": WEIGHTS, "oranges": ORANGES}
@@ -90,7 +89,7 @@ def _input_name(trace: Trace, layer_name: str, channel: int) -> str:
     previous = trace.names[trace.names.index(layer_name) - 1]
     if previous == INPUT_NAME and channel < len(CHANNEL_NAMES):
         return f"input image, {CHANNEL_NAMES[channel]} channel"
-    return f"{previous}, channel {channel}"
+    return f"{previous}, channel {channel + 1}"  # counted from 1, as everywhere on screen
 
 
 def _window_geometry(layer, input_shape: tuple[int, ...]) -> dict[str, list[int]]:
@@ -99,39 +98,13 @@ def _window_geometry(layer, input_shape: tuple[int, ...]) -> dict[str, list[int]
     return {"window": list(layer.window), "stride": list(layer.stride), "offset": [top, left]}
 
 
-@dataclass(frozen=True)
-class ConvSteps:
-    """`conv_step` at every output position of one neuron, stacked: the whole conv formula view in arrays."""
-
-    products: np.ndarray  # (rows, cols, kr, kc, C)
-    channel_sums: np.ndarray  # (rows, cols, C)
-    kernel: np.ndarray  # (kr, kc, C)
-    bias: float
-    results: np.ndarray  # (rows, cols)
-
-
-@lru_cache(maxsize=4)
-def conv_steps(trace: Trace, layer_name: str, neuron: int) -> ConvSteps:
-    """Every window of one conv neuron, straight from the engine (cached: switching input channel is free)."""
-    rows, cols = trace[layer_name].shape[:2]
-    steps = [conv_step(trace, layer_name, row, col, neuron) for row in range(rows) for col in range(cols)]
-    kr, kc, channels = steps[0].products.shape
-    return ConvSteps(
-        products=np.stack([step.products for step in steps]).reshape(rows, cols, kr, kc, channels),
-        channel_sums=np.stack([step.channel_sums for step in steps]).reshape(rows, cols, channels),
-        kernel=steps[0].kernel,
-        bias=steps[0].bias,
-        results=np.array([step.result for step in steps], np.float32).reshape(rows, cols),
-    )
-
-
 def conv_formula(
     trace: Trace, layer_name: str, neuron: int, channel: int, half_ranges: dict[str, float]
 ) -> FormulaData:
     """Input channel `channel` × its kernel slice for `neuron`, at every position, and how channels join."""
     layer = trace.network.layer(layer_name)
     source = trace.input_of(layer_name)
-    steps = conv_steps(trace, layer_name, neuron)
+    steps = conv_sweep(trace, layer_name, neuron)
     products = steps.products[..., channel]
     previous = trace.names[trace.names.index(layer_name) - 1]
     meta = {

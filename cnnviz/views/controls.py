@@ -122,6 +122,25 @@ class BrowserControl(JSComponent):
         self.received = received
 
 
+class ReloadWhenServerReturns(JSComponent):
+    """After a dropped websocket, reload the page as soon as the server answers: the URL restores the view.
+
+    Bokeh's own reconnect re-pulls the document without its binary buffers and fails on this app's images.
+    Only for served pages (a notebook has no websocket to lose).
+    """
+
+    _esm = """
+    export function render({ model }) {
+      model.document.on_event("connection_lost", () => {
+        const script = document.querySelector("script[src*='bokeh']");  // a static file: no new session per try
+        const retry = () => fetch(script.src, { method: "HEAD", cache: "no-store" })
+          .then(() => location.reload(), () => setTimeout(retry, 1000));
+        retry();
+      });
+    }
+    """
+
+
 def png_bytes(image: Image.Image) -> bytes:
     buffer = io.BytesIO()
     image.save(buffer, "PNG")

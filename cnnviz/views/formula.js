@@ -225,7 +225,7 @@ export function render({ model, el }) {
     conv2d() {
       const { meta } = data;
       const [kr, kc] = meta.window;
-      const map = matrices("sums", `This channel's part of ${meta.layer}, neuron ${meta.neuron}`, CROP.input, [meta.channel]);
+      const map = matrices("sums", `This channel's part of ${meta.layer}, neuron ${meta.neuron + 1}`, CROP.input, [meta.channel]);
       const windowGrid = numbers(kr, kc, "fv-window");
       const kernelGrid = numbers(kr, kc, "fv-kernel");
       const productGrid = numbers(kr, kc, "fv-products");
@@ -244,15 +244,16 @@ export function render({ model, el }) {
       const chips = [];
       for (let channel = 0; channel < meta.channels; channel++) {
         if (channel) terms.append(element("span", "fv-op", "+"));
-        const chip = value("fv-chip fv-sum", `channel ${channel}`);
+        const chip = value("fv-chip fv-sum", `channel ${channel + 1}`);
         chip.dataset.channel = channel;
+        chip.dataset.label = channel + 1;  // counted from 1 on screen
         chip.classList.toggle("fv-current", channel === meta.channel);
         terms.append(chip);
         chips.push(chip);
       }
       const bias = value("fv-chip fv-bias", "bias");
       setValue(bias, meta.bias, palettes.weights[meta.bias_color]);
-      const result = value("fv-chip fv-result", `${meta.layer} neuron ${meta.neuron}`);
+      const result = value("fv-chip fv-result", `${meta.layer} neuron ${meta.neuron + 1}`);
       terms.append(element("span", "fv-op", "+ bias"), bias, element("span", "fv-op", "="), result);
       join.append(joinLabel, terms);
       body.append(map.row, arithmetic, join);
@@ -284,7 +285,7 @@ export function render({ model, el }) {
           chips.forEach((chip, channel) =>
             setValue(chip, at("sums", r, c, channel), color("sums", at("sums_colors", r, c, channel))));
           setValue(result, at("results", r, c), color("results", at("results_colors", r, c)));
-          joinLabel.textContent = `Every input channel gives one such result; with the bias they make ${meta.layer}, neuron ${meta.neuron} at row ${r}, column ${c}:`;
+          joinLabel.textContent = `Every input channel gives one such result; with the bias they make ${meta.layer}, neuron ${meta.neuron + 1} at row ${r}, column ${c}:`;
           status.textContent = `Window at row ${r}, column ${c}: the nine products sum to ${format(at("sums", r, c, meta.channel))}; the neuron's value there is ${format(at("results", r, c))}.`;
         },
       };
@@ -292,7 +293,7 @@ export function render({ model, el }) {
 
     relu() {
       const { meta } = data;
-      const map = matrices("results", `${meta.layer}, channel ${meta.neuron}`, CROP.output);
+      const map = matrices("results", `${meta.layer}, channel ${meta.neuron + 1}`, CROP.output);
       const x = value("fv-x", "input x");
       const y = value("fv-y", "output y");
       const equation = element("div", "fv-equation");
@@ -326,7 +327,7 @@ export function render({ model, el }) {
     maxpool2d() {
       const { meta } = data;
       const [pr, pc] = meta.window;
-      const map = matrices("results", `${meta.layer}, channel ${meta.neuron}`, CROP.pool);
+      const map = matrices("results", `${meta.layer}, channel ${meta.neuron + 1}`, CROP.pool);
       const windowGrid = numbers(pr, pc, "fv-window");
       const terms = element("span", "fv-terms");
       const cells = [];
@@ -492,8 +493,8 @@ export function render({ model, el }) {
     data = unpack(model.payload);
     const { meta } = data;
     const names = { conv2d: "Convolution", relu: "ReLU", maxpool2d: "Max pooling", softmax: "Softmax" };
-    const what = meta.kind === "conv2d" ? `${meta.layer}, neuron ${meta.neuron}, input channel ${meta.channel}`
-      : meta.kind === "softmax" ? `class “${meta.classes[meta.neuron]}”` : `${meta.layer}, channel ${meta.neuron}`;
+    const what = meta.kind === "conv2d" ? `${meta.layer}, neuron ${meta.neuron + 1}, input channel ${meta.channel + 1}`
+      : meta.kind === "softmax" ? `class “${meta.classes[meta.neuron]}”` : `${meta.layer}, channel ${meta.neuron + 1}`;
     title.textContent = `${names[meta.kind]} · ${what}`;
     dialog.dataset.kind = meta.kind;
     play.hidden = meta.kind === "softmax";

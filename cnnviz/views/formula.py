@@ -18,6 +18,7 @@ from panel.viewable import Viewer
 
 from cnnviz.article import LAYER_KIND_SECTIONS, SECTION_ANCHORS
 from cnnviz.colors import color_ranges
+from cnnviz.mathml import tex_to_mathml
 from cnnviz.plots.formula import FORMULA_KINDS, PALETTES, formula_data
 from cnnviz.state import ExplainerState
 from cnnviz.views.article import SCROLL_TO_SECTION_JS
@@ -28,7 +29,7 @@ HERE = Path(__file__).parent
 class FormulaPanel(JSComponent):
     """Browser-side dialog: draws a `FormulaData` payload and moves the window with no round trip."""
 
-    formula = Child(doc="The layer's formula, typeset (a LaTeX pane).")
+    formula = Child(doc="The layer's formula as MathML, which the browser typesets by itself.")
     payload = param.Bytes(default=b"", doc="FormulaData.pack(): the engine's numbers for every position.")
     palettes = param.Dict(default=PALETTES, doc="Palette name -> hex colours that the payload's colours index.")
     open = param.Boolean(default=False, doc="Whether the dialog is shown.")
@@ -48,7 +49,7 @@ class FormulaView(Viewer):
         super().__init__(**params)
         self.state = state
         self._shown: tuple | None = None  # what the payload currently explains, to skip needless rebuilds
-        self._formula = pn.pane.LaTeX("", renderer="katex", styles={"font-size": "1.15em"})
+        self._formula = pn.pane.HTML("", styles={"font-size": "1.15em"})
         self._panel = FormulaPanel(formula=self._formula, height=0, margin=0, sizing_mode="stretch_width")
         self._panel.param.watch(self._on_move, "position")
         self._panel.param.watch(self._on_close, "closed")
@@ -81,7 +82,7 @@ class FormulaView(Viewer):
             if shown != self._shown:
                 ranges = color_ranges(state.trace, state.color_mode)
                 data = formula_data(state.trace, state.layer, state.neuron, state.input_channel, ranges)
-                self._formula.object = f"$${state.network.layer(state.layer).formula}$$"
+                self._formula.object = tex_to_mathml(state.network.layer(state.layer).formula, display=True)
                 self._panel.param.update(
                     payload=data.pack(),
                     section=SECTION_ANCHORS[LAYER_KIND_SECTIONS[kind]],

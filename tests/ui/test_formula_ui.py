@@ -70,7 +70,7 @@ def test_conv_formula_shows_the_engines_products_sum_bias_and_result(page, app, 
     state = sessions[-1].state
     trace = state.trace
     assert position(page) == (10, 20)
-    assert page.locator(".fv-formula .katex").count() == 1  # typeset by the locally served KaTeX
+    assert page.locator(".fv-formula math[display=block]").count() == 1  # MathML, typeset by the browser itself
     for matrix, (row, col) in [("sums", (0, 0)), ("sums", (59, 59)), ("input", (31, 7)), ("sums", (42, 13))]:
         size = (60, 60) if matrix == "sums" else (62, 62)
         hover_cell(page, matrix, row, col, *size)

@@ -1,0 +1,149 @@
+"""What the Lab adds to a session, with no Panel import: the training checkpoints and 'what if?' experiments as text.
+
+The model card (weights/tiny_vgg.json) records the training curves and the checkpoints saved on the way; the
+checkpoints load lazily, once per process, and are shared read-only like the final weights. An experiment travels
+as one line of text, so it can live in the URL and an instructor can share "look at this".
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field, replace
+from functools import cache
+from pathlib import Path
+
+from cnnviz.engine import Network
+from cnnviz.engine.experiments import WhatIf
+from cnnviz.resources import default_weights_path
+
+POOLING_MODES = ("max", "average", "min")
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """The weights saved after one epoch of training, and how well they did on the test images."""
+
+    epoch: int
+    path: Path
+    test_top1: float
+
+
+@dataclass(frozen=True)
+class TrainingHistory:
+    """The model card's record of training: checkpoints to scrub through and per-epoch curves to show beside them."""
+
+    checkpoints: tuple[Checkpoint, ...] = ()
+    curves: dict[str, tuple[float, ...]] = field(default_factory=dict)
+    total_epochs: int = 0
+    final_epoch: int | None = None  # the epoch the final weights were selected from
+    final_top1: float | None = None
+
+    @property
+    def epochs(self) -> tuple[int, ...]:
+        return tuple(checkpoint.epoch for checkpoint in self.checkpoints)
+
+    def checkpoint(self, epoch: int) -> Checkpoint:
+        for checkpoint in self.checkpoints:
+            if checkpoint.epoch == epoch:
+                return checkpoint
+        raise ValueError(f"there is no checkpoint of epoch {epoch}; saved epochs: {list(self.epochs)}")
+
+    def test_top1(self, epoch: int | None) -> float | None:
+        """Test accuracy of a checkpoint, or of the final network for `None`, as the model card states it."""
+        return self.final_top1 if epoch is None else self.checkpoint(epoch).test_top1
+
+    def network(self, epoch: int, like: Network) -> Network:
+        """The checkpoint's network; it must have `like`'s architecture, since every view was drawn for that."""
+        network = load_checkpoint(self.checkpoint(epoch).path)
+        if network.infos != like.infos:
+            raise ValueError(f"the checkpoint of epoch {epoch} does not have the architecture of the network shown")
+        return network
+
+
+def read_history(card: Path) -> TrainingHistory:
+    """The training record of a model card; an empty history when there is no card (no timeline then)."""
+    if not card.is_file():
+        return TrainingHistory()
+    data = json.loads(card.read_text(encoding="utf-8"))
+    checkpoints = tuple(
+        Checkpoint(int(entry["epoch"]), card.parent / entry["file"], float(entry["test_top1"]))
+        for entry in data.get("checkpoints", [])
+    )
+    curves = {name: tuple(values) for name, values in data.get("curves", {}).items()}
+    training, test = data.get("training", {}), data.get("test", {})
+    return TrainingHistory(
+        checkpoints, curves, int(training.get("epochs", 0)), training.get("selected_epoch"), test.get("top1")
+    )
+
+
+def model_card_path(weights: Path) -> Path:
+    return weights.with_suffix(".json")
+
+
+@cache
+def shared_history() -> TrainingHistory:
+    """The training record beside the shared weights, read once per process."""
+    return read_history(model_card_path(default_weights_path()))
+
+
+@cache
+def load_checkpoint(path: Path) -> Network:
+    """A checkpoint's network, read once per process on first use and shared read-only by every session."""
+    return Network.load(path)
+
+
+# -- experiments as text: "relu:0.1 pool:min off:conv_1_1.3,relu_2_1.0 kernel:conv_1_1.0.2=-1,0,1,-2,0,2,-1,0,1" --
+def describe_experiment(what_if: WhatIf) -> str:
+    """The experiment as one line of text for the URL ('' for no change); `parse_experiment` reads it back."""
+    parts = []
+    if what_if.activation_slope != 0.0:
+        parts.append(f"relu:{what_if.activation_slope!r}")
+    if what_if.pooling != "max":
+        parts.append(f"pool:{what_if.pooling}")
+    if what_if.silenced:
+        parts.append("off:" + ",".join(f"{layer}.{channel}" for layer, channel in sorted(what_if.silenced)))
+    for layer, neuron, channel, weights in what_if.kernels:
+        parts.append(f"kernel:{layer}.{neuron}.{channel}=" + ",".join(repr(w) for w in weights))
+    return " ".join(parts)
+
+
+def parse_experiment(text: str, network: Network) -> WhatIf:
+    """Read `describe_experiment`'s text, checked against `network`; raises ValueError saying what is wrong."""
+    what_if = WhatIf()
+    for part in text.split():
+        key, _, value = part.partition(":")
+        try:
+            if key == "relu":
+                what_if = replace(what_if, activation_slope=float(value))
+            elif key == "pool" and value in POOLING_MODES:
+                what_if = replace(what_if, pooling=value)
+            elif key == "off":
+                silenced = {_neuron(network, item) for item in value.split(",")}
+                what_if = replace(what_if, silenced=frozenset(silenced))
+            elif key == "kernel":
+                where, _, weights = value.partition("=")
+                layer, neuron, channel = where.split(".")
+                what_if = what_if.with_kernel(layer, int(neuron), int(channel), _kernel(network, where, weights))
+            else:
+                raise ValueError
+        except (ValueError, KeyError, IndexError, AttributeError):
+            raise ValueError(f"The experiment {part!r} is not one this network can do; showing it unchanged.") from None
+    return what_if
+
+
+def _neuron(network: Network, item: str) -> tuple[str, int]:
+    """'layer.channel' of an existing layer and channel."""
+    layer, channel = item.rsplit(".", 1)
+    if not 0 <= int(channel) < network.info(layer).shape[-1]:
+        raise IndexError(item)
+    return layer, int(channel)
+
+
+def _kernel(network: Network, where: str, weights: str) -> list[float]:
+    """Nine weights for 'layer.neuron.channel' of an existing 3×3 convolution kernel."""
+    layer, neuron, channel = where.split(".")
+    height, width, channels, neurons = network.layer(layer).kernel.shape
+    values = [float(w) for w in weights.split(",")]
+    if len(values) != height * width or not (0 <= int(neuron) < neurons and 0 <= int(channel) < channels):
+        raise IndexError(where)
+    return values

@@ -1,0 +1,412 @@
+"""The Lab: watch the network learn (a scrubber over the training checkpoints) and ask 'what if?'.
+
+Everything here only writes `state.epoch`, `state.experiment` or the input image; the state retraces and every
+view, the overview first, follows through `state.trace`. Panes are built once; only the visible tab is redrawn.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+from dataclasses import replace
+from pathlib import Path
+from typing import ClassVar
+
+import holoviews as hv
+import numpy as np
+import panel as pn
+import param
+from panel.custom import JSComponent
+from panel.viewable import Viewer
+
+from cnnviz.engine.experiments import CLASSIC_KERNELS, WhatIf
+from cnnviz.engine.gradients import saliency
+from cnnviz.plots.lab import (
+    epoch_marker,
+    first_layer_kernels,
+    input_picture,
+    layer_changes,
+    prediction_comparison,
+    saliency_map,
+    training_curves,
+)
+from cnnviz.state import ExplainerState
+
+HERE = Path(__file__).parent
+LEAKY_SLOPE = 0.1
+ACTIVATIONS = {"ReLU (as trained)": 0.0, f"leaky ReLU ({LEAKY_SLOPE})": LEAKY_SLOPE, "none (identity)": 1.0}
+POOLINGS = {"max (as trained)": "max", "average": "average", "min": "min"}
+FINAL_LABEL = "final"
+CHOOSE_KERNEL = "classic kernel…"
+COLOR_CHANNELS = ("red", "green", "blue")
+TABS = ("Watch it learn", "What if?", "Why this class?")
+LAB_CSS = """
+.lab-readout { font: 14px/1.5 system-ui, sans-serif; margin: 4px 0; }
+.lab-readout b { color: #b35806; }
+.lab-note { color: #555; font-size: 13px; margin: 2px 0; }
+.lab-changes { border-collapse: collapse; font: 13px system-ui, sans-serif; }
+.lab-changes td, .lab-changes th { padding: 1px 8px 1px 0; text-align: left; white-space: nowrap; }
+.lab-changes td.number { text-align: right; font-variant-numeric: tabular-nums; }
+.lab-heading { font: 600 13px system-ui, sans-serif; margin: 6px 0 0 0; color: #333; }
+"""
+CANVAS_CSS = """
+:host { display: block; }
+.lab-canvas { width: 192px; height: 192px; image-rendering: pixelated; cursor: crosshair; touch-action: none;
+  border: 1px solid #ccc; border-radius: 4px; display: block; }
+.lab-paint-tools { display: flex; gap: 6px; margin-top: 4px; align-items: center; }
+"""
+
+
+def _rgb_bytes(image: np.ndarray) -> str:
+    return base64.b64encode(np.round(np.asarray(image) * 255).astype(np.uint8).tobytes()).decode()
+
+
+class PaintCanvas(JSComponent):
+    """The 64×64 input as a canvas to paint on; the painted pixels reach the server on pointer-up."""
+
+    image = param.String(doc="The current input: 64×64×3 uint8 RGB bytes, base64.")
+    painted = param.String(doc="Set by the browser: the painted input, 64×64×3 uint8 RGB bytes, base64.")
+
+    _esm = HERE / "lab.js"
+    _stylesheets: ClassVar[list[str]] = [CANVAS_CSS]
+
+
+class Lab(Viewer):
+    """A collapsible card below the overview: training timeline, what-if experiments and the saliency map."""
+
+    def __init__(self, state: ExplainerState, **params) -> None:
+        super().__init__(**params)
+        self.state = state
+        history = state.history
+        self._epochs = {f"{epoch} · untrained" if epoch == 0 else str(epoch): epoch for epoch in history.epochs}
+        self._epochs[FINAL_LABEL] = None
+        self._restore: dict | None = None  # the image before the learner painted on it
+
+        # -- watch it learn
+        self.player = pn.widgets.DiscretePlayer(
+            label="Epoch",
+            options=list(self._epochs),
+            value=self._epoch_label(state.epoch),
+            interval=1500,
+            loop_policy="loop",
+            show_loop_controls=False,
+            show_value=True,
+            sizing_mode="stretch_width",
+        )
+        self._marker = hv.streams.Stream.define("Checkpoint", epoch=param.Integer(default=None, allow_None=True))(
+            epoch=state.epoch
+        )
+        marker = hv.DynamicMap(lambda epoch: epoch_marker(epoch, history), streams=[self._marker])
+        self.curves = pn.pane.HoloViews(training_curves(history, marker), sizing_mode="stretch_width")
+        self.kernels = pn.pane.HoloViews(first_layer_kernels(state.active_network), width=300, height=150)
+        self.epoch_readout = pn.pane.HTML(sizing_mode="stretch_width", stylesheets=[LAB_CSS])
+
+        # -- what if?
+        self.activation = pn.widgets.RadioButtonGroup(options=ACTIVATIONS, color="light", variant="outline")
+        self.pooling = pn.widgets.RadioButtonGroup(options=POOLINGS, color="light", variant="outline")
+        self.silence = pn.widgets.Button(label="Switch off the selected neuron", disabled=True, width=300)
+        self.silenced = pn.pane.HTML(stylesheets=[LAB_CSS], sizing_mode="stretch_width")
+        self.kernel_target = pn.pane.HTML(stylesheets=[LAB_CSS], sizing_mode="stretch_width")
+        self.kernel_channel = pn.widgets.Select(label="Input channel", options=[0], width=110)
+        self.classic_kernel = pn.widgets.Select(
+            label="Use a classic kernel", options=[CHOOSE_KERNEL, *CLASSIC_KERNELS], width=170
+        )
+        self.weights = [pn.widgets.FloatInput(value=0.0, step=0.1, width=86, margin=2) for _ in range(9)]
+        self.use_weights = pn.widgets.Button(label="Use these 9 weights", color="primary", width=170)
+        self.kernel_editor = pn.Column(
+            pn.Row(self.kernel_channel, self.classic_kernel),
+            pn.Row(pn.GridBox(*self.weights, ncols=3, width=280), self.use_weights),
+            visible=False,
+        )
+        self.canvas = PaintCanvas(image=_rgb_bytes(state.image), width=200, height=230)
+        self.drop_channel = [pn.widgets.Button(label=f"no {color}", width=66, margin=2) for color in COLOR_CHANNELS]
+        self.restore_image = pn.widgets.Button(label="Restore the image", width=200, disabled=True)
+        self.reset = pn.widgets.Button(label="Undo every change", color="warning", width=200)
+        self.prediction = pn.pane.HTML(stylesheets=[LAB_CSS], sizing_mode="stretch_width")
+        self.comparison = pn.pane.HoloViews(
+            prediction_comparison(state.baseline_trace, state.trace), sizing_mode="stretch_width"
+        )
+        self.changes = pn.pane.HTML(stylesheets=[LAB_CSS], sizing_mode="stretch_width")
+
+        # -- why this class?
+        self.saliency_note = pn.pane.HTML(stylesheets=[LAB_CSS], sizing_mode="stretch_width")
+        self.saliency_input = pn.pane.HoloViews(input_picture(state.image))
+        self.saliency = pn.pane.HoloViews(saliency_map(state.image, np.zeros(state.image.shape[:2]), ""))
+
+        self.tabs = pn.Tabs(
+            (TABS[0], self._learn_tab(bool(history.checkpoints))),
+            (TABS[1], self._what_if_tab()),
+            (TABS[2], pn.Column(self.saliency_note, pn.Row(self.saliency_input, self.saliency))),
+            dynamic=False,
+            sizing_mode="stretch_width",
+        )
+        self.card = pn.Card(
+            self.tabs,
+            title="Lab: watch it learn · what if?",
+            collapsed=state.epoch is None and not state.experiment,
+            sizing_mode="stretch_width",
+            margin=(10, 5),
+        )
+        self._follow_experiment()
+        self._follow_selection()
+        self._redraw()
+
+        self.player.param.watch(self._choose_epoch, "value")
+        self.activation.param.watch(lambda e: self._change(activation_slope=e.new), "value")
+        self.pooling.param.watch(lambda e: self._change(pooling=e.new), "value")
+        self.silence.on_click(self._toggle_silenced)
+        self.kernel_channel.param.watch(self._choose_kernel_channel, "value")
+        self.classic_kernel.param.watch(self._use_classic_kernel, "value")
+        self.use_weights.on_click(self._use_typed_weights)
+        self.canvas.param.watch(self._receive_painting, "painted")
+        for channel, button in enumerate(self.drop_channel):
+            button.on_click(lambda _event, channel=channel: self._drop_color_channel(channel))
+        self.restore_image.on_click(self._restore_image)
+        self.reset.on_click(self._reset)
+        self.tabs.param.watch(self._redraw, "active")
+        self.card.param.watch(self._redraw, "collapsed")
+        state.param.watch(self._redraw, ["trace", "layer", "neuron", "level"])
+        state.param.watch(self._follow_epoch, "epoch")
+        state.param.watch(self._follow_experiment, "experiment")
+        state.param.watch(self._follow_selection, ["layer", "neuron", "input_channel", "trace"])
+        state.param.watch(self._follow_image, "image")
+
+    def __panel__(self) -> pn.viewable.Viewable:
+        return self.card
+
+    # -- layout ----------------------------------------------------------------------------------------
+    def _learn_tab(self, has_checkpoints: bool) -> pn.viewable.Viewable:
+        if not has_checkpoints:
+            return pn.pane.HTML("<p class='lab-note'>This model card lists no training checkpoints.</p>")
+        note = (
+            "<p class='lab-note'>Each step loads the weights saved after that epoch of training and runs them on "
+            "the current image: every view above follows. Watch the prediction go from a uniform guess to a "
+            "confident one, and the first layer's kernels turn into colour and edge detectors.</p>"
+        )
+        kernels = pn.Column(
+            pn.pane.HTML("<p class='lab-heading'>conv_1_1's 10 kernels (3×3, RGB)</p>", stylesheets=[LAB_CSS]),
+            self.kernels,
+            width=310,
+        )
+        return pn.Column(
+            pn.pane.HTML(note, stylesheets=[LAB_CSS], sizing_mode="stretch_width"),
+            self.player,
+            self.epoch_readout,
+            pn.Row(self.curves, kernels, sizing_mode="stretch_width"),
+            sizing_mode="stretch_width",
+        )
+
+    def _what_if_tab(self) -> pn.viewable.Viewable:
+        def heading(text: str) -> pn.pane.HTML:
+            return pn.pane.HTML(f"<p class='lab-heading'>{text}</p>", stylesheets=[LAB_CSS], margin=(0, 5))
+
+        change = pn.Column(
+            heading("Why ReLU? Replace every ReLU by"),
+            self.activation,
+            heading("Why max? Pool with"),
+            self.pooling,
+            heading("Switch off a neuron (click one in the overview)"),
+            self.silence,
+            self.silenced,
+            heading("Edit a kernel (click a convolution neuron)"),
+            self.kernel_target,
+            self.kernel_editor,
+            width=390,
+        )
+        paint = pn.Column(
+            heading("Paint on the input"),
+            self.canvas,
+            pn.Row(*self.drop_channel),
+            self.restore_image,
+            self.reset,
+            width=215,
+        )
+        result = pn.Column(self.prediction, self.comparison, self.changes, sizing_mode="stretch_width", min_width=300)
+        return pn.Row(change, paint, result, sizing_mode="stretch_width")
+
+    # -- from the widgets to the state ------------------------------------------------------------------
+    def _choose_epoch(self, event: param.parameterized.Event) -> None:
+        self.state.epoch = self._epochs[event.new]
+
+    def _change(self, **changes) -> None:
+        self.state.what_if = replace(self.state.what_if, **changes)
+
+    def _toggle_silenced(self, _event) -> None:
+        neuron = (self.state.layer, self.state.neuron)
+        silenced = self.state.what_if.silenced
+        self._change(silenced=silenced - {neuron} if neuron in silenced else silenced | {neuron})
+
+    def _kernel_target(self) -> tuple[str, int, int] | None:
+        """The kernel slice the editor changes: the selected convolution neuron's, for the chosen input channel."""
+        state = self.state
+        if not state.layer or state.network.info(state.layer).kind != "conv2d":
+            return None
+        channels = state.network.layer(state.layer).kernel.shape[2]
+        return state.layer, state.neuron, min(state.input_channel, channels - 1)
+
+    def _set_kernel(self, weights) -> None:
+        target = self._kernel_target()
+        if target is not None:
+            self.state.what_if = self.state.what_if.with_kernel(*target, np.asarray(weights, float))
+
+    def _use_classic_kernel(self, event: param.parameterized.Event) -> None:
+        if event.new in CLASSIC_KERNELS:
+            self._set_kernel(CLASSIC_KERNELS[event.new])
+
+    def _use_typed_weights(self, _event) -> None:
+        self._set_kernel([widget.value or 0.0 for widget in self.weights])
+
+    def _choose_kernel_channel(self, event: param.parameterized.Event) -> None:
+        self.state.input_channel = event.new
+
+    def _remember_image(self) -> None:
+        if self._restore is None:
+            state = self.state
+            self._restore = {
+                "example": state.example,
+                "image": state.image,
+                "image_title": state.image_title,
+                "original": state.original,
+            }
+
+    def _receive_painting(self, event: param.parameterized.Event) -> None:
+        pixels = np.frombuffer(base64.b64decode(event.new), np.uint8)
+        self._remember_image()
+        self.state.use_array(pixels.reshape(self.state.network.input_shape) / 255, "Your painting")
+
+    def _drop_color_channel(self, channel: int) -> None:
+        self._remember_image()
+        image = self.state.image.copy()
+        image[..., channel] = 0
+        self.state.use_array(image, f"{self.state.image_title} without {COLOR_CHANNELS[channel]}")
+
+    def _restore_image(self, _event=None) -> None:
+        if self._restore is not None:
+            restore, self._restore = self._restore, None
+            self.state.param.update(**restore, message="")
+
+    def _reset(self, _event) -> None:
+        with pn.io.hold():
+            self._restore_image()
+            self.state.experiment = ""
+
+    # -- from the state to the widgets -----------------------------------------------------------------
+    def _epoch_label(self, epoch: int | None) -> str:
+        return next(label for label, value in self._epochs.items() if value == epoch)
+
+    def _follow_epoch(self, event: param.parameterized.Event) -> None:
+        with pn.io.hold():
+            self.player.value = self._epoch_label(event.new)
+            self._marker.event(epoch=event.new)
+            if event.new is not None:
+                self.card.collapsed = False
+
+    def _follow_experiment(self, *_events) -> None:
+        what_if = self.state.what_if
+        with pn.io.hold():
+            self.activation.value = what_if.activation_slope if what_if.activation_slope in ACTIVATIONS.values() else 0
+            self.pooling.value = what_if.pooling
+            self.silenced.object = self._silenced_html(what_if)
+            self._follow_selection()
+            if not what_if.changes_nothing:
+                self.card.collapsed = False
+
+    def _follow_selection(self, *_events) -> None:
+        state, target = self.state, self._kernel_target()
+        with pn.io.hold():
+            selected = bool(state.layer) and state.layer != state.network.infos[0].name
+            self.silence.disabled = not selected
+            off = (state.layer, state.neuron) in state.what_if.silenced
+            self.silence.label = (
+                f"Switch {state.layer} · {state.neuron} {'back on' if off else 'off'}"
+                if selected
+                else "Switch off the selected neuron"
+            )
+            self.kernel_editor.visible = target is not None
+            if target is None:
+                self.kernel_target.object = "<p class='lab-note'>No convolution neuron selected.</p>"
+                return
+            layer, neuron, channel = target
+            kernel = state.active_network.layer(layer).kernel[:, :, channel, neuron]
+            self.kernel_target.object = (
+                f"<p class='lab-note'>Kernel of <b>{layer} · {neuron}</b> on input channel {channel}; "
+                "its feature map in the overview follows.</p>"
+            )
+            self.kernel_channel.options = list(range(state.network.layer(layer).kernel.shape[2]))
+            self.kernel_channel.value = channel
+            self.classic_kernel.value = CHOOSE_KERNEL
+            for widget, weight in zip(self.weights, kernel.ravel(), strict=True):
+                widget.value = round(float(weight), 4)
+
+    def _follow_image(self, *_events) -> None:
+        self.canvas.image = _rgb_bytes(self.state.image)
+        self.restore_image.disabled = self._restore is None
+
+    @staticmethod
+    def _silenced_html(what_if: WhatIf) -> str:
+        if not what_if.silenced:
+            return ""
+        names = ", ".join(f"{layer} · {channel}" for layer, channel in sorted(what_if.silenced))
+        return f"<p class='lab-note'>Switched off: {html.escape(names)}</p>"
+
+    # -- drawing (only what is visible) ----------------------------------------------------------------
+    def _redraw(self, *_events) -> None:
+        if self.card.collapsed:
+            return
+        with pn.io.hold():
+            [self._draw_learning, self._draw_what_if, self._draw_saliency][self.tabs.active]()
+
+    def _draw_learning(self) -> None:
+        state = self.state
+        history, trace = state.history, state.trace
+        accuracy = history.test_top1(state.epoch)
+        if state.epoch is None:
+            when = f"Final weights (from epoch {history.final_epoch}, best on held-out images)"
+        else:
+            when = f"Weights after epoch {state.epoch} of {history.total_epochs}"
+        shown = f"<b class='lab-accuracy'>{100 * accuracy:.1f} %</b>" if accuracy is not None else "unknown"
+        self.epoch_readout.object = (
+            f"<p class='lab-readout'>{when} · test accuracy {shown} · on this image: "
+            f"<b class='lab-predicted'>{html.escape(trace.predicted_class)}</b> "
+            f"{100 * trace.probabilities.max():.1f} %</p>"
+        )
+        self.kernels.object = first_layer_kernels(state.active_network)
+
+    def _draw_what_if(self) -> None:
+        baseline, trace = self.state.baseline_trace, self.state.trace
+        self.prediction.object = (
+            "<p class='lab-readout'>As trained: "
+            f"<span class='lab-before'>{html.escape(baseline.predicted_class)} "
+            f"{100 * baseline.probabilities.max():.1f} %</span><br>What if: "
+            f"<b class='lab-after'>{html.escape(trace.predicted_class)} {100 * trace.probabilities.max():.1f} %</b></p>"
+        )
+        self.comparison.object = prediction_comparison(baseline, trace)
+        changes = layer_changes(baseline, trace)
+        if not changes:
+            self.changes.object = "<p class='lab-note'>No change yet: every activation is as trained.</p>"
+            return
+        rows = "".join(
+            f"<tr><td>{c.layer}</td><td class='number'>{c.changed_channels} of {c.channels}</td>"
+            f"<td class='number'>{c.max_change:.3g}</td></tr>"
+            for c in changes
+        )
+        self.changes.object = (
+            "<table class='lab-changes'><tr><th>Changed layer</th><th>channels</th><th>largest change</th></tr>"
+            f"{rows}</table>"
+        )
+
+    def _draw_saliency(self) -> None:
+        state = self.state
+        trace = state.trace
+        output_layers = {info.name for info in state.network.infos if info.kind in ("dense", "softmax")}
+        chosen = state.neuron if state.layer in output_layers else None
+        result = saliency(state.active_network, state.image, chosen)
+        name = trace.network.class_names[result.class_index]
+        self.saliency_note.object = (
+            f"<p class='lab-readout'>Gradient of the score of <b class='lab-saliency-class'>{html.escape(name)}</b>"
+            f" ({'chosen' if chosen is not None else 'predicted'}) with respect to each input pixel.</p>"
+            "<p class='lab-note'>Red pixels raise the score when they get brighter, blue ones lower it. "
+            "Click a class in the overview's output column to see its map.</p>"
+        )
+        self.saliency_input.object = input_picture(state.image)
+        self.saliency.object = saliency_map(state.image, result.strength, name)

@@ -9,13 +9,12 @@ Run: python benchmarks/bench_elastic.py [--runs 5] [--chromium /usr/bin/chromium
 
 from __future__ import annotations
 
-import argparse
 import json
 import statistics
 import time
 
-from bench_overview import ARGS, DRAWN, free_port, start_server
-from playwright.sync_api import sync_playwright
+from bench_overview import DRAWN
+from served import run_in_browser
 
 from cnnviz.colors import color_ranges
 from cnnviz.plots.elastic import view_data
@@ -84,19 +83,7 @@ def server_work() -> dict[str, tuple[float, int]]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=5)
-    parser.add_argument("--chromium", default="/usr/bin/chromium")
-    args = parser.parse_args()
-    port = free_port()
-    server = start_server(port)
-    try:
-        with sync_playwright() as playwright:
-            browser = playwright.chromium.launch(executable_path=args.chromium, args=ARGS)
-            runs = [measure(browser, f"http://127.0.0.1:{port}/explainer") for _ in range(args.runs)]
-            browser.close()
-    finally:
-        server.terminate()
+    _args, runs = run_in_browser(__doc__.splitlines()[0], measure, default_runs=5)
     everything = [ms for times, _, _ in runs for ms in times.values()]
     print(f"click → elastic view fully shown (incl. 480 ms transition): median {statistics.median(everything):.0f} ms")
     for layer, _ in TARGETS:

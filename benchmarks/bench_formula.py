@@ -4,19 +4,18 @@ Prints, as medians over N runs:
 - hover → every linked number updated and painted, per view (conv, ReLU, max-pool, softmax): from the
   pointer event's own timestamp to two animation frames after the window moved (the acceptance figure);
 - click on a ReLU / pool neuron in the overview → formula view drawn (one server round trip + engine);
-- websocket frames the browser sends while the sweep plays for 3 s (should be none: the sweep is local).
+- websocket frames the browser sends while the sweep plays for 3 s, and how many of them carry the window
+  position (should be none: the sweep is local and reports only where it stops).
 
 Run: CNNVIZ_WEIGHTS=... python benchmarks/bench_formula.py [--runs 5] [--chromium /usr/bin/chromium]
 """
 
 from __future__ import annotations
 
-import argparse
 import statistics
 from collections import defaultdict
 
-from bench_overview import ARGS, free_port, start_server
-from playwright.sync_api import sync_playwright
+from served import run_in_browser
 
 SKIP_TOUR = "try { localStorage.setItem('cnnviz-tour-seen', 'yes') } catch (error) {}"
 
@@ -62,15 +61,16 @@ def open_from_overview(page, layer: str, neuron: int, kind: str) -> float:
     return page.evaluate("performance.now() - window.__clickedAt")
 
 
-def frames_sent_while_sweeping(page, cdp) -> int:
+def frames_sent_while_sweeping(page, cdp) -> tuple[int, int]:
+    """(all frames, frames about the window position) the browser sends while the sweep plays for 3 s."""
     page.wait_for_timeout(1000)  # let the last hover's report to the server settle first
-    sent = []
-    cdp.on("Network.webSocketFrameSent", lambda frame: sent.append(frame))
+    sent: list[str] = []
+    cdp.on("Network.webSocketFrameSent", lambda frame: sent.append(frame["response"]["payloadData"]))
     page.locator(".fv-play").click()
     page.wait_for_timeout(3000)
-    during = len(sent)
+    during = list(sent)
     page.locator(".fv-play").click()
-    return during
+    return len(during), sum('"position"' in frame for frame in during)
 
 
 def measure(browser, url: str) -> dict[str, list[float]]:
@@ -83,12 +83,15 @@ def measure(browser, url: str) -> dict[str, list[float]]:
     page.goto(url + "?layer=conv_1_2&neuron=3&view=formula&channel=4&row=10&col=20")
     page.locator(".fv-dialog[data-kind='conv2d']").wait_for()
     figures["hover conv"] = hover_cells(page, *HOVERS["conv"])
-    figures["frames sent during a 3 s sweep"] = [frames_sent_while_sweeping(page, cdp)]
+    frames, about_position = frames_sent_while_sweeping(page, cdp)
+    figures["websocket frames sent during a 3 s sweep (any view)"] = [frames]
+    figures["... of which about the formula window"] = [about_position]
     page.keyboard.press("Escape")
     page.locator(".fv-backdrop").wait_for(state="hidden")
     for view, layer, kind in [("relu", "relu_1_1", "relu"), ("pool", "max_pool_1", "maxpool2d")]:
         page.goto(url)
         page.locator(".ov-class").first.wait_for()
+        page.wait_for_timeout(3000)  # the page builds more after its first draw (e.g. the article's playground)
         figures[f"open {view} from the overview"].append(open_from_overview(page, layer, 2, kind))
         figures[f"hover {view}"] = hover_cells(page, *HOVERS[view])
     page.goto(url + "?layer=softmax&neuron=0&view=formula")
@@ -102,19 +105,7 @@ def measure(browser, url: str) -> dict[str, list[float]]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=5)
-    parser.add_argument("--chromium", default="/usr/bin/chromium")
-    args = parser.parse_args()
-    port = free_port()
-    server = start_server(port)
-    try:
-        with sync_playwright() as playwright:
-            browser = playwright.chromium.launch(executable_path=args.chromium, args=ARGS)
-            runs = [measure(browser, f"http://127.0.0.1:{port}/explainer") for _ in range(args.runs)]
-            browser.close()
-    finally:
-        server.terminate()
+    args, runs = run_in_browser(__doc__.splitlines()[0], measure, default_runs=5)
     hovers = []
     for name in runs[0]:
         values = [value for run in runs for value in run[name]]

@@ -8,31 +8,17 @@ Run: python benchmarks/bench_overview.py [--runs 7] [--chromium /usr/bin/chromiu
 
 from __future__ import annotations
 
-import argparse
-import socket
 import statistics
-import subprocess
-import sys
-import time
-import urllib.request
-from pathlib import Path
 
-from playwright.sync_api import sync_playwright
+from served import run_in_browser
 
-REPO = Path(__file__).resolve().parents[1]
-ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-
-# Fully drawn: every Bokeh view reports it has finished rendering and the overlay shows all neurons.
+# Fully drawn: every Bokeh view has finished rendering and the overlay shows all neurons. (Data views and the
+# toolbar tools of figures in closed panels never report "finished", so they are left out.)
 DRAWN = """() => {
   const views = window.Bokeh && window.Bokeh.index
-    ? [...window.Bokeh.index.all_views()].filter((view) => view.model.type !== "CDSView") : [];
+    ? [...window.Bokeh.index.all_views()]
+        .filter((view) => view.model.type !== "CDSView" && !view.model.type.endsWith("Tool"))
+    : [];
   const overlay = [];
   const walk = (root) => { for (const node of root.querySelectorAll('*')) {
       if (node.classList && node.classList.contains('ov-tile')) overlay.push(node);
@@ -60,40 +46,10 @@ WATCH_SWITCH = """() => { window.__switchDone = new Promise((resolve) => {
 }); }"""
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def start_server(port: int) -> subprocess.Popen:
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "panel",
-            "serve",
-            "apps/explainer.py",
-            "--port",
-            str(port),
-            "--address",
-            "127.0.0.1",
-            "--allow-websocket-origin",
-            f"127.0.0.1:{port}",
-        ],
-        cwd=REPO,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/explainer", timeout=2).read()
-            return server
-        except OSError:
-            time.sleep(0.3)
-    server.kill()
-    raise SystemExit("panel serve did not start within 60 s")
+def frame_bytes(frame: dict) -> int:
+    """Size on the wire of a websocket frame's payload: Chromium reports binary payloads base64-encoded."""
+    data = frame["payloadData"]
+    return len(data) * 3 // 4 - data.count("=", -2) if frame["opcode"] == 2 else len(data.encode())
 
 
 def measure(browser, url: str) -> tuple[float, float, int]:
@@ -107,7 +63,7 @@ def measure(browser, url: str) -> tuple[float, float, int]:
     )
     cdp.on(
         "Network.webSocketFrameReceived",
-        lambda e: received.__setitem__("bytes", received["bytes"] + len(e["response"]["payloadData"])),
+        lambda e: received.__setitem__("bytes", received["bytes"] + frame_bytes(e["response"])),
     )
     page.goto(url)
     page.wait_for_function(DRAWN, polling="raf", timeout=30_000)
@@ -126,19 +82,7 @@ def measure(browser, url: str) -> tuple[float, float, int]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=7)
-    parser.add_argument("--chromium", default="/usr/bin/chromium")
-    args = parser.parse_args()
-    port = free_port()
-    server = start_server(port)
-    try:
-        with sync_playwright() as playwright:
-            browser = playwright.chromium.launch(executable_path=args.chromium, args=ARGS)
-            runs = [measure(browser, f"http://127.0.0.1:{port}/explainer") for _ in range(args.runs)]
-            browser.close()
-    finally:
-        server.terminate()
+    args, runs = run_in_browser(__doc__.splitlines()[0], measure, default_runs=7)
     first, switch, size = (statistics.median(values) for values in zip(*runs, strict=True))
     print(f"navigation → overview fully drawn: median {first:.0f} ms over {args.runs} runs")
     print(f"example switch → overview redrawn: median {switch:.0f} ms over {args.runs} runs × 5 switches")

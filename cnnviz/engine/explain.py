@@ -95,14 +95,14 @@ class PoolStep:
 
     origin: tuple[int, int]
     window: np.ndarray  # (pr, pc), padding as -inf
-    argmax: tuple[int, int]  # position of the maximum inside the window
+    argmax: tuple[int, int]  # position of the kept value inside the window (the minimum for min-pooling)
     result: float
 
 
 def pool_step(trace: Trace, layer_name: str, row: int, col: int, channel: int) -> PoolStep:
     layer: MaxPool2D = _layer(trace, layer_name, MaxPool2D)
     window = np.array(layer.windows(trace.input_of(layer_name)[np.newaxis])[0, row, col, channel])
-    flat = int(np.argmax(window))
+    flat = int(np.argmin(window) if layer.mode == "min" else np.argmax(window))  # the value pooling keeps
     return PoolStep(
         origin=layer.window_origin(row, col, trace.input_of(layer_name).shape),
         window=window,

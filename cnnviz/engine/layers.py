@@ -192,7 +192,6 @@ class MaxPool2D(_Windowed):
     mode: str = "max"
 
     kind: ClassVar[str] = "maxpool2d"
-    formula: ClassVar[str] = r"y_{i,j}^{(k)} = \max_{u,v}\; x_{i s + u,\, j s + v}^{(k)}"
     MODES: ClassVar[tuple[str, ...]] = ("max", "min", "average")
 
     def __post_init__(self) -> None:
@@ -206,6 +205,12 @@ class MaxPool2D(_Windowed):
     @property
     def window(self) -> tuple[int, int]:  # type: ignore[override]
         return self.size
+
+    @property
+    def formula(self) -> str:  # type: ignore[override]
+        average = rf"\frac{{1}}{{{self.size[0] * self.size[1]}}}\sum_{{u,v}}"
+        reduction = {"max": r"\max_{u,v}", "min": r"\min_{u,v}"}.get(self.mode, average)
+        return rf"y_{{i,j}}^{{(k)}} = {reduction}\; x_{{i s + u,\, j s + v}}^{{(k)}}"
 
     @property
     def pad_value(self) -> float:  # type: ignore[override]
@@ -247,7 +252,14 @@ class ReLU(Layer):
     negative_slope: float = 0.0
 
     kind: ClassVar[str] = "relu"
-    formula: ClassVar[str] = r"y = \max(0,\, x)"
+
+    @property
+    def formula(self) -> str:  # type: ignore[override]
+        if self.negative_slope == 0.0:
+            return r"y = \max(0,\, x)"
+        if self.negative_slope == 1.0:
+            return r"y = x"
+        return rf"y = \max({self.negative_slope:g}\,x,\; x)"
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         if self.negative_slope == 0.0:

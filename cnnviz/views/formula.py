@@ -82,7 +82,7 @@ class FormulaView(Viewer):
             if shown != self._shown:
                 ranges = color_ranges(state.trace, state.color_mode)
                 data = formula_data(state.trace, state.layer, state.neuron, state.input_channel, ranges)
-                self._formula.object = tex_to_mathml(state.network.layer(state.layer).formula, display=True)
+                self._formula.object = tex_to_mathml(state.trace.network.layer(state.layer).formula, display=True)
                 self._panel.param.update(
                     payload=data.pack(),
                     section=SECTION_ANCHORS[LAYER_KIND_SECTIONS[kind]],

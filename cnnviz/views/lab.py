@@ -18,9 +18,12 @@ import panel as pn
 import param
 from panel.custom import JSComponent
 from panel.viewable import Viewer
+from PIL import Image
 
+from cnnviz.engine import Network
 from cnnviz.engine.experiments import CLASSIC_KERNELS, WhatIf
 from cnnviz.engine.gradients import saliency
+from cnnviz.images import array_to_image
 from cnnviz.plots.lab import (
     epoch_marker,
     first_layer_kernels,
@@ -31,10 +34,12 @@ from cnnviz.plots.lab import (
     training_curves,
 )
 from cnnviz.state import ExplainerState
+from cnnviz.views.controls import png_bytes
 
 HERE = Path(__file__).parent
 LEAKY_SLOPE = 0.1
-ACTIVATIONS = {"ReLU (as trained)": 0.0, f"leaky ReLU ({LEAKY_SLOPE})": LEAKY_SLOPE, "none (identity)": 1.0}
+KERNELS_WIDTH = 285
+ACTIVATIONS = {"ReLU (as trained)": 0.0, "leaky ReLU": LEAKY_SLOPE, "identity": 1.0}
 POOLINGS = {"max (as trained)": "max", "average": "average", "min": "min"}
 FINAL_LABEL = "final"
 CHOOSE_KERNEL = "classic kernel…"
@@ -59,6 +64,16 @@ CANVAS_CSS = """
 
 def _rgb_bytes(image: np.ndarray) -> str:
     return base64.b64encode(np.round(np.asarray(image) * 255).astype(np.uint8).tobytes()).decode()
+
+
+def _kernels_png(network: Network) -> bytes:
+    """The first layer's kernels enlarged with square pixels: 3×3 is too small to see otherwise."""
+    mosaic = first_layer_kernels(network)
+    scale = KERNELS_WIDTH // mosaic.shape[1]
+    picture = array_to_image(mosaic).resize(
+        (mosaic.shape[1] * scale, mosaic.shape[0] * scale), Image.Resampling.NEAREST
+    )
+    return png_bytes(picture)
 
 
 class PaintCanvas(JSComponent):
@@ -98,7 +113,7 @@ class Lab(Viewer):
         )
         marker = hv.DynamicMap(lambda epoch: epoch_marker(epoch, history), streams=[self._marker])
         self.curves = pn.pane.HoloViews(training_curves(history, marker), sizing_mode="stretch_width")
-        self.kernels = pn.pane.HoloViews(first_layer_kernels(state.active_network), width=300, height=150)
+        self.kernels = pn.pane.PNG(_kernels_png(state.active_network), width=KERNELS_WIDTH)
         self.epoch_readout = pn.pane.HTML(sizing_mode="stretch_width", stylesheets=[LAB_CSS])
 
         # -- what if?
@@ -115,7 +130,8 @@ class Lab(Viewer):
         self.use_weights = pn.widgets.Button(label="Use these 9 weights", color="primary", width=170)
         self.kernel_editor = pn.Column(
             pn.Row(self.kernel_channel, self.classic_kernel),
-            pn.Row(pn.GridBox(*self.weights, ncols=3, width=280), self.use_weights),
+            pn.GridBox(*self.weights, ncols=3, width=280),
+            self.use_weights,
             visible=False,
         )
         self.canvas = PaintCanvas(image=_rgb_bytes(state.image), width=200, height=230)
@@ -137,13 +153,14 @@ class Lab(Viewer):
             (TABS[0], self._learn_tab(bool(history.checkpoints))),
             (TABS[1], self._what_if_tab()),
             (TABS[2], pn.Column(self.saliency_note, pn.Row(self.saliency_input, self.saliency))),
-            dynamic=False,
+            dynamic=True,  # only the open tab travels to the browser
             sizing_mode="stretch_width",
         )
+        collapsed = state.epoch is None and not state.experiment
         self.card = pn.Card(
-            self.tabs,
+            *([] if collapsed else [self.tabs]),  # filled when first opened: a closed Lab costs the page nothing
             title="Lab: watch it learn · what if?",
-            collapsed=state.epoch is None and not state.experiment,
+            collapsed=collapsed,
             sizing_mode="stretch_width",
             margin=(10, 5),
         )
@@ -164,6 +181,7 @@ class Lab(Viewer):
         self.restore_image.on_click(self._restore_image)
         self.reset.on_click(self._reset)
         self.tabs.param.watch(self._redraw, "active")
+        self.card.param.watch(self._fill_card, "collapsed")
         self.card.param.watch(self._redraw, "collapsed")
         state.param.watch(self._redraw, ["trace", "layer", "neuron", "level"])
         state.param.watch(self._follow_epoch, "epoch")
@@ -173,6 +191,10 @@ class Lab(Viewer):
 
     def __panel__(self) -> pn.viewable.Viewable:
         return self.card
+
+    def _fill_card(self, event: param.parameterized.Event) -> None:
+        if not event.new and not self.card.objects:
+            self.card.objects = [self.tabs]
 
     # -- layout ----------------------------------------------------------------------------------------
     def _learn_tab(self, has_checkpoints: bool) -> pn.viewable.Viewable:
@@ -201,7 +223,7 @@ class Lab(Viewer):
             return pn.pane.HTML(f"<p class='lab-heading'>{text}</p>", stylesheets=[LAB_CSS], margin=(0, 5))
 
         change = pn.Column(
-            heading("Why ReLU? Replace every ReLU by"),
+            heading(f"Why ReLU? Replace every ReLU by (leaky: slope {LEAKY_SLOPE})"),
             self.activation,
             heading("Why max? Pool with"),
             self.pooling,
@@ -211,7 +233,7 @@ class Lab(Viewer):
             heading("Edit a kernel (click a convolution neuron)"),
             self.kernel_target,
             self.kernel_editor,
-            width=390,
+            width=370,
         )
         paint = pn.Column(
             heading("Paint on the input"),
@@ -370,7 +392,7 @@ class Lab(Viewer):
             f"<b class='lab-predicted'>{html.escape(trace.predicted_class)}</b> "
             f"{100 * trace.probabilities.max():.1f} %</p>"
         )
-        self.kernels.object = first_layer_kernels(state.active_network)
+        self.kernels.object = _kernels_png(state.active_network)
 
     def _draw_what_if(self) -> None:
         baseline, trace = self.state.baseline_trace, self.state.trace
@@ -391,8 +413,7 @@ class Lab(Viewer):
             for c in changes
         )
         self.changes.object = (
-            "<table class='lab-changes'><tr><th>Changed layer</th><th>channels</th><th>largest change</th></tr>"
-            f"{rows}</table>"
+            f"<table class='lab-changes'><tr><th>changed layer</th><th>channels</th><th>max Δ</th></tr>{rows}</table>"
         )
 
     def _draw_saliency(self) -> None:

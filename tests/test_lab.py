@@ -1,0 +1,195 @@
+"""The Lab without a browser: every number shown equals a direct engine computation, and every change undoes."""
+
+from __future__ import annotations
+
+import base64
+import json
+
+import numpy as np
+import pytest
+from panel.io.location import Location
+
+from cnnviz.app import URL_PARAMETERS
+from cnnviz.engine import Network
+from cnnviz.engine.experiments import CLASSIC_KERNELS, WhatIf, apply
+from cnnviz.examples import build_catalog
+from cnnviz.lab_state import describe_experiment, model_card_path, parse_experiment, shared_history
+from cnnviz.resources import default_weights_path, shared_network
+from cnnviz.state import ExplainerState
+from cnnviz.views.lab import Lab
+
+EXPERIMENTS = {
+    "identity instead of ReLU": WhatIf(activation_slope=1.0),
+    "leaky ReLU": WhatIf(activation_slope=0.1),
+    "min pooling": WhatIf(pooling="min"),
+    "average pooling": WhatIf(pooling="average"),
+    "a neuron switched off": WhatIf(silenced=frozenset({("conv_1_2", 4), ("relu_2_1", 0)})),
+    "a classic kernel": WhatIf().with_kernel("conv_1_1", 2, 1, np.array(CLASSIC_KERNELS["vertical edge"])),
+}
+
+
+@pytest.fixture(scope="module")
+def catalog(tmp_path_factory):
+    return build_catalog(tmp_path_factory.mktemp("no-gallery"))  # generated probes only
+
+
+@pytest.fixture
+def state(catalog):
+    return ExplainerState(shared_network(), catalog)
+
+
+def assert_same_trace(trace, expected) -> None:
+    assert trace.names == expected.names
+    for name in expected.names:
+        np.testing.assert_array_equal(trace[name], expected[name], err_msg=name)
+
+
+@pytest.mark.parametrize("what_if", EXPERIMENTS.values(), ids=EXPERIMENTS.keys())
+def test_each_experiment_traces_the_changed_network(state, what_if):
+    state.what_if = what_if
+    assert state.what_if == what_if
+    assert_same_trace(state.trace, apply(state.network, what_if).trace(state.image))
+    assert_same_trace(state.baseline_trace, state.network.trace(state.image))  # side by side: as trained
+    assert state.active_network is state.trace.network
+
+
+def test_experiments_combine_with_a_checkpoint(state):
+    what_if = WhatIf(pooling="min", silenced=frozenset({("conv_2_1", 3)}))
+    state.param.update(epoch=8, experiment=describe_experiment(what_if))
+    checkpoint = Network.load(shared_history().checkpoint(8).path)
+    assert_same_trace(state.trace, apply(checkpoint, what_if).trace(state.image))
+    assert_same_trace(state.baseline_trace, checkpoint.trace(state.image))
+
+
+def test_every_epoch_traces_its_checkpoint_and_shows_the_card_accuracy(state):
+    card = json.loads(model_card_path(default_weights_path()).read_text())
+    assert [c["epoch"] for c in card["checkpoints"]] == list(state.history.epochs)
+    for entry in card["checkpoints"]:
+        state.epoch = entry["epoch"]
+        expected = Network.load(default_weights_path().parent / entry["file"]).trace(state.image)
+        assert_same_trace(state.trace, expected)
+        assert state.history.test_top1(state.epoch) == entry["test_top1"]
+    state.epoch = None
+    assert_same_trace(state.trace, state.network.trace(state.image))
+    assert state.history.test_top1(None) == card["test"]["top1"]
+
+
+def test_untrained_network_guesses_uniformly_and_final_one_is_confident(state):
+    state.epoch = 0
+    assert state.trace.probabilities.max() < 0.2
+    state.epoch = None
+    assert state.trace.probabilities.max() > 0.5
+
+
+def test_reset_returns_to_the_trained_network_exactly(state):
+    before = state.trace
+    state.epoch = 3
+    state.what_if = EXPERIMENTS["min pooling"]
+    state.param.update(epoch=None, experiment="")
+    assert state.active_network is state.network
+    assert state.baseline_trace is state.trace
+    assert_same_trace(state.trace, before)
+
+
+def test_experiment_text_round_trips():
+    network = shared_network()
+    what_if = WhatIf(
+        activation_slope=0.1,
+        pooling="average",
+        silenced=frozenset({("conv_1_1", 3), ("max_pool_2", 9)}),
+        kernels=WhatIf().with_kernel("conv_2_2", 9, 7, np.arange(9) / 7).kernels,
+    )
+    text = describe_experiment(what_if)
+    assert parse_experiment(text, network) == what_if
+    assert describe_experiment(WhatIf()) == ""
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["bogus", "pool:median", "off:conv_9.1", "off:conv_1_1.10", "kernel:conv_1_1.0.0=1,2", "kernel:relu_1_1.0.0=1"],
+)
+def test_a_broken_shared_link_says_so_and_shows_the_trained_network(state, text):
+    state.experiment = text
+    assert state.experiment == ""
+    assert "not one this network can do" in state.message
+    assert state.active_network is state.network
+
+
+def test_unknown_epoch_says_so(state):
+    state.epoch = 4
+    assert state.epoch is None
+    assert "no checkpoint of epoch 4" in state.message
+
+
+def test_url_round_trip(state, catalog):
+    location = Location()
+    location.sync(state, URL_PARAMETERS)
+    what_if = EXPERIMENTS["a classic kernel"]
+    state.epoch = 21
+    state.what_if = what_if
+    assert "epoch=21" in location.search and "whatif=" in location.search
+
+    shared = ExplainerState(shared_network(), catalog)
+    Location(search=location.search).sync(shared, URL_PARAMETERS)
+    assert (shared.epoch, shared.what_if) == (21, what_if)
+    assert_same_trace(shared.trace, state.trace)
+
+
+# -- the Lab viewer driven through its widgets, as the browser would -----------------------------------------
+@pytest.fixture
+def lab(state):
+    lab = Lab(state)
+    lab.card.collapsed = False
+    return lab
+
+
+def test_lab_widgets_write_the_experiment_and_undo_it(lab, state):
+    lab.tabs.active = 1
+    lab.activation.value = 1.0
+    lab.pooling.value = "min"
+    state.select("conv_1_2", 5)
+    lab.silence.clicks += 1
+    assert state.what_if == WhatIf(activation_slope=1.0, pooling="min", silenced=frozenset({("conv_1_2", 5)}))
+    assert "back on" in lab.silence.label
+    assert state.trace.predicted_class in lab.prediction.object
+    lab.reset.clicks += 1
+    assert state.experiment == "" and lab.activation.value == 0.0 and lab.pooling.value == "max"
+
+
+def test_lab_kernel_editor_changes_the_selected_kernel(lab, state):
+    state.select("conv_1_1", 7)
+    state.input_channel = 2
+    lab.classic_kernel.value = "sharpen"
+    kernel = state.active_network.layer("conv_1_1").kernel
+    np.testing.assert_array_equal(kernel[:, :, 2, 7], CLASSIC_KERNELS["sharpen"])
+    assert [w.value for w in lab.weights] == [float(w) for row in CLASSIC_KERNELS["sharpen"] for w in row]
+    lab.weights[4].value = 2.5
+    lab.use_weights.clicks += 1
+    assert state.active_network.layer("conv_1_1").kernel[1, 1, 2, 7] == 2.5
+
+
+def test_painting_and_dropping_a_colour_change_the_input_until_restored(lab, state):
+    example, image = state.example, state.image
+    painted = np.zeros(state.network.input_shape, np.uint8)
+    painted[10:20, 10:20] = 255
+    lab.canvas.painted = base64.b64encode(painted.tobytes()).decode()
+    np.testing.assert_array_equal(state.image, painted / 255)
+    assert_same_trace(state.trace, state.network.trace(painted / 255))
+    lab.drop_channel[0].clicks += 1
+    assert state.image[..., 0].max() == 0
+    lab.restore_image.clicks += 1
+    assert state.example == example
+    np.testing.assert_array_equal(state.image, image)
+
+
+def test_lab_shows_the_epoch_accuracy_and_saliency(lab, state):
+    from cnnviz.engine.gradients import saliency
+
+    state.epoch = 13
+    assert "69.4 %" in lab.epoch_readout.object
+    lab.tabs.active = 2
+    state.select(state.network.infos[-1].name, 3, level="elastic")
+    assert state.network.class_names[3] in lab.saliency_note.object
+    expected = saliency(state.active_network, state.image, 3).strength
+    gradient = lab.saliency.object.Image.II  # over the greyed input
+    np.testing.assert_allclose(np.flipud(gradient.dimension_values(2, flat=False)), expected)

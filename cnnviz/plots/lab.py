@@ -48,8 +48,8 @@ def training_curves(history: TrainingHistory, marker: hv.DynamicMap) -> hv.Dynam
     )
 
 
-def first_layer_kernels(network: Network, gap: int = 1) -> hv.RGB:
-    """The first convolution's kernels side by side as tiny colour images (each scaled to its own range).
+def first_layer_kernels(network: Network, gap: int = 1) -> np.ndarray:
+    """The first convolution's kernels as one RGB mosaic in [0, 1], two rows, each kernel scaled to its own range.
 
     Their three input channels are red, green and blue, so after training they show colour blobs and edges.
     """
@@ -63,8 +63,7 @@ def first_layer_kernels(network: Network, gap: int = 1) -> hv.RGB:
         row, col = divmod(neuron, columns)
         top, left = row * (height + gap), col * (width + gap)
         mosaic[top : top + height, left : left + width] = (tile - low) / (high - low or 1.0)
-    bounds = (0, 0, mosaic.shape[1], mosaic.shape[0])
-    return hv.RGB(mosaic, bounds=bounds).opts(xaxis=None, yaxis=None, toolbar=None, responsive=True)
+    return mosaic
 
 
 def epoch_marker(epoch: int | None, history: TrainingHistory) -> hv.VLine:
@@ -133,4 +132,4 @@ def saliency_map(image: np.ndarray, strength: np.ndarray, class_name: str) -> hv
     gradient = hv.Image(strength, bounds=bounds, vdims=["d score / d pixel"]).opts(
         cmap="RdBu_r", clim=(-limit, limit), alpha=0.85, tools=["hover"]
     )
-    return _square(grey * gradient, f"saliency for {class_name}: red raises, blue lowers")
+    return _square(grey * gradient, f"saliency · {class_name}")

@@ -518,7 +518,12 @@ export function render({ model, el }) {
   close.addEventListener("click", shut);
   info.addEventListener("click", () => {
     const found = window.cnnvizScrollToSection && window.cnnvizScrollToSection(model.section);
-    if (found) shut(); else status.textContent = "The article is not on this page.";
+    if (!found) {
+      status.textContent = "The article is not on this page.";
+      return;
+    }
+    opener = null;  // the focus stays on the article heading, not on the neuron that opened the view
+    shut();
   });
   backdrop.addEventListener("click", (event) => { if (event.target === backdrop) shut(); });
   dialog.addEventListener("keydown", (event) => {

@@ -45,18 +45,6 @@ function bitmap(indices, offset, rows, cols, palette) {
   return canvas;
 }
 
-function deepQuery(root, selector) {
-  const direct = root.querySelector(selector);
-  if (direct) return direct;
-  for (const node of root.querySelectorAll("*")) {
-    if (node.shadowRoot) {
-      const found = deepQuery(node.shadowRoot, selector);
-      if (found) return found;
-    }
-  }
-  return null;
-}
-
 function element(tag, className, text) {
   const node = document.createElement(tag);
   if (className) node.className = className;

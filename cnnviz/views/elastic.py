@@ -19,6 +19,7 @@ from cnnviz.colors import color_ranges
 from cnnviz.plots.elastic import context_thumbnails, elastic_geometries, palettes, view_data
 from cnnviz.plots.overview import BAR_SHARE, NAME_SHARE
 from cnnviz.state import ExplainerState
+from cnnviz.views import DEEP_QUERY_JS
 from cnnviz.views.overview import Overview
 
 HERE = Path(__file__).parent
@@ -42,7 +43,7 @@ class ElasticCanvas(JSComponent):
     explain = param.List(default=[], doc="[input channel, row, col, nonce]: open the formula of one step.")
     softmax = param.List(default=[], doc="[nonce]: open softmax mode from the flatten view.")
 
-    _esm = HERE / "elastic.js"
+    _esm = DEEP_QUERY_JS + (HERE / "elastic.js").read_text()
     _stylesheets: ClassVar[list[str]] = [(HERE / "elastic.css").read_text()]
 
 

@@ -14,19 +14,6 @@ function format(value) {
   return value.toFixed(2).replace("-", "−");
 }
 
-// Find an element by id through open shadow roots (Panel renders panes inside them).
-function findById(root, id) {
-  const direct = root.getElementById ? root.getElementById(id) : root.querySelector(`#${CSS.escape(id)}`);
-  if (direct) return direct;
-  for (const node of root.querySelectorAll("*")) {
-    if (node.shadowRoot) {
-      const found = findById(node.shadowRoot, id);
-      if (found) return found;
-    }
-  }
-  return null;
-}
-
 export function render({ model, el }) {
   const status = document.createElement("div");
   status.className = "ov-readout";
@@ -168,8 +155,7 @@ export function render({ model, el }) {
       label.setAttribute("aria-label", `${column.name} layer, shape ${shape}: read about it in the article`);
       label.addEventListener("click", () => {
         const anchor = model.sections[column.kind];
-        const target = anchor && findById(document, anchor);
-        if (target) target.scrollIntoView({ behavior: "smooth", block: "start" });
+        if (anchor && window.cnnvizScrollToSection) window.cnnvizScrollToSection(anchor);  // from the article
         model.jumped = [anchor ?? "", Date.now()];
       });
       const left = Math.max(0, column.x - 0.3);

@@ -13,6 +13,7 @@ from panel.viewable import Viewer
 from cnnviz.colors import color_ranges
 from cnnviz.plots.overview import legend_data, neuron_stats, overview_layout, overview_plot
 from cnnviz.state import ExplainerState
+from cnnviz.views.article import SCROLL_TO_SECTION_JS
 
 HERE = Path(__file__).parent
 
@@ -31,7 +32,7 @@ class OverviewOverlay(JSComponent):
     picked = param.List(default=[], doc="[layer, neuron, nonce] set by the browser on click or Enter.")
     jumped = param.List(default=[], doc="[anchor, nonce] set by the browser when a layer label is used.")
 
-    _esm = HERE / "overview.js"
+    _esm = SCROLL_TO_SECTION_JS + (HERE / "overview.js").read_text()
     _stylesheets: ClassVar[list[str]] = [(HERE / "overview.css").read_text()]
 
 

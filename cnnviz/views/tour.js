@@ -2,18 +2,6 @@
 // Targets live in other components' shadow roots, so they are found by a deep selector search.
 const SEEN_KEY = "cnnviz-tour-seen";
 
-function deepQuery(root, selector) {
-  const direct = root.querySelector(selector);
-  if (direct) return direct;
-  for (const node of root.querySelectorAll("*")) {
-    if (node.shadowRoot) {
-      const found = deepQuery(node.shadowRoot, selector);
-      if (found) return found;
-    }
-  }
-  return null;
-}
-
 function seen() {
   try { return window.localStorage.getItem(SEEN_KEY) === "yes"; } catch { return false; }
 }

@@ -15,6 +15,7 @@ from panel.custom import JSComponent
 from panel.viewable import Viewer
 
 from cnnviz.state import ExplainerState
+from cnnviz.views import DEEP_QUERY_JS
 
 HERE = Path(__file__).parent
 TOUR_CSS = (HERE / "tour.css").read_text()
@@ -83,7 +84,7 @@ class TourControl(JSComponent):
     refresh = param.Integer(default=0, doc="Bumped when a view opened for a step, so the spotlight re-measures.")
     card_css = param.String(default=TOUR_CSS, constant=True, doc="Styles of the card, which lives outside this root.")
 
-    _esm = HERE / "tour.js"
+    _esm = DEEP_QUERY_JS + (HERE / "tour.js").read_text()
     _stylesheets: ClassVar[list[str]] = [TOUR_CSS]
 
 

@@ -3,42 +3,15 @@
 from __future__ import annotations
 
 import pytest
+from pages import open_app
 
-from cnnviz.app import Explainer
 from cnnviz.engine.explain import conv_step, pool_step, relu_step, softmax_terms
-from cnnviz.examples import build_catalog
-from cnnviz.resources import shared_network
 
 pytestmark = pytest.mark.ui
 
-SKIP_TOUR = "try { localStorage.setItem('cnnviz-tour-seen', 'yes') } catch (error) {}"
 DEEP_ACTIVE_ID = """() => { let active = document.activeElement;
   while (active && active.shadowRoot && active.shadowRoot.activeElement) active = active.shadowRoot.activeElement;
   return active && active.id; }"""
-
-
-@pytest.fixture(scope="module")
-def catalog(prepared_data_dir):
-    return build_catalog(prepared_data_dir)
-
-
-@pytest.fixture
-def app(serve, catalog):
-    """(url, sessions): the served page, and each browser session's Explainer for server-side checks."""
-    sessions: list[Explainer] = []
-
-    def page_factory():
-        explainer = Explainer(network=shared_network(), catalog=catalog)
-        sessions.append(explainer)
-        return explainer.page()
-
-    return serve(page_factory), sessions
-
-
-def open_page(page, url: str, query: str = "") -> None:
-    page.add_init_script(SKIP_TOUR)
-    page.goto(url + query)
-    page.locator(".ov-class").first.wait_for()
 
 
 def shown(locator) -> float:
@@ -64,8 +37,8 @@ def hover_cell(page, matrix: str, row: int, col: int, rows: int, cols: int) -> N
 
 
 def test_conv_formula_shows_the_engines_products_sum_bias_and_result(page, app, screenshot, wait_until):
-    url, sessions = app
-    open_page(page, url, "?layer=conv_1_2&neuron=3&view=formula&channel=4&row=10&col=20")
+    url, sessions = app.url, app.sessions
+    open_app(page, url, "?layer=conv_1_2&neuron=3&view=formula&channel=4&row=10&col=20")
     page.locator(".fv-dialog[data-kind='conv2d']").wait_for()
     state = sessions[-1].state
     trace = state.trace
@@ -108,8 +81,8 @@ def test_conv_formula_shows_the_engines_products_sum_bias_and_result(page, app, 
 
 
 def test_relu_formula_opens_from_the_overview_and_shows_max_of_zero_and_x(page, app, screenshot, wait_until):
-    url, sessions = app
-    open_page(page, url)
+    url, sessions = app.url, app.sessions
+    open_app(page, url)
     page.locator(".ov-tile[data-layer='relu_1_1'][data-index='2']").click()
     page.locator(".fv-dialog[data-kind='relu']").wait_for()
     trace = sessions[-1].state.trace
@@ -127,8 +100,8 @@ def test_relu_formula_opens_from_the_overview_and_shows_max_of_zero_and_x(page, 
 
 
 def test_pool_formula_shows_the_window_and_its_maximum(page, app, screenshot):
-    url, sessions = app
-    open_page(page, url)
+    url, sessions = app.url, app.sessions
+    open_app(page, url)
     page.locator(".ov-tile[data-layer='max_pool_1'][data-index='5']").click()
     page.locator(".fv-dialog[data-kind='maxpool2d']").wait_for()
     trace = sessions[-1].state.trace
@@ -147,8 +120,8 @@ def test_pool_formula_shows_the_window_and_its_maximum(page, app, screenshot):
 
 
 def test_softmax_formula_links_terms_and_logits_both_ways(page, app, screenshot, wait_until):
-    url, sessions = app
-    open_page(page, url, "?layer=softmax&neuron=0&view=formula")
+    url, sessions = app.url, app.sessions
+    open_app(page, url, "?layer=softmax&neuron=0&view=formula")
     page.locator(".fv-dialog[data-kind='softmax']").wait_for()
     state = sessions[-1].state
     terms = softmax_terms(state.trace.logits)

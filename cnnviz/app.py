@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+import logging
 
 import numpy as np
 import panel as pn
@@ -11,7 +12,8 @@ from panel.viewable import Viewer
 from cnnviz.engine import Network, Trace, WeightsError
 from cnnviz.examples import ExampleCatalog
 from cnnviz.plots.overview import OUTPUT_KIND
-from cnnviz.resources import shared_catalog, shared_network
+from cnnviz.resources import shared_catalog, shared_network, single_threaded_blas
+from cnnviz.serve import return_memory_when_session_ends
 from cnnviz.state import ExplainerState
 from cnnviz.views.article import LAYER_KIND_SECTIONS, SECTION_ANCHORS, Article
 from cnnviz.views.controls import NARROW_SCREEN, ControlPanel, ReloadWhenServerReturns
@@ -95,6 +97,8 @@ class Explainer(Viewer):
 
     def page(self) -> pn.template.BaseTemplate:
         self.sync_url()
+        if pn.state.curdoc is not None and pn.state.curdoc.session_context is not None:
+            pn.state.on_session_destroyed(return_memory_when_session_ends)
         self._tour = Tour(self.state)
         template = pn.template.BootstrapTemplate(
             title=TITLE,
@@ -141,9 +145,11 @@ def trim_served_bundle() -> None:
 def create_app() -> pn.viewable.Viewable:
     """The served page of one session."""
     trim_served_bundle()
+    single_threaded_blas()
     pn.extension(raw_css=[APP_CSS])
     try:
         explainer = Explainer()
     except WeightsError as error:
+        logging.getLogger(__name__).error("cnnviz cannot start: %s", error)  # for whoever runs `panel serve`
         return error_page(error)
     return explainer.page()

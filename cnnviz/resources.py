@@ -30,3 +30,16 @@ def shared_network(path: Path | None = None) -> Network:
 def shared_catalog(data_dir: Path | None = None) -> ExampleCatalog:
     """The example images, built once and shared read-only by every session."""
     return build_catalog(data_dir)
+
+
+def single_threaded_blas() -> None:
+    """Run NumPy's matrix products on one thread in this process.
+
+    The engine's products are tiny (at most 3,600 × 90 by 90 × 10): splitting them over threads costs more than
+    it saves, and on a busy server the threads wait for each other. Measured here with other jobs running: one
+    trace took 16 ms with OpenBLAS's default threads and 1.5 ms with one. Called for served apps only, so a
+    notebook user's own NumPy work keeps its threads.
+    """
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(limits=1, user_api="blas")

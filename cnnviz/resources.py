@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from functools import cache
 from pathlib import Path
 
@@ -40,6 +41,8 @@ def single_threaded_blas() -> None:
     trace took 16 ms with OpenBLAS's default threads and 1.5 ms with one. Called for served apps only, so a
     notebook user's own NumPy work keeps its threads.
     """
+    if sys.platform == "emscripten":  # Pyodide: one thread anyway, and no native libraries to look for
+        return
     from threadpoolctl import threadpool_limits
 
     threadpool_limits(limits=1, user_api="blas")

@@ -191,7 +191,7 @@ class ControlPanel(Viewer):
         self.gallery.param.watch(self._choose_example, "value")
         self.dropzone.param.watch(self._receive_upload, "received")
         self.color_mode.param.watch(self._choose_color_mode, "value")
-        state.param.watch(self._follow_image, ["image", "original", "example"])
+        state.param.watch(self._follow_image, ["image", "original"])  # a new example always brings a new image
         state.param.watch(self._follow_message, "message")
         state.param.watch(self._follow_color_mode, "color_mode")
 

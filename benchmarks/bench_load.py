@@ -1,0 +1,250 @@
+"""A classroom on one `panel serve` process: N simulated students switching images and opening views at once.
+
+Each student is a Bokeh protocol client (`bokeh.client.pull_session`, the same websocket messages a browser
+sends, without drawing): it picks a gallery image, waits until the server has pushed the new overview, then
+clicks a neuron and waits for the opened view, with a pause between actions. A new tab's first switch also
+waits for the page's set-up work, so it is reported on its own. Loopback only; the run is
+bounded (a few actions per student, every wait has a timeout). Prints, for each N, the p50/p95 latency of an
+image switch and of opening a view, the server's memory per session, and its memory after every session closed.
+
+Run: python benchmarks/bench_load.py [--users 1 10 30 60] [--actions 4] [--think 2.5] [--system-malloc] [--num-procs N]
+Prints figures only; tests never assert on time. Run it on a quiet machine (it prints the load average).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from bokeh.client import ClientSession, pull_session
+from bokeh.document.events import MessageSentEvent
+from bokeh.events import DocumentReady
+
+import cnnviz.app  # noqa: F401  (registers the app's Bokeh models, so a client can read the served document)
+from cnnviz.resources import shared_catalog
+
+REPO = Path(__file__).resolve().parents[1]
+TIMEOUT = 120.0
+SESSION_LIFETIME_MS = 1000  # the server drops a closed tab's session after this (Bokeh's default is 15 s)
+NEURONS = [("conv_1_1", 2), ("conv_2_2", 7), ("relu_1_2", 4), ("max_pool_2", 1), ("conv_1_2", 5)]
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def server_processes(pid: int) -> list[int]:
+    """The server and its forked workers (`--num-procs`), from /proc."""
+    children = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                children.append(int(stat.parent.name))
+        except (OSError, ValueError):
+            continue
+    return [pid, *children]
+
+
+def rss_mb(pid: int) -> float:
+    """Resident memory of the server (all its processes), from /proc."""
+    total = 0
+    for process in server_processes(pid):
+        status = Path(f"/proc/{process}/status").read_text()
+        total += next(int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS:"))
+    return total / 1024
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time the server (all its processes) has used, from /proc."""
+    total = 0
+    for process in server_processes(pid):
+        fields = Path(f"/proc/{process}/stat").read_text().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def start_server(port: int, env: dict[str, str], processes: int = 1) -> subprocess.Popen:
+    command = [sys.executable, "-m", "panel", "serve", "apps/explainer.py", "--port", str(port)]
+    command += ["--address", "127.0.0.1", "--allow-websocket-origin", f"127.0.0.1:{port}", "--liveness"]
+    command += ["--check-unused-sessions", "500", "--unused-session-lifetime", str(SESSION_LIFETIME_MS)]
+    command += ["--num-procs", str(processes)]
+    server = subprocess.Popen(
+        command, cwd=REPO, env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    deadline = time.monotonic() + TIMEOUT
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/liveness", timeout=2):
+                return server
+        except OSError:
+            time.sleep(0.3)
+    server.kill()
+    raise RuntimeError("panel serve did not start")
+
+
+class Student:
+    """One browser tab, reduced to its websocket: changes what a click would change and waits for the answer."""
+
+    def __init__(self, url: str) -> None:
+        self.session: ClientSession = pull_session(url=url)
+        # what a browser says once it has drawn the page: Panel holds back updates of a session until then
+        ready = MessageSentEvent(self.session.document, "bokeh_event", DocumentReady())
+        self.session._connection._send_patch_document(self.session.id, ready)
+        models = list(self.session.document.models)
+        self.gallery = next(m for m in models if getattr(m, "kind", None) == "gallery" and hasattr(m, "items"))
+        self.overview = next(m for m in models if hasattr(m, "picked") and hasattr(m, "stats"))
+        self._changed: set[str] = set()
+        self.session.document.on_change(self._record)
+
+    def _record(self, event) -> None:
+        if getattr(event, "model", None) is self.overview:
+            self._changed.add(event.attr)
+
+    def _timed(self, change: Callable[[], None], answer: str) -> float:
+        """Seconds from the change leaving this client until the server's answer changed `answer` here."""
+        connection = self.session._connection
+        # Bokeh's client applies pushed patches only while its loop runs in this state; `force_roundtrip` would
+        # drop them while it waits for its reply. So run the loop until the answer arrives, or the timeout.
+        self._changed.clear()
+        deadline = connection.io_loop.call_later(TIMEOUT, connection.io_loop.stop)
+        start = time.perf_counter()
+        change()
+        connection._loop_until(lambda: answer in self._changed)
+        elapsed = time.perf_counter() - start
+        connection.io_loop.remove_timeout(deadline)
+        if answer not in self._changed:
+            raise TimeoutError(f"no {answer} update within {TIMEOUT} s")
+        return elapsed
+
+    def switch_image(self, key: str) -> float:
+        return self._timed(lambda: setattr(self.gallery, "value", key), "stats")
+
+    def open_view(self, layer: str, neuron: int) -> float:
+        return self._timed(lambda: setattr(self.overview, "picked", [layer, neuron, time.time()]), "selected")
+
+    def close(self) -> None:
+        self.session.close()
+
+
+def run_class(url: str, users: int, actions: int, think: float, server_pid: int) -> dict[str, float]:
+    keys = [example.key for example in shared_catalog().examples]
+    before = rss_mb(server_pid)
+    with ThreadPoolExecutor(users) as pool:
+        students = list(pool.map(lambda _: Student(url), range(users)))
+        connected = rss_mb(server_pid)
+        start_line = threading.Barrier(users)
+
+        def lesson(student: Student) -> tuple[float, list[float], list[float]]:
+            rng = random.Random(id(student))
+            switches, views = [], []
+            start_line.wait()
+            # the first switch also waits for the page's set-up work (Panel's onload callbacks) of every new tab
+            first = student.switch_image(rng.choice(keys[1:]))
+            for _ in range(actions):
+                time.sleep(rng.uniform(0, 2 * think))
+                current = student.gallery.value
+                switches.append(student.switch_image(rng.choice([k for k in keys if k != current])))
+                time.sleep(rng.uniform(0, 2 * think))
+                selected = tuple(student.overview.selected or ())
+                views.append(student.open_view(*rng.choice([n for n in NEURONS if n != selected])))
+            return first, switches, views
+
+        cpu_before, started = cpu_seconds(server_pid), time.perf_counter()
+        results = list(pool.map(lesson, students))
+        server_busy = (cpu_seconds(server_pid) - cpu_before) / (time.perf_counter() - started)
+        busy = rss_mb(server_pid)
+        for student in students:
+            student.close()
+    firsts = sorted(first for first, _, _ in results)
+    switches = sorted(t for _, switch, _ in results for t in switch)
+    views = sorted(t for _, _, view in results for t in view)
+    return {
+        "users": users,
+        "first_p95": percentile(firsts, 95),
+        "switch_p50": percentile(switches, 50),
+        "switch_p95": percentile(switches, 95),
+        "view_p50": percentile(views, 50),
+        "view_p95": percentile(views, 95),
+        "mb_per_session": (max(connected, busy) - before) / users,
+        "rss_busy": busy,
+        "server_cpu": server_busy,
+    }
+
+
+def percentile(values: list[float], q: float) -> float:
+    return statistics.quantiles(values, n=100, method="inclusive")[q - 1] if len(values) > 1 else values[0]
+
+
+def settled_rss(pid: int, wait: float) -> float:
+    """RSS once the server has destroyed the closed sessions (they linger SESSION_LIFETIME_MS, checked every 0.5 s)."""
+    time.sleep(wait)
+    return rss_mb(pid)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--users", type=int, nargs="+", default=[1, 10, 30, 60])
+    parser.add_argument("--actions", type=int, default=4, help="image switches (and views opened) per student")
+    parser.add_argument("--think", type=float, default=2.5, help="mean pause between a student's actions, s")
+    parser.add_argument("--num-procs", type=int, default=1, help="server processes (panel serve --num-procs)")
+    parser.add_argument(
+        "--system-malloc", action="store_true", help="serve with PYTHONMALLOC=malloc, so freed memory can go back"
+    )
+    args = parser.parse_args()
+    print(f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())} on {os.cpu_count()} cores")
+    port = free_port()
+    server = start_server(port, {"PYTHONMALLOC": "malloc"} if args.system_malloc else {}, args.num_procs)
+    print(
+        f"{args.actions} image switches and views per student, {args.think} s mean pause, system malloc: "
+        f"{args.system_malloc}, server processes: {args.num_procs}"
+    )
+    url = f"http://127.0.0.1:{port}/explainer"
+    try:
+        warm_up = Student(url)  # loads the weights and examples once, as the first student of the day would
+        warm_up.switch_image(shared_catalog().examples[1].key)
+        warm_up.close()
+        baseline = settled_rss(server.pid, 3)
+        print(f"server memory after one session came and went (baseline): {baseline:.0f} MB")
+        print(
+            "users | switch p50 / p95 (s) | open view p50 / p95 (s) | first switch p95 | server CPU | MB per session"
+            " | RSS busy | RSS after close"
+        )
+        first_slow = None
+        for users in args.users:
+            figures = run_class(url, users, args.actions, args.think, server.pid)
+            after = settled_rss(server.pid, 10)
+            print(
+                f"{users:5d} | {figures['switch_p50']:.3f} / {figures['switch_p95']:.3f}"
+                f"        | {figures['view_p50']:.3f} / {figures['view_p95']:.3f}"
+                f"           | {figures['first_p95']:6.2f}           | {100 * figures['server_cpu']:5.0f} %    |"
+                f" {figures['mb_per_session']:6.1f}"
+                f"         | {figures['rss_busy']:5.0f} MB"
+                f" | {after:.0f} MB ({100 * (after - baseline) / baseline:+.0f} % of baseline)"
+            )
+            if first_slow is None and figures["switch_p95"] > 1.0:
+                first_slow = users
+        print(
+            "image-switch p95 first exceeds 1 s at "
+            + (f"{first_slow} users" if first_slow else f"none of these (up to {max(args.users)} users)")
+        )
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    print(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,123 @@
+"""Start-up faults say what is wrong: missing or damaged weights (CLI and `panel serve`), missing example photos.
+
+Each case runs the real command in a subprocess, so the per-process caches of weights and examples start empty.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+from bokeh.client import pull_session
+
+import cnnviz.app  # noqa: F401  (registers the app's Bokeh models, to read a served document)
+from cnnviz.examples import ADD_PHOTOS_HINT
+
+REPO = Path(__file__).resolve().parents[1]
+WEIGHTS = REPO / "weights" / "tiny_vgg.npz"
+
+
+@pytest.fixture
+def bad_weights(tmp_path) -> dict[str, tuple[Path, str]]:
+    """Weights files that must not load, with the words their message must contain."""
+    damaged = tmp_path / "damaged.npz"
+    damaged.write_bytes(b"PK\x03\x04 this zip stops here")
+    truncated = tmp_path / "truncated.npz"
+    if WEIGHTS.is_file():
+        truncated.write_bytes(WEIGHTS.read_bytes()[:2000])
+    return {
+        "missing": (tmp_path / "missing.npz", "Weights file not found"),
+        "damaged": (damaged, "is damaged or not a cnnviz .npz file"),
+        **({"truncated": (truncated, "is damaged or not a cnnviz .npz file")} if WEIGHTS.is_file() else {}),
+    }
+
+
+@pytest.mark.parametrize("case", ["missing", "damaged", "truncated"])
+def test_cnnviz_serve_refuses_bad_weights_with_a_clear_message(bad_weights, case):
+    if case not in bad_weights:
+        pytest.skip(f"needs {WEIGHTS} to make a truncated copy")
+    path, words = bad_weights[case]
+    result = subprocess.run(
+        [sys.executable, "-m", "cnnviz.cli", "serve", "--weights", str(path), "--port", "0"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 2
+    assert result.stderr.startswith("cnnviz serve: ") and words in result.stderr and str(path) in result.stderr
+    assert "Traceback" not in result.stderr
+    assert "Serving" not in result.stdout
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def served_document(url: str) -> str:
+    """What a browser would receive from `url`: every model's properties, as JSON text."""
+    with pull_session(url=url) as session:
+        models = session.document.models
+        return json.dumps([model.properties_with_values(include_defaults=False) for model in models], default=str)
+
+
+@pytest.fixture
+def panel_serve() -> Iterator:
+    """`panel_serve(**env)` runs `panel serve apps/explainer.py`; returns (one session's document as JSON, the log)."""
+    processes: list[subprocess.Popen] = []
+
+    def run(**env: str) -> tuple[str, str]:
+        port = free_port()
+        command = [sys.executable, "-m", "panel", "serve", "apps/explainer.py", "--port", str(port)]
+        command += ["--address", "127.0.0.1", "--allow-websocket-origin", f"127.0.0.1:{port}", "--liveness"]
+        process = subprocess.Popen(
+            command, cwd=REPO, env={**os.environ, **env}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        )
+        processes.append(process)
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/liveness", timeout=5):
+                    break
+            except OSError:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    pytest.fail(f"panel serve did not answer:\n{process.communicate()[0]}")
+                time.sleep(0.5)
+        # in a thread: Bokeh's client runs its own event loop, and the UI tests' Playwright may own this thread's
+        with ThreadPoolExecutor(1) as pool:
+            page = pool.submit(served_document, f"http://127.0.0.1:{port}/explainer").result()
+        process.terminate()
+        return page, process.communicate(timeout=30)[0]
+
+    yield run
+    for process in processes:
+        if process.poll() is None:
+            process.kill()
+
+
+def test_panel_serve_with_bad_weights_shows_why_instead_of_a_traceback(bad_weights, panel_serve):
+    for case, (path, words) in bad_weights.items():
+        page, log = panel_serve(CNNVIZ_WEIGHTS=str(path))
+        assert "cnnviz cannot start" in page and words in page, case
+        assert f"cnnviz cannot start: {'Weights file not found' if case == 'missing' else 'Weights file'}" in log
+        assert "Traceback" not in log, case
+
+
+def test_without_example_photos_the_app_runs_on_probes_and_says_how_to_add_photos(tmp_path, panel_serve):
+    if not WEIGHTS.is_file():
+        pytest.skip(f"needs the trained weights at {WEIGHTS}")
+    page, log = panel_serve(CNNVIZ_DATA_DIR=str(tmp_path))
+    assert "No example photos are prepared yet" in page and "cnnviz data --source" in page
+    assert ADD_PHOTOS_HINT.startswith("No example photos are prepared yet")
+    assert "probe-" in page  # the gallery offers the generated probe images
+    assert "Traceback" not in log and "cannot start" not in page

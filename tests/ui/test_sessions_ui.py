@@ -1,0 +1,162 @@
+"""A classroom on one server: sessions never see each other, are released when tabs close, survive a dropped link."""
+
+from __future__ import annotations
+
+import functools
+import gc
+import io
+import logging
+import weakref
+
+import panel as pn
+import pytest
+from PIL import Image
+
+from cnnviz.app import Explainer
+from cnnviz.resources import shared_catalog, shared_network
+from cnnviz.state import ExplainerState
+
+pytestmark = pytest.mark.ui
+
+# Record the page's websockets, so a test can drop the connection the way a flaky classroom Wi-Fi would.
+RECORD_WEBSOCKETS = """
+window.__sockets = [];
+window.WebSocket = class extends window.WebSocket {
+  constructor(...args) { super(...args); window.__sockets.push(this); }
+};
+"""
+
+
+@pytest.fixture
+def app(serve, monkeypatch):
+    """The real page with a fast session clean-up; `app.states` holds a weak reference to each session's state."""
+    # Bokeh destroys a session once no tab has used it for this long (default 15 s, checked every 17 s); it must stay
+    # longer than a page takes to connect, or the page's first session expires and the websocket makes a second one.
+    fast_cleanup = {"check_unused_sessions_milliseconds": 500, "unused_session_lifetime_milliseconds": 3000}
+    monkeypatch.setattr(pn, "serve", functools.partial(pn.serve, **fast_cleanup))
+    states: list[weakref.ref[ExplainerState]] = []
+
+    def page_factory():
+        explainer = Explainer(network=shared_network(), catalog=shared_catalog())
+        states.append(weakref.ref(explainer.state))
+        return explainer.page()
+
+    class App:
+        url = serve(page_factory)
+
+        def latest_state(self) -> ExplainerState:
+            """The newest session's state (a page that connects slowly may have had a first session expire)."""
+            state = states[-1]()
+            assert state is not None, "the newest session was released while its tab is open"
+            return state
+
+    App.states = states
+    return App()
+
+
+def open_app(page, url: str, query: str = "") -> None:
+    page.goto(url + query)
+    page.locator(".ov-class").first.wait_for()
+
+
+def predicted_label(page) -> str:
+    return page.locator(".ov-class.ov-predicted .ov-class-name").inner_text()
+
+
+def solid_png(color: tuple[int, int, int]) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", (96, 80), color).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def test_two_concurrent_sessions_never_see_each_others_image_or_selection(app, new_page, wait_until, screenshot):
+    keys = [example.key for example in shared_catalog().examples[:3]]
+    first_page, second_page = new_page(), new_page()
+    open_app(first_page, app.url, f"?image={keys[0]}")
+    first = app.latest_state()
+    open_app(second_page, app.url, f"?image={keys[1]}")
+    second = app.latest_state()
+    assert first is not second and first.network is second.network  # the weights are shared, read-only
+    assert not any(array.flags.writeable for layer in first.network.layers for array in layer.weights().values())
+
+    # interleaved, without waiting in between: the server handles both sessions at once
+    first_page.locator(".ov-tile[data-layer='conv_1_1'][data-index='1']").click()
+    second_page.locator("input[type=file]").set_input_files(
+        {"name": "red.png", "mimeType": "image/png", "buffer": solid_png((220, 20, 20))}
+    )
+    first_page.locator(f".thumb[data-key='{keys[2]}']").click()
+    second_page.locator(".ov-tile[data-layer='conv_2_1'][data-index='4']").click()
+
+    wait_until(lambda: (first.example, first.layer, first.neuron) == (keys[2], "conv_1_1", 1))
+    wait_until(lambda: (second.example, second.layer, second.neuron) == ("", "conv_2_1", 4))
+    assert abs(float(second.image[..., 0].mean()) - 220 / 255) < 1e-3
+    assert first.image is shared_catalog()[keys[2]].image
+    for page, state in [(first_page, first), (second_page, second)]:
+        wait_until(lambda page=page, state=state: predicted_label(page) == state.trace.predicted_class)
+    first_page.wait_for_url(f"**image={keys[2]}&layer=conv_1_1&neuron=1**")
+    second_page.wait_for_url("**layer=conv_2_1&neuron=4**")
+    assert keys[2] not in second_page.url
+    first_title = shared_catalog()[keys[2]].title
+    wait_until(lambda: first_page.locator(".image-caption b").inner_text() == first_title)
+    wait_until(lambda: second_page.locator(".image-caption b").inner_text() == "Your image")
+    screenshot(first_page, "sessions-first")
+    screenshot(second_page, "sessions-second")
+
+
+def test_closed_tabs_release_their_sessions(app, new_page, wait_until, monkeypatch):
+    # A closing tab can make Panel write to a dead socket; asyncio logs that error with a traceback that reaches
+    # the session's document, and pytest's log capture would keep that record (and so the session) alive.
+    monkeypatch.setattr(logging.getLogger("asyncio"), "propagate", False)
+    pages = [new_page() for _ in range(3)]
+    for page in pages:
+        open_app(page, app.url)
+    pages[-1].locator("input[type=file]").set_input_files(
+        {"name": "blue.png", "mimeType": "image/png", "buffer": solid_png((20, 20, 220))}
+    )
+    wait_until(lambda: app.latest_state().example == "")
+    for page in pages:
+        page.context.close()
+
+    def released() -> bool:
+        gc.collect()
+        alive = [index for index, ref in enumerate(app.states) if ref() is not None]
+        assert not alive, f"the states of sessions {alive} are still in memory"
+        return True
+
+    wait_until(released, timeout=20)
+
+
+def test_a_dropped_websocket_comes_back_to_the_same_view(app, page, wait_until, screenshot):
+    page.add_init_script(RECORD_WEBSOCKETS)
+    key = shared_catalog().examples[4].key
+    open_app(page, app.url, f"?image={key}")
+    page.locator(".ov-tile[data-layer='conv_1_2'][data-index='3']").click()
+    page.wait_for_url("**layer=conv_1_2&neuron=3**")
+
+    page.evaluate("window.__sockets[0].close()")  # the page reloads once the server answers
+    page.wait_for_event("load", timeout=20_000)
+    page.locator(".ov-class").first.wait_for()
+    restored = app.latest_state()
+    wait_until(lambda: (restored.example, restored.layer, restored.neuron) == (key, "conv_1_2", 3))
+    page.locator(".ov-selected").wait_for(state="attached")
+
+    other = shared_catalog().examples[6]
+    page.locator(f".thumb[data-key='{other.key}']").click()  # and it drives its new session
+    wait_until(lambda: restored.example == other.key)
+    wait_until(lambda: predicted_label(page) == restored.trace.predicted_class)
+    screenshot(page, "sessions-reconnected")
+
+
+def test_a_reload_restores_the_image_and_selection_from_the_url(app, page, wait_until):
+    open_app(page, app.url)
+    key = shared_catalog().examples[7].key
+    page.locator(f".thumb[data-key='{key}']").click()
+    page.locator(".ov-tile[data-layer='max_pool_1'][data-index='2']").click()
+    page.wait_for_url(f"**image={key}**layer=max_pool_1&neuron=2**")
+    before = app.latest_state()
+    page.reload()
+    page.locator(".ov-class").first.wait_for()
+    restored = app.latest_state()
+    assert restored is not before
+    wait_until(lambda: (restored.example, restored.layer, restored.neuron) == (key, "max_pool_1", 2))
+    wait_until(lambda: predicted_label(page) == restored.trace.predicted_class)

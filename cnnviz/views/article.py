@@ -23,6 +23,7 @@ from panel.viewable import Viewer
 
 from cnnviz.article import LAYER_KIND_SECTIONS, SECTION_ANCHORS, read_section
 from cnnviz.mathml import tex_to_mathml
+from cnnviz.views import DEEP_QUERY_JS
 from cnnviz.views.playground import PLAYGROUND_HEIGHT, Playground
 
 __all__ = ["LAYER_KIND_SECTIONS", "SCROLL_TO_SECTION_JS", "SECTION_ANCHORS", "Article", "scroll_to_section_js"]
@@ -62,13 +63,27 @@ def scroll_to_section_js(key: str) -> str:
 
 
 class SectionScroller(JSComponent):
-    """Invisible helper: installs the scroll function, follows a `#article-…` URL, scrolls on request."""
+    """Invisible helper: installs the scroll function, follows a `#article-…` URL, scrolls on request, and says
+    when the playground's slot comes near the screen (so the playground is built only for readers who get there).
+    """
+
+    playground_near = param.Boolean(default=False, doc="Set by the browser when the playground slot is near.")
 
     _esm = (
         SCROLL_TO_SECTION_JS
+        + DEEP_QUERY_JS
         + """
 export function render({ model }) {
   model.on("msg:custom", (message) => window.cnnvizScrollToSection(message.anchor))
+  const watchSlot = (tries) => {
+    const slot = deepQuery(document, ".playground-slot")
+    if (!slot) { if (tries < 50) setTimeout(() => watchSlot(tries + 1), 100); return }
+    const observer = new IntersectionObserver((entries) => {
+      if (entries.some((entry) => entry.isIntersecting)) { observer.disconnect(); model.playground_near = true }
+    }, { rootMargin: "600px 0px" })
+    observer.observe(slot)
+  }
+  watchSlot(0)
   const wanted = decodeURIComponent(window.location.hash.slice(1))
   if (wanted.startsWith("article-")) {
     let tries = 0
@@ -100,8 +115,9 @@ def _contents_html() -> str:
 class Article(Viewer):
     """The explanations behind the visualisation, one section per layer kind, plus how to use the app.
 
-    The playground is heavy (three plots, sliders, a player), so the article reserves its exact height and
-    builds it only once the page has loaded: nothing above or below moves when it arrives.
+    The playground is heavy (three plots, sliders, a player: about 0.9 s of server time), so the article reserves
+    its exact height and builds it only when a reader scrolls near it: nothing above or below moves when it
+    arrives, and a class of visitors who never scroll that far costs the server nothing.
     """
 
     playground_loaded = param.Boolean(default=False, constant=True, doc="Whether the playground has been built.")
@@ -144,9 +160,11 @@ class Article(Viewer):
             max_width=880,
             css_classes=["article"],
         )
-        pn.state.onload(self._load_playground)
+        self._scroller.param.watch(self._load_playground, "playground_near")
 
-    def _load_playground(self) -> None:
+    def _load_playground(self, _event: param.parameterized.Event | None = None) -> None:
+        if self.playground_loaded:
+            return
         self._playground_slot.objects = [Playground()]
         with param.edit_constant(self):
             self.param.update(playground_loaded=True)

@@ -139,6 +139,8 @@ def test_the_playground_loads_without_moving_the_article(page, serve):
     page.locator(".playground-slot").wait_for()
     page.wait_for_function(f"({FIND})('{SECTION_ANCHORS['relu']}') !== null")
     first = page.evaluate(geometry)
+    assert not first["loaded"]  # built only for readers who come near it
+    page.evaluate("(id) => window.cnnvizScrollToSection(id)", SECTION_ANCHORS["hyperparameters"])
     page.locator(".formula").wait_for()
     page.wait_for_timeout(300)
     loaded = page.evaluate(geometry)
@@ -165,6 +167,7 @@ def test_the_playground_follows_the_sliders(page, serve, screenshot, n, p, k, s)
 
 def test_an_uneven_stride_is_explained_in_words(page, serve, screenshot):
     open_article(page, serve(make_article()))
+    page.evaluate("(id) => window.cnnvizScrollToSection(id)", SECTION_ANCHORS["hyperparameters"])
     slider_handle(page, "Stride s").wait_for()
     set_playground(page, 6, 0, 3, 2)
     explanation = page.locator(".misfit")

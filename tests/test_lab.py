@@ -139,8 +139,9 @@ def test_url_round_trip(state, catalog):
 @pytest.fixture
 def lab(state):
     lab = Lab(state)
+    assert lab.workbench is None  # nothing is built until the card opens
     lab.card.collapsed = False
-    return lab
+    return lab.workbench
 
 
 def test_lab_widgets_write_the_experiment_and_undo_it(lab, state):

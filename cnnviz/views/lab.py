@@ -87,11 +87,42 @@ class PaintCanvas(JSComponent):
 
 
 class Lab(Viewer):
-    """A collapsible card below the overview: training timeline, what-if experiments and the saliency map."""
+    """A collapsible card below the overview: training timeline, what-if experiments and the saliency map.
+
+    Its widgets and plots cost a new session about 0.13 s of server time, and most visitors never open it, so
+    the `Workbench` inside is built the first time the card opens (or a URL asks for an epoch or experiment).
+    """
 
     def __init__(self, state: ExplainerState, **params) -> None:
         super().__init__(**params)
         self.state = state
+        self.workbench: Workbench | None = None
+        self.card = pn.Card(
+            title="Lab: watch it learn · what if?", collapsed=True, sizing_mode="stretch_width", margin=(10, 5)
+        )
+        self.card.param.watch(self._build, "collapsed")
+        state.param.watch(self._open_for_the_url, ["epoch", "experiment"])
+        self._open_for_the_url()
+
+    def __panel__(self) -> pn.viewable.Viewable:
+        return self.card
+
+    def _open_for_the_url(self, *_events) -> None:
+        if self.state.epoch is not None or self.state.experiment:
+            self.card.collapsed = False
+
+    def _build(self, event: param.parameterized.Event) -> None:
+        if not event.new and self.workbench is None:
+            self.workbench = Workbench(self.state, self.card)
+            self.card.objects = [self.workbench.tabs]
+
+
+class Workbench:
+    """The Lab's widgets and plots, wired to the session state (built by `Lab` on first open)."""
+
+    def __init__(self, state: ExplainerState, card: pn.Card) -> None:
+        self.state = state
+        self.card = card
         history = state.history
         self._epochs = {f"{epoch} · untrained" if epoch == 0 else str(epoch): epoch for epoch in history.epochs}
         self._epochs[FINAL_LABEL] = None
@@ -156,14 +187,6 @@ class Lab(Viewer):
             dynamic=True,  # only the open tab travels to the browser
             sizing_mode="stretch_width",
         )
-        collapsed = state.epoch is None and not state.experiment
-        self.card = pn.Card(
-            *([] if collapsed else [self.tabs]),  # filled when first opened: a closed Lab costs the page nothing
-            title="Lab: watch it learn · what if?",
-            collapsed=collapsed,
-            sizing_mode="stretch_width",
-            margin=(10, 5),
-        )
         self._follow_experiment()
         self._follow_selection()
         self._redraw()
@@ -181,20 +204,12 @@ class Lab(Viewer):
         self.restore_image.on_click(self._restore_image)
         self.reset.on_click(self._reset)
         self.tabs.param.watch(self._redraw, "active")
-        self.card.param.watch(self._fill_card, "collapsed")
         self.card.param.watch(self._redraw, "collapsed")
         state.param.watch(self._redraw, ["trace", "layer", "neuron", "level"])
         state.param.watch(self._follow_epoch, "epoch")
         state.param.watch(self._follow_experiment, "experiment")
         state.param.watch(self._follow_selection, ["layer", "neuron", "input_channel", "trace"])
         state.param.watch(self._follow_image, "image")
-
-    def __panel__(self) -> pn.viewable.Viewable:
-        return self.card
-
-    def _fill_card(self, event: param.parameterized.Event) -> None:
-        if not event.new and not self.card.objects:
-            self.card.objects = [self.tabs]
 
     # -- layout ----------------------------------------------------------------------------------------
     def _learn_tab(self, has_checkpoints: bool) -> pn.viewable.Viewable:

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import numpy as np
 import pytest
 
 from cnnviz.cli import main
-from cnnviz.data import DataError, load_prepared
+from cnnviz.data import load_prepared
 from cnnviz.engine import TINY_VGG_CLASSES, Dense, Flatten, Network, Softmax, load_tfjs_layers_model
 from cnnviz.evaluate import confusion_matrix, evaluate_network, evaluate_predictions, format_evaluation
+
+WEIGHTS_DIR = Path(__file__).resolve().parents[1] / "weights"
 
 
 def test_confusion_and_accuracies_of_a_known_case():
@@ -61,11 +66,8 @@ def test_evaluate_command_reports_a_missing_weights_file(tmp_path, capsys):
 
 
 @pytest.fixture(scope="module")
-def validation():
-    try:
-        return load_prepared().val
-    except DataError as error:
-        pytest.skip(f"no prepared data: {error}")
+def validation(prepared_data_dir):
+    return load_prepared(prepared_data_dir).val
 
 
 def test_reference_weights_score_68_8_percent(reference_weights_dir, validation):
@@ -75,9 +77,26 @@ def test_reference_weights_score_68_8_percent(reference_weights_dir, validation)
     assert evaluation.accuracy == pytest.approx(0.688, abs=0.001)
 
 
-def test_evaluate_command_compares_weights_with_the_reference(reference_weights_dir, validation, tmp_path, capsys):
+def test_evaluate_command_compares_weights_with_the_reference(
+    reference_weights_dir, prepared_data_dir, tmp_path, capsys
+):
     converted = load_tfjs_layers_model(reference_weights_dir, TINY_VGG_CLASSES).save(tmp_path / "reference.npz")
-    assert main(["evaluate", str(converted), "--reference", str(reference_weights_dir)]) == 0
+    command = [
+        "evaluate",
+        str(converted),
+        "--reference",
+        str(reference_weights_dir),
+        "--data-dir",
+        str(prepared_data_dir),
+    ]
+    assert main(command) == 0
     out = capsys.readouterr().out
     assert out.count("top-1 68.8% on 500 images") == 2  # the same weights through .npz and through TF.js
     assert "summary" in out
+
+
+def test_shipped_weights_beat_the_reference_as_the_model_card_says(validation):
+    card = json.loads((WEIGHTS_DIR / "tiny_vgg.json").read_text())
+    evaluation = evaluate_network(Network.load(WEIGHTS_DIR / "tiny_vgg.npz"), validation.images, validation.labels)
+    assert evaluation.accuracy >= 0.75
+    assert evaluation.accuracy == pytest.approx(card["test"]["top1"], abs=1e-9)

@@ -107,7 +107,7 @@ def array_to_image(array: np.ndarray) -> Image.Image:
 def _read_capped(source: str | os.PathLike | bytes | bytearray | BinaryIO) -> bytes:
     """Get the file's bytes without ever holding more than the upload limit (plus one byte) in memory."""
     if isinstance(source, bytes | bytearray):
-        _check_byte_count(len(source))
+        check_upload_size(len(source))
         data = bytes(source)
     elif isinstance(source, str | os.PathLike):
         data = _read_path(source)
@@ -131,7 +131,7 @@ def _read_path(path: str | os.PathLike) -> bytes:
         raise ImageError(f"{shown!r} is not a valid file path.") from None
     if stat.S_ISDIR(status.st_mode):
         raise ImageError(f"{shown} is a folder, not an image file.")
-    _check_byte_count(status.st_size)
+    check_upload_size(status.st_size)
     try:
         with open(path, "rb") as stream:
             return _read_stream(stream)
@@ -170,9 +170,10 @@ def _read_stream(stream: BinaryIO) -> bytes:
     return b"".join(chunks)
 
 
-def _check_byte_count(count: int) -> None:
-    if count > MAX_UPLOAD_BYTES:
-        raise ImageError(f"The file is {count / _MEGABYTE:.1f} MB; the limit is {MAX_UPLOAD_BYTES // _MEGABYTE} MB.")
+def check_upload_size(count: int, limit: int = MAX_UPLOAD_BYTES) -> None:
+    """Refuse a file by its size alone, before any of it is read or decoded (also used by the upload control)."""
+    if count > limit:
+        raise ImageError(f"The file is {count / _MEGABYTE:.1f} MB; the limit is {limit // _MEGABYTE} MB.")
 
 
 @contextlib.contextmanager

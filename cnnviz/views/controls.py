@@ -17,7 +17,7 @@ from panel.custom import JSComponent
 from panel.viewable import Viewer
 from PIL import Image
 
-from cnnviz.images import MAX_UPLOAD_BYTES, array_to_image
+from cnnviz.images import MAX_UPLOAD_BYTES, ImageError, array_to_image, check_upload_size
 from cnnviz.state import ExplainerState
 
 HERE = Path(__file__).parent
@@ -36,7 +36,6 @@ CONTROLS_LAYOUT_CSS = f"""
 # An upload travels in pieces of this size, one websocket message each (base64: ~1.4 MB), so it fits under any
 # server's message limit, including Bokeh's default 20 MiB that a whole 20 MB file in base64 (26.7 MB) would not.
 UPLOAD_CHUNK_BYTES = 1024 * 1024
-_MEGABYTE = 1024 * 1024
 _DAMAGED_UPLOAD = "The upload arrived damaged; please try again."
 
 
@@ -90,12 +89,14 @@ class BrowserControl(JSComponent):
         self._upload_parts = bytearray()
         if not isinstance(size, int) or size < 0:
             self._finish(problem=_DAMAGED_UPLOAD)
-        elif size > self.max_bytes:
-            limit = self.max_bytes // _MEGABYTE
-            self._finish(problem=f"The file is {size / _MEGABYTE:.1f} MB; the limit is {limit} MB.")
-        else:
-            self._upload_size = size
-            self._ask_for_more()
+            return
+        try:
+            check_upload_size(size, self.max_bytes)
+        except ImageError as error:
+            self._finish(problem=str(error))
+            return
+        self._upload_size = size
+        self._ask_for_more()
 
     def _add_chunk(self, data: Any) -> None:
         try:

@@ -199,9 +199,11 @@ def _tick(value: float) -> str:
     return f"{value:.2f}".replace("-", "−")
 
 
-def legend_data(trace: Trace, layout: OverviewLayout, mode: str) -> list[dict[str, Any]]:
+def legend_data(
+    trace: Trace, layout: OverviewLayout, mode: str, ranges: dict[str, float] | None = None
+) -> list[dict[str, Any]]:
     """One colour legend per group of columns sharing a range (and one for the grey input)."""
-    ranges = color_ranges(trace, mode)
+    ranges = color_ranges(trace, mode) if ranges is None else ranges  # the caller's, when it has them already
     legends = []
     for column in layout.columns:
         if column.kind == "input":

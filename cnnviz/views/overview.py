@@ -68,10 +68,11 @@ class Overview(Viewer):
 
     def _redraw(self, *_events) -> None:
         trace, mode = self.state.trace, self.state.color_mode
+        ranges = color_ranges(trace, mode)
         with pn.io.hold():
-            self._plot.update(trace, self.layout, color_ranges(trace, mode))
+            self._plot.update(trace, self.layout, ranges)
             self._overlay.param.update(
-                stats=neuron_stats(trace, self.layout), legends=legend_data(trace, self.layout, mode)
+                stats=neuron_stats(trace, self.layout), legends=legend_data(trace, self.layout, mode, ranges)
             )
 
     def _show_details(self, event: param.parameterized.Event) -> None:

@@ -103,6 +103,9 @@ class Explainer(Viewer):
         template = pn.template.BootstrapTemplate(
             title=TITLE,
             header_background="#2f3e4e",
+            # Panel's busy spinner follows one server-wide counter: every click in any session would update the
+            # spinner of every open session (work that grows with the class size, and a signal across sessions).
+            busy_indicator=None,
             header=[pn.Row(pn.HSpacer(), self._tour, sizing_mode="stretch_width")],
             main=[self._layout, self.article, ReloadWhenServerReturns(height=0, margin=0)],
         )

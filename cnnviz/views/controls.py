@@ -65,6 +65,7 @@ class BrowserControl(JSComponent):
     received = param.ClassSelector(class_=ReceivedFile, doc="The latest finished upload (server side).")
 
     _rename: ClassVar[dict[str, str | None]] = {"max_bytes": None, "received": None}  # never sent to the browser
+    _priority_changes: ClassVar[list[str]] = ["value"]  # a click: handle it now, not after Panel's 50 ms debounce
     _esm = HERE / "controls.js"
     _stylesheets: ClassVar[list[str]] = [(HERE / "controls.css").read_text()]
 

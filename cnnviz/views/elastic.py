@@ -44,6 +44,7 @@ class ElasticCanvas(JSComponent):
     softmax = param.List(default=[], doc="[nonce]: open softmax mode from the flatten view.")
 
     _esm = DEEP_QUERY_JS + (HERE / "elastic.js").read_text()
+    _priority_changes: ClassVar[list[str]] = ["back", "explain", "softmax"]  # clicks and keys: no 50 ms debounce
     _stylesheets: ClassVar[list[str]] = [(HERE / "elastic.css").read_text()]
 
 

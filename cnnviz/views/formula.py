@@ -39,6 +39,8 @@ class FormulaPanel(JSComponent):
     picked = param.List(default=[], doc="[class, nonce] set by the browser when a softmax class is clicked.")
 
     _esm = SCROLL_TO_SECTION_JS + (HERE / "formula.js").read_text()
+    # clicks and keys skip Panel's 50 ms debounce; window moves (`position`) keep it, they come in bursts
+    _priority_changes: ClassVar[list[str]] = ["closed", "picked"]
     _stylesheets: ClassVar[list[str]] = [(HERE / "formula.css").read_text()]
 
 

@@ -33,6 +33,7 @@ class OverviewOverlay(JSComponent):
     jumped = param.List(default=[], doc="[anchor, nonce] set by the browser when a layer label is used.")
 
     _esm = SCROLL_TO_SECTION_JS + (HERE / "overview.js").read_text()
+    _priority_changes: ClassVar[list[str]] = ["picked", "jumped"]  # clicks: no 50 ms debounce
     _stylesheets: ClassVar[list[str]] = [(HERE / "overview.css").read_text()]
 
 

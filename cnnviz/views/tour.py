@@ -85,6 +85,7 @@ class TourControl(JSComponent):
     card_css = param.String(default=TOUR_CSS, constant=True, doc="Styles of the card, which lives outside this root.")
 
     _esm = DEEP_QUERY_JS + (HERE / "tour.js").read_text()
+    _priority_changes: ClassVar[list[str]] = ["step"]  # a click: no 50 ms debounce
     _stylesheets: ClassVar[list[str]] = [TOUR_CSS]
 
 

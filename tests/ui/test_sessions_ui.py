@@ -26,6 +26,14 @@ window.WebSocket = class extends window.WebSocket {
 };
 """
 
+# Count what the server sends a tab, to show that other students' clicks send it nothing.
+COUNT_RECEIVED = """
+window.__received = 0;
+window.WebSocket = class extends window.WebSocket {
+  constructor(...args) { super(...args); this.addEventListener("message", () => { window.__received += 1; }); }
+};
+"""
+
 
 @pytest.fixture
 def app(serve, monkeypatch):
@@ -101,6 +109,33 @@ def test_two_concurrent_sessions_never_see_each_others_image_or_selection(app, n
     wait_until(lambda: second_page.locator(".image-caption b").inner_text() == "Your image")
     screenshot(first_page, "sessions-first")
     screenshot(second_page, "sessions-second")
+
+
+def test_one_students_clicks_send_nothing_to_another_tab(app, new_page, wait_until):
+    """No shared state leaks into other sessions, not even a busy signal: their pages receive no message at all."""
+    watcher, clicker = new_page(), new_page()
+    watcher.add_init_script(COUNT_RECEIVED)
+    open_app(watcher, app.url)
+    open_app(clicker, app.url)
+    clicker_state = app.latest_state()
+    settled = []
+
+    def quiet() -> bool:  # the watcher's own page has finished loading: nothing arrived for a second
+        settled.append(watcher.evaluate("window.__received"))
+        return len(settled) > 10 and settled[-1] == settled[-11] > 0
+
+    wait_until(quiet, interval=0.1)
+    before = settled[-1]
+    for example in shared_catalog().examples[2:5]:
+        clicker.locator(f".thumb[data-key='{example.key}']").click()
+        wait_until(lambda example=example: predicted_label(clicker) == clicker_state.trace.predicted_class
+                   and clicker_state.example == example.key)  # fmt: skip
+    clicker.locator(".ov-tile[data-layer='conv_2_1'][data-index='2']").click()
+    clicker.locator(".el-overlay[data-phase='open'][data-view='conv_2_1/2']").wait_for()
+    clicker.keyboard.press("Escape")
+    wait_until(lambda: clicker_state.level == "overview")
+    watcher.wait_for_timeout(500)
+    assert watcher.evaluate("window.__received") == before
 
 
 def test_closed_tabs_release_their_sessions(app, new_page, wait_until, monkeypatch):

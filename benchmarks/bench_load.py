@@ -2,8 +2,9 @@
 
 Each student is a Bokeh protocol client (`bokeh.client.pull_session`, the same websocket messages a browser
 sends, without drawing): it picks a gallery image, waits until the server has pushed the new overview, then
-clicks a neuron and waits for the opened view, with a pause between actions. A new tab's first switch also
-waits for the page's set-up work, so it is reported on its own. Loopback only; the run is
+clicks a neuron and waits for the opened view, with a pause between actions. Every student's first switch
+starts in the same instant, as when a whole class follows "now pick the cat", so it is reported on its own.
+The clients behave like browsers where it matters for timing (see `Student`). Loopback only; the run is
 bounded (a few actions per student, every wait has a timeout). Prints, for each N, the p50/p95 latency of an
 image switch and of opening a view, the server's memory per session, and its memory after every session closed.
 
@@ -166,7 +167,7 @@ def run_class(url: str, users: int, actions: int, think: float, server_pid: int)
             rng = random.Random(id(student))
             switches, views = [], []
             start_line.wait()
-            # the first switch also waits for the page's set-up work (Panel's onload callbacks) of every new tab
+            # everyone's first switch at once: the queue a whole class clicking on the same command makes
             first = student.switch_image(rng.choice(keys[1:]))
             for _ in range(actions):
                 time.sleep(rng.uniform(0, 2 * think))

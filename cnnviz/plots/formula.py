@@ -142,7 +142,7 @@ def conv_formula(
 
 
 def relu_formula(trace: Trace, layer_name: str, channel: int, half_ranges: dict[str, float]) -> FormulaData:
-    """x and max(0, x) for every cell of one channel."""
+    """x and the activation's output for every cell of one channel (`slope`: 0 ReLU, leaky, or 1 for none)."""
     rows, cols = trace[layer_name].shape[:2]
     steps = [relu_step(trace, layer_name, row, col, channel) for row in range(rows) for col in range(cols)]
     inputs = np.array([step.x for step in steps], np.float32).reshape(rows, cols)
@@ -152,6 +152,7 @@ def relu_formula(trace: Trace, layer_name: str, channel: int, half_ranges: dict[
         "kind": "relu",
         "layer": layer_name,
         "neuron": channel,
+        "slope": trace.network.layer(layer_name).negative_slope,
         "input_name": _input_name(trace, layer_name, channel),
         "window": [1, 1],
         "stride": [1, 1],
@@ -168,7 +169,7 @@ def relu_formula(trace: Trace, layer_name: str, channel: int, half_ranges: dict[
 
 
 def pool_formula(trace: Trace, layer_name: str, channel: int, half_ranges: dict[str, float]) -> FormulaData:
-    """Every pooling window of one channel, where its maximum sits, and the value it keeps."""
+    """Every pooling window of one channel, the value it keeps and where that sits (`mode`: max, min or average)."""
     layer = trace.network.layer(layer_name)
     source = trace.input_of(layer_name)
     rows, cols = trace[layer_name].shape[:2]
@@ -179,6 +180,7 @@ def pool_formula(trace: Trace, layer_name: str, channel: int, half_ranges: dict[
         "kind": "maxpool2d",
         "layer": layer_name,
         "neuron": channel,
+        "mode": layer.mode,
         "input_name": _input_name(trace, layer_name, channel),
         **_window_geometry(layer, source.shape),
         "palettes": {"input": "diverging", "windows": "diverging", "results": "diverging"},

@@ -293,33 +293,41 @@ export function render({ model, el }) {
 
     relu() {
       const { meta } = data;
+      const slope = meta.slope ?? 0;  // a "what if?" experiment may make it leaky (0 < slope < 1) or remove it (1)
+      const leaky = slope > 0 && slope < 1;
       const map = matrices("results", `${meta.layer}, channel ${meta.neuron + 1}`, CROP.output);
-      const x = value("fv-x", "input x");
+      const xs = [value("fv-x", "input x")];
+      if (leaky) xs.push(value("fv-x", "input x"));
       const y = value("fv-y", "output y");
+      const op = (text) => element("span", "fv-op", text);
       const equation = element("div", "fv-equation");
-      equation.append(element("span", "fv-op", "max(0, "), x, element("span", "fv-op", ") ="), y);
+      if (slope === 0) equation.append(op("max(0, "), xs[0], op(") ="), y);
+      else if (leaky) equation.append(op(`max(${slope} × `), xs[0], op(", "), xs[1], op(") ="), y);
+      else equation.append(xs[0], op("="), y);
+      const rule = (x) => (slope === 0 ? `max(0, ${x})` : leaky ? `max(${slope} × ${x}, ${x})` : x);
       // The function itself, with the current x marked: a fixed shape, no model numbers computed here.
       const extent = Math.max(...data.arrays.input.data.map(Math.abs), 1e-6);
       const plot = document.createElementNS("http://www.w3.org/2000/svg", "svg");
       plot.setAttribute("viewBox", "-1.15 -1.15 2.3 2.3");
       plot.setAttribute("class", "fv-relu-plot");
       plot.innerHTML = `<line x1="-1.1" y1="0" x2="1.1" y2="0" class="fv-axis"/><line x1="0" y1="-1.1" x2="0" y2="1.1" class="fv-axis"/>
-        <polyline points="-1,0 0,0 1,-1" class="fv-curve"/><circle r="0.07" class="fv-dot"/>
+        <polyline points="-1,${slope} 0,0 1,-1" class="fv-curve"/><circle r="0.07" class="fv-dot"/>
         <text x="1.1" y="0.2" text-anchor="end">x</text><text x="0.08" y="-0.98">y</text>`;
       const dot = plot.querySelector(".fv-dot");
       const row = element("div", "fv-row fv-arithmetic");
-      row.append(captioned("y = max(0, x)", equation), captioned(`x from −${format(extent, 2)} to ${format(extent, 2)}`, plot));
+      const caption = slope === 1 ? "y = x (no activation function)" : `y = ${rule("x")}`;
+      row.append(captioned(caption, equation), captioned(`x from −${format(extent, 2)} to ${format(extent, 2)}`, plot));
       body.append(map.row, row);
       hint.textContent = "Hover over either map to pick a cell; the arrow keys move it too, space plays or pauses, Esc closes.";
       return {
         size: data.arrays.results.shape,
         show(r, c) {
           map.show(r, c);
-          setValue(x, at("input", r, c), color("input", at("input_colors", r, c)));
+          for (const x of xs) setValue(x, at("input", r, c), color("input", at("input_colors", r, c)));
           setValue(y, at("results", r, c), color("results", at("results_colors", r, c)));
           dot.setAttribute("cx", at("input", r, c) / extent);
           dot.setAttribute("cy", -at("results", r, c) / extent);
-          status.textContent = `Row ${r}, column ${c}: max(0, ${format(at("input", r, c))}) = ${format(at("results", r, c))}.`;
+          status.textContent = `Row ${r}, column ${c}: ${rule(format(at("input", r, c)))} = ${format(at("results", r, c))}.`;
         },
       };
     },
@@ -336,11 +344,15 @@ export function render({ model, el }) {
         cells.push(value("fv-chip fv-term"));
         terms.append(cells[i]);
       }
-      const y = value("fv-chip fv-y", "the maximum");
+      // a "what if?" experiment may keep the smallest value or the average instead of the largest
+      const mode = meta.mode ?? "max";
+      const reduce = { max: "max", min: "min", average: "mean" }[mode];
+      const kept = { max: "the largest", min: "the smallest", average: "the average" }[mode];
+      const y = value("fv-chip fv-y", `${kept} value`);
       const equation = element("div", "fv-equation");
-      equation.append(element("span", "fv-op", "max("), terms, element("span", "fv-op", ") ="), y);
+      equation.append(element("span", "fv-op", `${reduce}(`), terms, element("span", "fv-op", ") ="), y);
       const row = element("div", "fv-row fv-arithmetic");
-      row.append(captioned("window", windowGrid.grid), element("span", "fv-op", "→"), captioned("y = max(window)", equation));
+      row.append(captioned("window", windowGrid.grid), element("span", "fv-op", "→"), captioned(`y = ${reduce}(window)`, equation));
       body.append(map.row, row);
       hint.textContent = "Hover over either map to move the window; the arrow keys move it too, space plays or pauses, Esc closes.";
       return {
@@ -350,7 +362,7 @@ export function render({ model, el }) {
           const [bestRow, bestCol] = [at("argmax", r, c, 0), at("argmax", r, c, 1)];
           for (let u = 0; u < pr; u++) {
             for (let v = 0; v < pc; v++) {
-              const isMax = u === bestRow && v === bestCol;
+              const isMax = mode !== "average" && u === bestRow && v === bestCol;  // the average keeps no one cell
               for (const cell of [windowGrid.cells[u][v], cells[u * pc + v]]) {
                 setValue(cell, at("windows", r, c, u, v), color("windows", at("windows_colors", r, c, u, v)));
                 cell.classList.toggle("fv-max", isMax);
@@ -358,7 +370,7 @@ export function render({ model, el }) {
             }
           }
           setValue(y, at("results", r, c), color("results", at("results_colors", r, c)));
-          status.textContent = `Window at row ${r}, column ${c}: the largest of its ${pr * pc} values is ${format(at("results", r, c))}.`;
+          status.textContent = `Window at row ${r}, column ${c}: ${kept} of its ${pr * pc} values is ${format(at("results", r, c))}.`;
         },
       };
     },
@@ -492,7 +504,9 @@ export function render({ model, el }) {
     if (!model.payload || model.payload.byteLength === 0) return;
     data = unpack(model.payload);
     const { meta } = data;
-    const names = { conv2d: "Convolution", relu: "ReLU", maxpool2d: "Max pooling", softmax: "Softmax" };
+    const relu = !meta.slope ? "ReLU" : meta.slope === 1 ? "No activation (what if?)" : "Leaky ReLU (what if?)";
+    const pooling = { max: "Max pooling", min: "Min pooling (what if?)", average: "Average pooling (what if?)" };
+    const names = { conv2d: "Convolution", relu, maxpool2d: pooling[meta.mode ?? "max"], softmax: "Softmax" };
     const what = meta.kind === "conv2d" ? `${meta.layer}, neuron ${meta.neuron + 1}, input channel ${meta.channel + 1}`
       : meta.kind === "softmax" ? `class “${meta.classes[meta.neuron]}”` : `${meta.layer}, channel ${meta.neuron + 1}`;
     title.textContent = `${names[meta.kind]} · ${what}`;

@@ -84,6 +84,7 @@ def export_site(out: Path, weights: Path | None = None, data_dir: Path | None = 
         _copy(requirements, out / REQUIREMENTS_FILE)
     for page in PAGES:
         localise_assets(out / f"{page}.html", out)
+        explain_start_failures(out / f"{page}.html")
     _precache_site(out)
     return out
 
@@ -183,6 +184,55 @@ def localise_assets(page: Path, out: Path) -> None:
 
     url = re.compile(f"({re.escape(CDN_DIST)}|{re.escape(BOKEH_CDN)})([^\"'\\s)<>]+)")
     page.write_text(url.sub(local, page.read_text(encoding="utf-8")), encoding="utf-8")
+
+
+START_FAILED_NOTICE = """<style>
+.cnnviz-start-failed { position: fixed; z-index: 1000; left: 50%; bottom: 16px; transform: translateX(-50%);
+  display: flex; gap: 12px; align-items: flex-start; max-width: min(680px, 92vw); padding: 12px 16px;
+  border-radius: 8px; background: #fff8e1; border: 1px solid #f0c36d; color: #3b2f00;
+  font: 15px/1.45 system-ui, sans-serif; box-shadow: 0 4px 16px #0002; }
+.cnnviz-start-failed button { flex: none; border: 0; background: none; font-size: 20px; line-height: 1;
+  cursor: pointer; color: inherit; }
+</style>
+<script>
+// Say why the live explainer did not start, instead of a spinner that never stops.
+window.cnnvizStartFailed = () => {
+  if (!document.body.classList.contains("pn-loading")) return;  // it started: later errors are not start-up's
+  document.body.classList.remove("pn-loading", "pn-arc");
+  for (const message of document.querySelectorAll(".pn-loading-msg")) message.remove();
+  const note = document.createElement("div");
+  note.className = "cnnviz-start-failed";
+  note.setAttribute("role", "alert");
+  const text = document.createElement("p");
+  text.style.margin = "0";
+  text.textContent = "The live explainer could not start: your browser could not download Python for this page "
+    + "(Pyodide, from cdn.jsdelivr.net). What you see is the first example as it was computed when the site was "
+    + "built. Check the internet connection and reload the page to pick images and open the views.";
+  const dismiss = document.createElement("button");
+  dismiss.setAttribute("aria-label", "Dismiss this message");
+  dismiss.textContent = "×";
+  dismiss.addEventListener("click", () => note.remove());
+  note.append(text, dismiss);
+  document.body.append(note);
+};
+</script>
+"""
+# Each page's step that needs the Pyodide CDN, and the same text with the notice hooked to its failure.
+WORKER_START = 'const pyodideWorker = new Worker("./index.js");'
+START_FAILURE_HOOKS = [
+    (WORKER_START, WORKER_START + ' pyodideWorker.addEventListener("error", () => window.cnnvizStartFailed());'),
+    ('/pyodide.js" defer>', '/pyodide.js" defer onerror="window.cnnvizStartFailed()">'),
+]
+
+
+def explain_start_failures(page: Path) -> None:
+    """Make a page that cannot load Pyodide say so in words (Panel's pages keep spinning over the preview)."""
+    text = page.read_text(encoding="utf-8")
+    hook = next(((step, hooked) for step, hooked in START_FAILURE_HOOKS if step in text), None)
+    if hook is None:
+        raise CnnvizError(f"{page.name}: panel convert's page changed; cnnviz cannot hook its start-up errors.")
+    text = text.replace(*hook, 1).replace("</head>", START_FAILED_NOTICE + "</head>", 1)
+    page.write_text(text, encoding="utf-8")
 
 
 def _copy_with_css_references(source: Path, target: Path) -> None:

@@ -97,8 +97,15 @@ def test_prerendered_overview_appears_with_no_internet(visit, site_url, page_nam
     assert visit.page.locator(".ov-tile:not(.ov-class)").count() == 103
     assert visit.page.locator(".ov-class").count() == len(shared_network().class_names)
     assert visit.page.locator(".thumb").count() > 0
+    # Pyodide cannot come from its CDN here: the page says so in words and stops spinning over the preview
+    notice = visit.page.locator(".cnnviz-start-failed[role='alert']")
+    notice.wait_for()
+    assert "could not download Python" in notice.inner_text()
+    assert "pn-loading" not in visit.page.locator("body").get_attribute("class")
     visit.page.wait_for_timeout(300)
     screenshot(visit.page, f"export-prerendered-{page_name}")
+    notice.get_by_role("button", name="Dismiss this message").click()
+    assert notice.count() == 0
     assert visit.unexpected() == []
 
 

@@ -82,9 +82,9 @@ def export_site(out: Path, weights: Path | None = None, data_dir: Path | None = 
             for entry, (page, target) in zip(entries, PAGES.items(), strict=True):
                 _convert(entry, out, target, requirements, resources, with_pwa=page == "index")
         _copy(requirements, out / REQUIREMENTS_FILE)
-    for page in PAGES:
+    for page, target in PAGES.items():
         localise_assets(out / f"{page}.html", out)
-        explain_start_failures(out / f"{page}.html")
+        explain_start_failures(out / f"{page}.html", target)
     _precache_site(out)
     return out
 
@@ -198,16 +198,17 @@ START_FAILED_NOTICE = """<style>
 // Say why the live explainer did not start, instead of a spinner that never stops.
 window.cnnvizStartFailed = () => {
   if (!document.body.classList.contains("pn-loading")) return;  // it started: later errors are not start-up's
-  document.body.classList.remove("pn-loading", "pn-arc");
+  for (const name of [...document.body.classList]) if (name.startsWith("pn-")) document.body.classList.remove(name);
   for (const message of document.querySelectorAll(".pn-loading-msg")) message.remove();
   const note = document.createElement("div");
   note.className = "cnnviz-start-failed";
   note.setAttribute("role", "alert");
   const text = document.createElement("p");
   text.style.margin = "0";
-  text.textContent = "The live explainer could not start: your browser could not download Python for this page "
-    + "(Pyodide, from cdn.jsdelivr.net). What you see is the first example as it was computed when the site was "
-    + "built. Check the internet connection and reload the page to pick images and open the views.";
+  text.textContent = "The live explainer could not start: the browser could not download or start Python for "
+    + "this page (Pyodide and Panel come from cdn.jsdelivr.net and cdn.holoviz.org). What you see is the first "
+    + "example as it was computed when the site was built. Check the internet connection and reload the page to "
+    + "pick images and open the views.";
   const dismiss = document.createElement("button");
   dismiss.setAttribute("aria-label", "Dismiss this message");
   dismiss.textContent = "×";
@@ -217,22 +218,39 @@ window.cnnvizStartFailed = () => {
 };
 </script>
 """
-# Each page's step that needs the Pyodide CDN, and the same text with the notice hooked to its failure.
-WORKER_START = 'const pyodideWorker = new Worker("./index.js");'
-START_FAILURE_HOOKS = [
-    (WORKER_START, WORKER_START + ' pyodideWorker.addEventListener("error", () => window.cnnvizStartFailed());'),
-    ('/pyodide.js" defer>', '/pyodide.js" defer onerror="window.cnnvizStartFailed()">'),
-]
+# Where each page starts Python, and the same text with the notice hooked to a failure: Pyodide's script not
+# loading, or any later step failing (a rejection inside Pyodide's cross-origin code fires no
+# "unhandledrejection" event, so the start-up promise itself is caught).
+START_FAILURE_HOOKS = {
+    "pyodide-worker": [
+        ('new Worker("./index.js");', 'new Worker("./index.js"); pyodideWorker.onerror = window.cnnvizStartFailed;'),
+    ],
+    "pyodide-worker script": [  # in the worker: an error thrown there reaches the page's Worker object
+        ("\nstartApplication()", "\nstartApplication().catch((error) => setTimeout(() => { throw error; }))"),
+    ],
+    "pyodide": [
+        ('/pyodide.js" defer>', '/pyodide.js" defer onerror="window.cnnvizStartFailed()">'),
+        ("main();", "main().catch((error) => { window.cnnvizStartFailed(); throw error; });"),
+    ],
+}
 
 
-def explain_start_failures(page: Path) -> None:
-    """Make a page that cannot load Pyodide say so in words (Panel's pages keep spinning over the preview)."""
-    text = page.read_text(encoding="utf-8")
-    hook = next(((step, hooked) for step, hooked in START_FAILURE_HOOKS if step in text), None)
-    if hook is None:
-        raise CnnvizError(f"{page.name}: panel convert's page changed; cnnviz cannot hook its start-up errors.")
-    text = text.replace(*hook, 1).replace("</head>", START_FAILED_NOTICE + "</head>", 1)
-    page.write_text(text, encoding="utf-8")
+def explain_start_failures(page: Path, target: str) -> None:
+    """Make a page whose Python cannot load or start say so in words (Panel's keep spinning over the preview)."""
+    _hook_start(page, START_FAILURE_HOOKS[target], START_FAILED_NOTICE)
+    if target == "pyodide-worker":
+        _hook_start(page.with_suffix(".js"), START_FAILURE_HOOKS["pyodide-worker script"])
+
+
+def _hook_start(path: Path, hooks: list[tuple[str, str]], notice: str = "") -> None:
+    text = path.read_text(encoding="utf-8")
+    for step, hooked in hooks:
+        if text.count(step) != 1:
+            raise CnnvizError(f"{path.name}: panel convert's page changed; cnnviz cannot hook its start-up errors.")
+        text = text.replace(step, hooked)
+    if notice:
+        text = text.replace("</head>", notice + "</head>", 1)
+    path.write_text(text, encoding="utf-8")
 
 
 def _copy_with_css_references(source: Path, target: Path) -> None:

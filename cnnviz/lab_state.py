@@ -114,7 +114,10 @@ def parse_experiment(text: str, network: Network) -> WhatIf:
         key, _, value = part.partition(":")
         try:
             if key == "relu":
-                what_if = replace(what_if, activation_slope=float(value))
+                slope = float(value)
+                if not 0.0 <= slope <= 1.0:  # the ReLU's own range: from the trained one (0) to none at all (1)
+                    raise ValueError(value)
+                what_if = replace(what_if, activation_slope=slope)
             elif key == "pool" and value in POOLING_MODES:
                 what_if = replace(what_if, pooling=value)
             elif key == "off":

@@ -82,6 +82,13 @@ def test_identity_activation_equals_a_network_without_relu():
     assert NETWORK.layer("relu_1_1").negative_slope == 0.0  # the original is untouched
 
 
+@pytest.mark.parametrize("slope", [-0.1, 1.5, float("nan")])
+def test_activation_slopes_stay_between_relu_and_identity(slope):
+    """Outside [0, 1] the layer would no longer compute the max(s·x, x) its formula view shows."""
+    with pytest.raises(ValueError, match="between 0 and 1"):
+        ReLU("relu_x", slope)
+
+
 @pytest.mark.parametrize("mode", ["min", "average"])
 def test_pooling_modes_compute_what_they_say(mode):
     trace = apply(NETWORK, WhatIf(pooling=mode)).trace(IMAGE)

@@ -106,7 +106,17 @@ def test_experiment_text_round_trips():
 
 @pytest.mark.parametrize(
     "text",
-    ["bogus", "pool:median", "off:conv_9.1", "off:conv_1_1.10", "kernel:conv_1_1.0.0=1,2", "kernel:relu_1_1.0.0=1"],
+    [
+        "bogus",
+        "pool:median",
+        "relu:2",
+        "relu:-0.5",
+        "relu:nan",
+        "off:conv_9.1",
+        "off:conv_1_1.10",
+        "kernel:conv_1_1.0.0=1,2",
+        "kernel:relu_1_1.0.0=1",
+    ],
 )
 def test_a_broken_shared_link_says_so_and_shows_the_trained_network(state, text):
     state.experiment = text

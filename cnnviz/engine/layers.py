@@ -253,6 +253,10 @@ class ReLU(Layer):
 
     kind: ClassVar[str] = "relu"
 
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.negative_slope <= 1.0:  # beyond 1 (or below 0) y = max(s·x, x) no longer holds
+            raise ValueError(f"{self.name}: negative_slope must be between 0 and 1, not {self.negative_slope!r}")
+
     @property
     def formula(self) -> str:  # type: ignore[override]
         if self.negative_slope == 0.0:

@@ -6,6 +6,19 @@ const STEP_MS = { fastest: 25, slowest: 150 };
 const REPORT_MS = 250; // tell the server where the window rests, once it has stopped moving
 const CROP = { input: 7, output: 5, pool: 6 }; // numbers printed around the window: big maps stay readable
 
+// What a "what if?" experiment made of a layer, for the title, the equation and the sentences.
+function activation(slope = 0) {
+  if (slope === 0) return { kind: "relu", slope, title: "ReLU", rule: (x) => `max(0, ${x})` };
+  if (slope === 1) return { kind: "identity", slope, title: "No activation (what if?)", rule: (x) => x };
+  const s = Number(slope.toPrecision(3));  // for reading: 0.1, not 0.10000000149
+  return { kind: "leaky", slope: s, title: "Leaky ReLU (what if?)", rule: (x) => `max(${s} × ${x}, ${x})` };
+}
+const POOLING = {
+  max: { title: "Max pooling", reduce: "max", kept: "the largest" },
+  min: { title: "Min pooling (what if?)", reduce: "min", kept: "the smallest" },
+  average: { title: "Average pooling (what if?)", reduce: "mean", kept: "the average" },
+};
+
 // Numbers as people read them: a real minus sign, and precision that suits the size.
 function format(value, digits = 3) {
   if (!Number.isFinite(value)) return value > 0 ? "∞" : "−∞";
@@ -293,29 +306,27 @@ export function render({ model, el }) {
 
     relu() {
       const { meta } = data;
-      const slope = meta.slope ?? 0;  // a "what if?" experiment may make it leaky (0 < slope < 1) or remove it (1)
-      const leaky = slope > 0 && slope < 1;
+      const fn = activation(meta.slope);  // leaky, or none at all, under a "what if?" experiment
       const map = matrices("results", `${meta.layer}, channel ${meta.neuron + 1}`, CROP.output);
       const xs = [value("fv-x", "input x")];
-      if (leaky) xs.push(value("fv-x", "input x"));
+      if (fn.kind === "leaky") xs.push(value("fv-x", "input x"));
       const y = value("fv-y", "output y");
       const op = (text) => element("span", "fv-op", text);
       const equation = element("div", "fv-equation");
-      if (slope === 0) equation.append(op("max(0, "), xs[0], op(") ="), y);
-      else if (leaky) equation.append(op(`max(${slope} × `), xs[0], op(", "), xs[1], op(") ="), y);
+      if (fn.kind === "relu") equation.append(op("max(0, "), xs[0], op(") ="), y);
+      else if (fn.kind === "leaky") equation.append(op(`max(${fn.slope} × `), xs[0], op(", "), xs[1], op(") ="), y);
       else equation.append(xs[0], op("="), y);
-      const rule = (x) => (slope === 0 ? `max(0, ${x})` : leaky ? `max(${slope} × ${x}, ${x})` : x);
       // The function itself, with the current x marked: a fixed shape, no model numbers computed here.
       const extent = Math.max(...data.arrays.input.data.map(Math.abs), 1e-6);
       const plot = document.createElementNS("http://www.w3.org/2000/svg", "svg");
       plot.setAttribute("viewBox", "-1.15 -1.15 2.3 2.3");
       plot.setAttribute("class", "fv-relu-plot");
       plot.innerHTML = `<line x1="-1.1" y1="0" x2="1.1" y2="0" class="fv-axis"/><line x1="0" y1="-1.1" x2="0" y2="1.1" class="fv-axis"/>
-        <polyline points="-1,${slope} 0,0 1,-1" class="fv-curve"/><circle r="0.07" class="fv-dot"/>
+        <polyline points="-1,${fn.slope} 0,0 1,-1" class="fv-curve"/><circle r="0.07" class="fv-dot"/>
         <text x="1.1" y="0.2" text-anchor="end">x</text><text x="0.08" y="-0.98">y</text>`;
       const dot = plot.querySelector(".fv-dot");
       const row = element("div", "fv-row fv-arithmetic");
-      const caption = slope === 1 ? "y = x (no activation function)" : `y = ${rule("x")}`;
+      const caption = fn.kind === "identity" ? "y = x (no activation function)" : `y = ${fn.rule("x")}`;
       row.append(captioned(caption, equation), captioned(`x from −${format(extent, 2)} to ${format(extent, 2)}`, plot));
       body.append(map.row, row);
       hint.textContent = "Hover over either map to pick a cell; the arrow keys move it too, space plays or pauses, Esc closes.";
@@ -327,7 +338,7 @@ export function render({ model, el }) {
           setValue(y, at("results", r, c), color("results", at("results_colors", r, c)));
           dot.setAttribute("cx", at("input", r, c) / extent);
           dot.setAttribute("cy", -at("results", r, c) / extent);
-          status.textContent = `Row ${r}, column ${c}: ${rule(format(at("input", r, c)))} = ${format(at("results", r, c))}.`;
+          status.textContent = `Row ${r}, column ${c}: ${fn.rule(format(at("input", r, c)))} = ${format(at("results", r, c))}.`;
         },
       };
     },
@@ -344,10 +355,8 @@ export function render({ model, el }) {
         cells.push(value("fv-chip fv-term"));
         terms.append(cells[i]);
       }
-      // a "what if?" experiment may keep the smallest value or the average instead of the largest
-      const mode = meta.mode ?? "max";
-      const reduce = { max: "max", min: "min", average: "mean" }[mode];
-      const kept = { max: "the largest", min: "the smallest", average: "the average" }[mode];
+      const mode = meta.mode ?? "max";  // a "what if?" experiment may keep the smallest or the average instead
+      const { reduce, kept } = POOLING[mode];
       const y = value("fv-chip fv-y", `${kept} value`);
       const equation = element("div", "fv-equation");
       equation.append(element("span", "fv-op", `${reduce}(`), terms, element("span", "fv-op", ") ="), y);
@@ -504,9 +513,12 @@ export function render({ model, el }) {
     if (!model.payload || model.payload.byteLength === 0) return;
     data = unpack(model.payload);
     const { meta } = data;
-    const relu = !meta.slope ? "ReLU" : meta.slope === 1 ? "No activation (what if?)" : "Leaky ReLU (what if?)";
-    const pooling = { max: "Max pooling", min: "Min pooling (what if?)", average: "Average pooling (what if?)" };
-    const names = { conv2d: "Convolution", relu, maxpool2d: pooling[meta.mode ?? "max"], softmax: "Softmax" };
+    const names = {
+      conv2d: "Convolution",
+      relu: activation(meta.slope).title,
+      maxpool2d: POOLING[meta.mode ?? "max"].title,
+      softmax: "Softmax",
+    };
     const what = meta.kind === "conv2d" ? `${meta.layer}, neuron ${meta.neuron + 1}, input channel ${meta.channel + 1}`
       : meta.kind === "softmax" ? `class “${meta.classes[meta.neuron]}”` : `${meta.layer}, channel ${meta.neuron + 1}`;
     title.textContent = `${names[meta.kind]} · ${what}`;

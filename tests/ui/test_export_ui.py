@@ -100,13 +100,28 @@ def test_prerendered_overview_appears_with_no_internet(visit, site_url, page_nam
     # Pyodide cannot come from its CDN here: the page says so in words and stops spinning over the preview
     notice = visit.page.locator(".cnnviz-start-failed[role='alert']")
     notice.wait_for()
-    assert "could not download Python" in notice.inner_text()
+    assert "could not download or start Python" in notice.inner_text()
     assert "pn-loading" not in visit.page.locator("body").get_attribute("class")
     visit.page.wait_for_timeout(300)
     screenshot(visit.page, f"export-prerendered-{page_name}")
     notice.get_by_role("button", name="Dismiss this message").click()
     assert notice.count() == 0
     assert visit.unexpected() == []
+
+
+# Pyodide's loader arrives but Python never starts (a blocked WebAssembly download, say): an async failure.
+BROKEN_PYODIDE = "self.loadPyodide = async () => { throw new Error('no WebAssembly for this test'); };"
+
+
+@pytest.mark.parametrize("page_name", list(PAGES))
+def test_a_python_that_fails_to_start_is_explained_too(visit, site_url, page_name):
+    visit.context.route(f"{PYODIDE_URL}*", lambda route: route.fulfill(body=BROKEN_PYODIDE,
+                                                                      content_type="text/javascript"))  # fmt: skip
+    visit.open(f"{site_url}{page_name}.html")
+    notice = visit.page.locator(".cnnviz-start-failed[role='alert']")
+    notice.wait_for()
+    assert "could not download or start Python" in notice.inner_text()
+    assert "pn-loading" not in visit.page.locator("body").get_attribute("class")
 
 
 def test_site_opens_offline_once_loaded(visit, site_url):

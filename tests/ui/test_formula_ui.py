@@ -144,31 +144,33 @@ def test_softmax_formula_links_terms_and_logits_both_ways(page, app, screenshot,
 
 
 @pytest.mark.parametrize(
-    ("whatif", "relu_rule", "pool_name", "titles"),
+    ("whatif", "slope", "equation_start", "relu_title", "pool", "pool_title"),
     [
-        ("relu:0.1 pool:min", "max(0.1 ×", "min", ("Leaky ReLU", "Min pooling")),
-        ("relu:1.0 pool:average", "", "mean", ("No activation", "Average pooling")),
+        ("relu:0.1 pool:min", 0.1, "max(0.1 ×", "Leaky ReLU", "min", "Min pooling"),
+        ("relu:1.0 pool:average", 1.0, "", "No activation", "mean", "Average pooling"),
     ],
 )
 def test_relu_and_pool_formulas_say_what_a_what_if_experiment_computes(
-    page, app, screenshot, whatif, relu_rule, pool_name, titles
+    page, app, screenshot, whatif, slope, equation_start, relu_title, pool, pool_title
 ):
-    """Under an experiment the words, the plot and the numbers all describe the changed layer, not max()."""
+    """Under an experiment the title, the equation, the plot and the numbers describe the changed layer."""
     url, sessions = app.url, app.sessions
     open_app(page, url, "?whatif=" + whatif.replace(" ", "%20"))
     page.locator(".ov-tile[data-layer='relu_1_2'][data-index='4']").click()
     page.locator(".fv-dialog[data-kind='relu']").wait_for()
     trace = sessions[-1].state.trace
-    assert trace.network.layer("relu_1_2").negative_slope == float(whatif.split()[0].split(":")[1])
+    assert trace.network.layer("relu_1_2").negative_slope == slope
     hover_cell(page, "input", 10, 20, 60, 60)
     step = relu_step(trace, "relu_1_2", 10, 20, 4)
-    equation = page.locator(".fv-equation")
-    assert "max(0, " not in equation.inner_text()
-    assert relu_rule in equation.inner_text()
-    assert page.locator(".fv-title").inner_text().startswith(titles[0])
-    assert page.locator(".fv-equation .fv-x").count() == (2 if relu_rule else 1)
+    equation = page.locator(".fv-equation").inner_text()
+    assert page.locator(".fv-title").inner_text().startswith(relu_title)
+    assert "max(0," not in equation and equation.startswith(equation_start)
+    assert page.locator(".fv-equation .fv-x").count() == (1 if slope == 1.0 else 2)  # max(s × x, x) shows x twice
+    if slope == 1.0:
+        assert "max(" not in equation
+    assert page.locator(".fv-curve").get_attribute("points").startswith(f"-1,{slope:g} ")  # the negative branch
     assert_shown(page.locator(".fv-equation .fv-y"), step.y)
-    screenshot(page.locator(".fv-dialog"), f"formula-relu-{whatif.split()[0].replace(':', '-')}")
+    screenshot(page.locator(".fv-dialog"), f"formula-relu-{slope:g}")
     page.keyboard.press("Escape")
     page.locator(".fv-dialog[data-kind='relu']").wait_for(state="hidden")
 
@@ -176,8 +178,13 @@ def test_relu_and_pool_formulas_say_what_a_what_if_experiment_computes(
     page.locator(".fv-dialog[data-kind='maxpool2d']").wait_for()
     hover_cell(page, "results", 5, 7, 13, 13)
     step = pool_step(trace, "max_pool_2", *position(page), 3)
-    assert page.locator(".fv-equation").inner_text().startswith(f"{pool_name}(")
-    assert page.locator(".fv-title").inner_text().startswith(titles[1])
+    assert page.locator(".fv-title").inner_text().startswith(pool_title)
+    assert page.locator(".fv-equation").inner_text().startswith(f"{pool}(")
     assert_shown(page.locator(".fv-equation .fv-y"), step.result)
-    assert page.locator(".fv-equation .fv-term.fv-max").count() == (0 if pool_name == "mean" else 1)
-    screenshot(page.locator(".fv-dialog"), f"formula-pool-{pool_name}")
+    kept = page.locator(".fv-equation .fv-term.fv-max")
+    if pool == "mean":
+        assert kept.count() == 0  # the average keeps no single cell
+    else:
+        assert kept.count() == 1
+        assert_shown(kept, step.result)  # the outlined cell is the smallest, the value kept
+    screenshot(page.locator(".fv-dialog"), f"formula-pool-{pool}")

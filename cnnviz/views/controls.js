@@ -10,11 +10,17 @@ function renderGallery(model, el) {
   list.setAttribute("role", "listbox");
   list.setAttribute("aria-label", "Example images");
   let buttons = [];
-  const mark = () => buttons.forEach((button) => {
-    const chosen = button.dataset.key === model.value;
-    button.setAttribute("aria-selected", chosen);
-    button.tabIndex = chosen || (!model.value && button === buttons[0]) ? 0 : -1;
-  });
+  // A choice is pending until the server shows it: on a busy server the thumbnail says it is being worked on.
+  const mark = () => {
+    const pending = model.value !== model.shown;
+    buttons.forEach((button) => {
+      const chosen = button.dataset.key === model.value;
+      button.setAttribute("aria-selected", chosen);
+      button.classList.toggle("pending", chosen && pending);
+      button.tabIndex = chosen || (!model.value && button === buttons[0]) ? 0 : -1;
+    });
+    list.setAttribute("aria-busy", pending);
+  };
   const build = () => {
     list.replaceChildren();
     buttons = model.items.map((item, i) => {
@@ -45,7 +51,7 @@ function renderGallery(model, el) {
   };
   build();
   model.on("items", build);
-  model.on("value", mark);
+  model.on(["value", "shown"], mark);
   el.append(list);
 }
 

@@ -59,6 +59,7 @@ class BrowserControl(JSComponent):
     kind = param.Selector(default="gallery", objects=["gallery", "upload"], constant=True)
     items = param.List(doc="Gallery entries: key, title, caption, thumbnail data URL (src).")
     value = param.String(default="", doc="Key of the chosen gallery entry.")
+    shown = param.String(default="", doc="Key of the entry the page shows: the server's answer to a choice.")
     accept = param.String(default=ACCEPT)
     chunk_bytes = param.Integer(default=UPLOAD_CHUNK_BYTES, constant=True)
     max_bytes = param.Integer(default=MAX_UPLOAD_BYTES, doc="Upload size cap (server side).")
@@ -173,6 +174,7 @@ class ControlPanel(Viewer):
                 {"key": e.key, "title": e.title, "caption": e.caption, "src": e.thumbnail} for e in catalog.examples
             ],
             value=state.example,
+            shown=state.example,
             sizing_mode="stretch_width",
             height=GALLERY_HEIGHT,
         )
@@ -243,7 +245,7 @@ class ControlPanel(Viewer):
     def _follow_image(self, *_events) -> None:
         state = self.state
         with pn.io.hold():
-            self.gallery.value = state.example
+            self.gallery.param.update(value=state.example, shown=state.example)  # the browser's "working…" ends
             self.input_preview.object = network_input_preview(state.image)
             self.original.object = original_preview(state.original) if state.original is not None else None
             self.original_box.visible = state.original is not None

@@ -62,10 +62,15 @@ def test_choosing_another_example_updates_the_prediction(page, app, catalog, wai
     open_app(page, app.url)
     state = app.sessions[-1].state
     target = next(e for e in catalog.examples if e.label == "koala")
-    page.locator(f".thumb[data-key='{target.key}']").click()
+    thumb = page.locator(f".thumb[data-key='{target.key}']")
+    # clicked and read in one browser task: the server cannot have answered yet, so the choice shows as pending
+    assert thumb.evaluate("button => { button.click(); return button.classList.contains('pending') }")
+    assert page.locator(".gallery").get_attribute("aria-busy") == "true"
     wait_until(lambda: state.example == target.key)
     expected = shared_network().trace(target.image).predicted_class
     wait_until(lambda: predicted_label(page) == expected)
+    wait_until(lambda: page.locator(".thumb.pending").count() == 0)  # the server's answer ends it
+    assert page.locator(".gallery").get_attribute("aria-busy") == "false"
     screenshot(page, "overview-koala")
 
 

@@ -45,6 +45,14 @@ APP_CSS = """
 """
 
 
+# Beside the controls the network takes the rest of the row; below them (narrow screens, where the row becomes a
+# column) it takes its own height: a zero flex basis there would squeeze it to nothing, under the article.
+MAIN_COLUMN_CSS = f"""
+:host {{ flex: 1 1 0; min-width: 0; }}
+@media {NARROW_SCREEN} {{ :host {{ flex: 0 0 auto; width: 100%; }} }}
+"""
+
+
 class Explainer(Viewer):
     """CNN Explainer for one session: pick or upload an image and see every number the network computes.
 
@@ -68,7 +76,7 @@ class Explainer(Viewer):
                 self.formula,
                 self.lab,
                 sizing_mode="stretch_width",
-                styles={"flex": "1 1 0", "min-width": "0"},
+                stylesheets=[MAIN_COLUMN_CSS],
             ),
             sizing_mode="stretch_width",
             stylesheets=[f"@media {NARROW_SCREEN} {{ :host {{ flex-direction: column !important; }} }}"],
@@ -106,6 +114,7 @@ class Explainer(Viewer):
             # Panel's busy spinner follows one server-wide counter: every click in any session would update the
             # spinner of every open session (work that grows with the class size, and a signal across sessions).
             busy_indicator=None,
+            meta_viewport="width=device-width, initial-scale=1",  # phones lay the page out at their own width
             header=[pn.Row(pn.HSpacer(), self._tour, sizing_mode="stretch_width")],
             main=[self._layout, self.article, ReloadWhenServerReturns(height=0, margin=0)],
         )

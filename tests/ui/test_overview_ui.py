@@ -167,12 +167,19 @@ def test_two_sessions_never_share_state(new_page, app, catalog, wait_until):
 def test_layout_fits_each_screen(new_page, app, width, height, screenshot):
     page = new_page(width, height)
     open_app(page, app.url)
+    assert "width=device-width" in page.locator("meta[name='viewport']").get_attribute("content")
     frame = page.locator(".ov-scroll")
     scroll_width, client_width = frame.evaluate("n => [n.scrollWidth, n.clientWidth]")
     if width >= 1024:
         assert scroll_width <= client_width + 1  # the whole network is visible without scrolling
     page_width = page.evaluate("document.documentElement.scrollWidth")
     assert page_width <= width + 1  # nothing pushes the page itself sideways; the overview scrolls inside
+    # stacked, never drawn over each other: controls, then the network (above or beside), then the article
+    controls, network = page.locator(".gallery").bounding_box(), frame.bounding_box()
+    article = page.get_by_text("In this article:").bounding_box()
+    assert network["y"] + network["height"] <= article["y"]
+    if width < 1200:
+        assert controls["y"] + controls["height"] <= network["y"]
     screenshot(page, f"layout-{width}x{height}")
 
 

@@ -561,12 +561,30 @@ export function render({ model, el }) {
       toggle();
     } else if (event.key === "Escape") {
       shut();
+    } else if (event.key === "Tab") {
+      if (!keepFocusInside(event.shiftKey)) return;
     } else {
       return;
     }
     event.preventDefault();
     event.stopPropagation(); // the views underneath have their own Esc and arrow keys
   });
+
+  // A modal dialog: Tab cycles through its own controls instead of wandering behind the backdrop.
+  function keepFocusInside(backwards) {
+    const controls = [...dialog.querySelectorAll("button, [tabindex='0']")].filter((node) => node.getClientRects().length);
+    if (!controls.length) return false;
+    const [first, last] = [controls[0], controls[controls.length - 1]];
+    const active = deepActive();
+    if (backwards && (active === first || active === dialog)) last.focus();
+    else if (!backwards && active === last) first.focus();
+    else return false;
+    return true;
+  }
+  // Should the focus be outside all the same (a click elsewhere), Esc still closes the dialog.
+  const escapeAnywhere = (event) => { if (event.key === "Escape" && !backdrop.hidden) shut(); };
+  document.addEventListener("keydown", escapeAnywhere);
+  model.on("remove", () => document.removeEventListener("keydown", escapeAnywhere));
 
   let pending = false;
   const rebuild = () => {

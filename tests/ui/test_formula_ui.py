@@ -14,6 +14,11 @@ DEEP_ACTIVE_ID = """() => { let active = document.activeElement;
   return active && active.id; }"""
 
 
+FOCUS_IN_DIALOG = """() => { let active = document.activeElement;
+  while (active && active.shadowRoot && active.shadowRoot.activeElement) active = active.shadowRoot.activeElement;
+  return Boolean(active && active.closest('.fv-dialog')); }"""
+
+
 def shown(locator) -> float:
     """A displayed number, as the learner reads it."""
     return float(locator.inner_text().replace("−", "-").split()[0])
@@ -75,6 +80,10 @@ def test_conv_formula_shows_the_engines_products_sum_bias_and_result(page, app, 
     page.keyboard.press("Space")
     assert position(page) > (r, c)  # the sweep moved on, then paused
     assert page.locator(".fv-play").get_attribute("aria-pressed") == "false"
+    # a modal dialog: Tab and Shift+Tab cycle through its own controls, never behind the backdrop
+    for key in ["Tab"] * 8 + ["Shift+Tab"] * 8:
+        page.keyboard.press(key)
+        assert page.evaluate(FOCUS_IN_DIALOG), f"{key} left the dialog"
     page.keyboard.press("Escape")
     wait_until(lambda: state.level == "elastic")
     page.locator(".fv-backdrop").wait_for(state="hidden")

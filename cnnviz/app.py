@@ -16,7 +16,7 @@ from cnnviz.resources import shared_catalog, shared_network, single_threaded_bla
 from cnnviz.serve import return_memory_when_session_ends
 from cnnviz.state import ExplainerState
 from cnnviz.views.article import LAYER_KIND_SECTIONS, SECTION_ANCHORS, Article
-from cnnviz.views.controls import NARROW_SCREEN, ControlPanel, ReloadWhenServerReturns
+from cnnviz.views.controls import NARROW_SCREEN, ControlPanel, ReloadFromUrl
 from cnnviz.views.elastic import ElasticView
 from cnnviz.views.formula import FormulaView
 from cnnviz.views.lab import Lab
@@ -116,7 +116,7 @@ class Explainer(Viewer):
             busy_indicator=None,
             meta_viewport="width=device-width, initial-scale=1",  # phones lay the page out at their own width
             header=[pn.Row(pn.HSpacer(), self._tour, sizing_mode="stretch_width")],
-            main=[self._layout, self.article, ReloadWhenServerReturns(height=0, margin=0)],
+            main=[self._layout, self.article, ReloadFromUrl(height=0, margin=0)],
         )
         return template
 

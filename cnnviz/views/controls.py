@@ -125,11 +125,14 @@ class BrowserControl(JSComponent):
         self.received = received
 
 
-class ReloadWhenServerReturns(JSComponent):
-    """After a dropped websocket, reload the page as soon as the server answers: the URL restores the view.
+class ReloadFromUrl(JSComponent):
+    """Reload the page whenever its URL must bring a view back, since the URL restores image and selection:
 
-    Bokeh's own reconnect re-pulls the document without its binary buffers and fails on this app's images.
-    Only for served pages (a notebook has no websocket to lose).
+    - after a dropped websocket, as soon as the server answers (Bokeh's own reconnect re-pulls the document
+      without its binary buffers and fails on this app's images);
+    - after the browser's Back or Forward, which change the URL that Panel pushed but not the page.
+
+    Only for served pages (a notebook has neither a websocket to lose nor its own URL).
     """
 
     _esm = """
@@ -140,6 +143,12 @@ class ReloadWhenServerReturns(JSComponent):
           .then(() => location.reload(), () => setTimeout(retry, 1000));
         retry();
       });
+      let shown = location.search;  // the query of the view on screen: Panel pushes one per change
+      for (const name of ["pushState", "replaceState"]) {
+        const original = history[name].bind(history);
+        history[name] = (...args) => { original(...args); shown = location.search; };
+      }
+      window.addEventListener("popstate", () => { if (location.search !== shown) location.reload(); });
     }
     """
 

@@ -195,3 +195,18 @@ def test_a_reload_restores_the_image_and_selection_from_the_url(app, page, wait_
     assert restored is not before
     wait_until(lambda: (restored.example, restored.layer, restored.neuron) == (key, "max_pool_1", 2))
     wait_until(lambda: predicted_label(page) == restored.trace.predicted_class)
+
+
+def test_browser_back_brings_the_previous_view_back(app, page, wait_until):
+    first, second = shared_catalog().examples[3], shared_catalog().examples[8]
+    open_app(page, app.url, f"?image={first.key}")
+    page.locator(".ov-tile[data-layer='conv_2_1'][data-index='4']").click()
+    page.wait_for_url("**layer=conv_2_1&neuron=4**")
+    page.locator(f".thumb[data-key='{second.key}']").click()
+    page.wait_for_url(f"**image={second.key}**")
+    page.go_back()  # the URL of the first image with its selection: the page follows it
+    page.locator(".ov-class").first.wait_for()
+    wait_until(lambda: (app.latest_state().example, app.latest_state().layer) == (first.key, "conv_2_1"))
+    wait_until(lambda: predicted_label(page) == app.latest_state().trace.predicted_class)
+    assert page.locator(f".thumb[data-key='{first.key}']").get_attribute("aria-selected") == "true"
+

@@ -41,14 +41,28 @@ window.cnnvizScrollToSection = window.cnnvizScrollToSection || function (id) {
   }
   const target = find(document)
   if (!target) return false
+  // Scroll only the box that scrolls the page (the template's main column, or the document): scrollIntoView
+  // would also nudge every other ancestor, and a page a few pixels taller than the window stayed shifted up.
+  const scroller = () => {
+    for (let node = target.parentNode; node; node = node.parentNode || node.host) {
+      if (node.nodeType === 1 && /(auto|scroll)/.test(getComputedStyle(node).overflowY)
+          && node.scrollHeight > node.clientHeight) return node
+    }
+    return document.scrollingElement
+  }
+  const align = (behavior) => {
+    const box = scroller()
+    const top = box === document.scrollingElement ? 0 : box.getBoundingClientRect().top
+    box.scrollBy({top: Math.floor(target.getBoundingClientRect().top - top), behavior})  // never past the heading
+  }
   const still = window.matchMedia("(prefers-reduced-motion: reduce)").matches
-  target.scrollIntoView({behavior: still ? "auto" : "smooth", block: "start"})
+  align(still ? "auto" : "smooth")
   target.focus({preventScroll: true})
   // Content above may still be growing (formulas being typeset, parts loading): re-align once it has settled.
   for (const delay of [800, 1600]) {
     setTimeout(() => {
       const top = target.getBoundingClientRect().top
-      if (top < 0 || top > window.innerHeight / 4) target.scrollIntoView({block: "start"})
+      if (top < 0 || top > window.innerHeight / 4) align("auto")
     }, delay)
   }
   return true

@@ -190,6 +190,8 @@ def test_every_layer_label_jumps_to_its_article_section(page, app):
         page.evaluate("window.scrollTo(0, 0)")
         page.locator(f".ov-label[data-layer='{column.name}']").click()
         page.wait_for_function(SECTION_IN_VIEW, arg=sections[column.kind])
+        # only the page's scrolling column moved: the document itself (and so the header) stays in place
+        assert page.evaluate("document.scrollingElement.scrollTop") == 0
 
 
 SECTION_IN_VIEW = """(id) => {

@@ -153,7 +153,7 @@ class Workbench:
         self.silence = pn.widgets.Button(label="Switch off the selected neuron", disabled=True, width=300)
         self.silenced = pn.pane.HTML(stylesheets=[LAB_CSS], sizing_mode="stretch_width")
         self.kernel_target = pn.pane.HTML(stylesheets=[LAB_CSS], sizing_mode="stretch_width")
-        self.kernel_channel = pn.widgets.Select(label="Input channel", options=[0], width=110)
+        self.kernel_channel = pn.widgets.Select(label="Input channel", options={"1": 0}, width=110)
         self.classic_kernel = pn.widgets.Select(
             label="Use a classic kernel", options=[CHOOSE_KERNEL, *CLASSIC_KERNELS], width=170
         )
@@ -355,7 +355,7 @@ class Workbench:
             self.silence.disabled = not selected
             off = (state.layer, state.neuron) in state.what_if.silenced
             self.silence.label = (
-                f"Switch {state.layer} · {state.neuron} {'back on' if off else 'off'}"
+                f"Switch {state.layer} · neuron {state.neuron + 1} {'back on' if off else 'off'}"
                 if selected
                 else "Switch off the selected neuron"
             )
@@ -366,10 +366,11 @@ class Workbench:
             layer, neuron, channel = target
             kernel = state.active_network.layer(layer).kernel[:, :, channel, neuron]
             self.kernel_target.object = (
-                f"<p class='lab-note'>Kernel of <b>{layer} · {neuron}</b> on input channel {channel}; "
+                f"<p class='lab-note'>Kernel of <b>{layer} · neuron {neuron + 1}</b> on input channel {channel + 1}; "
                 "its feature map in the overview follows.</p>"
             )
-            self.kernel_channel.options = list(range(state.network.layer(layer).kernel.shape[2]))
+            # counted from 1 on screen, like every other view
+            self.kernel_channel.options = {str(c + 1): c for c in range(state.network.layer(layer).kernel.shape[2])}
             self.kernel_channel.value = channel
             self.classic_kernel.value = CHOOSE_KERNEL
             for widget, weight in zip(self.weights, kernel.ravel(), strict=True):
@@ -383,7 +384,7 @@ class Workbench:
     def _silenced_html(what_if: WhatIf) -> str:
         if not what_if.silenced:
             return ""
-        names = ", ".join(f"{layer} · {channel}" for layer, channel in sorted(what_if.silenced))
+        names = ", ".join(f"{layer} · neuron {channel + 1}" for layer, channel in sorted(what_if.silenced))
         return f"<p class='lab-note'>Switched off: {html.escape(names)}</p>"
 
     # -- drawing (only what is visible) ----------------------------------------------------------------

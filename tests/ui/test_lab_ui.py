@@ -86,9 +86,11 @@ def test_each_experiment_changes_the_prediction_as_the_engine_computes_and_reset
 
     page.locator(".ov-tile[data-layer='conv_1_2'][data-index='4']").click()
     wait_until(lambda: state.layer == "conv_1_2")
-    page.get_by_role("button", name="Switch conv_1_2 · 4 off").click()
+    page.get_by_role("button", name="Switch conv_1_2 · neuron 5 off").click()  # counted from 1 on screen
     expect(WhatIf(silenced=frozenset({("conv_1_2", 4)})))
-    page.get_by_role("button", name="Switch conv_1_2 · 4 back on").click()
+    page.get_by_text("Switched off: conv_1_2 · neuron 5").wait_for()
+    page.get_by_text("Kernel of conv_1_2 · neuron 5 on input channel 1").wait_for()
+    page.get_by_role("button", name="Switch conv_1_2 · neuron 5 back on").click()
     expect(WhatIf())
 
     page.locator(".bk-input-group").filter(has_text="Use a classic kernel").locator("select").select_option("sharpen")

@@ -158,8 +158,14 @@ export function render({ model, el }) {
         if (anchor && window.cnnvizScrollToSection) window.cnnvizScrollToSection(anchor);  // from the article
         model.jumped = [anchor ?? "", Date.now()];
       });
-      const left = Math.max(0, column.x - 0.3);
-      const right = Math.min(model.layout.width, column.x + column.width + 0.3);
+      // the label may use the room up to half-way to each neighbouring column (its CSS shrinks the text to fit)
+      const center = column.x + column.width / 2;
+      const index = columns().indexOf(column);
+      const neighbours = [columns()[index - 1], columns()[index + 1]].filter(Boolean);
+      const room = Math.min(...neighbours.map((other) => Math.abs(other.x + other.width / 2 - center)));
+      const half = Math.max(column.width / 2 + 0.3, room / 2);
+      const left = Math.max(0, center - half);
+      const right = Math.min(model.layout.width, center + half);
       place(label, left, 0, right - left, model.layout.label_height);
       frame.append(label);
     }

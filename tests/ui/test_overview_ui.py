@@ -187,7 +187,8 @@ def test_every_layer_label_jumps_to_its_article_section(page, app):
     open_app(page, app.url)
     sections = _article_sections()
     for column in overview_layout(app.sessions[-1].state.network).columns:
-        page.evaluate("window.scrollTo(0, 0)")
+        # back to the top of the page's scrolling column, so the label is in view and the click scrolls nothing
+        page.evaluate("document.querySelector('#main').scrollTo(0, 0); window.scrollTo(0, 0)")
         page.locator(f".ov-label[data-layer='{column.name}']").click()
         page.wait_for_function(SECTION_IN_VIEW, arg=sections[column.kind])
         # only the page's scrolling column moved: the document itself (and so the header) stays in place

@@ -37,7 +37,9 @@ function renderGallery(model, el) {
       button.append(img);
       button.addEventListener("click", () => { model.value = item.key; });
       button.addEventListener("keydown", (event) => {
-        const step = { ArrowRight: 1, ArrowDown: 1, ArrowLeft: -1, ArrowUp: -1 }[event.key];
+        // up and down move by a row of the grid as it is laid out now (its width follows the screen)
+        const perRow = buttons.filter((other) => other.offsetTop === buttons[0].offsetTop).length || 1;
+        const step = { ArrowRight: 1, ArrowDown: perRow, ArrowLeft: -1, ArrowUp: -perRow }[event.key];
         if (step) {
           const next = buttons[(i + step + buttons.length) % buttons.length];
           next.focus();

@@ -74,6 +74,24 @@ def test_choosing_another_example_updates_the_prediction(page, app, catalog, wai
     screenshot(page, "overview-koala")
 
 
+def test_gallery_arrow_keys_move_along_its_rows_and_columns(page, app, wait_until):
+    open_app(page, app.url)
+    thumbs = page.locator(".thumb")
+    tops = [box["y"] for box in (thumbs.nth(i).bounding_box() for i in range(thumbs.count()))]
+    per_row = tops.count(tops[0])
+    assert 1 < per_row < thumbs.count()  # a grid, not one line
+    thumbs.first.focus()
+    focused = "() => { let a = document.activeElement; while (a && a.shadowRoot && a.shadowRoot.activeElement) "
+    focused += "a = a.shadowRoot.activeElement; return a.dataset.key; }"
+    keys = [thumbs.nth(i).get_attribute("data-key") for i in range(thumbs.count())]
+    for key, index in [("ArrowDown", per_row), ("ArrowRight", per_row + 1), ("ArrowUp", 1), ("ArrowLeft", 0)]:
+        page.keyboard.press(key)
+        assert page.evaluate(focused) == keys[index], key
+    page.keyboard.press("ArrowDown")
+    page.keyboard.press("Enter")
+    wait_until(lambda: app.sessions[-1].state.example == keys[per_row])
+
+
 def png_bytes(color, size=(120, 90)) -> bytes:
     buffer = io.BytesIO()
     Image.new("RGB", size, color).save(buffer, "PNG")

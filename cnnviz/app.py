@@ -19,7 +19,7 @@ from cnnviz.views.article import LAYER_KIND_SECTIONS, SECTION_ANCHORS, Article
 from cnnviz.views.controls import NARROW_SCREEN, ControlPanel, ReloadFromUrl
 from cnnviz.views.elastic import ElasticView
 from cnnviz.views.formula import FormulaView
-from cnnviz.views.lab import Lab
+from cnnviz.views.lab import ChangedNetworkNotice, Lab
 from cnnviz.views.overview import Overview
 from cnnviz.views.tour import Tour
 
@@ -72,6 +72,7 @@ class Explainer(Viewer):
         self._layout = pn.Row(
             self.controls,
             pn.Column(
+                ChangedNetworkNotice(self.state),
                 self.elastic,
                 self.formula,
                 self.lab,

@@ -107,6 +107,22 @@ def describe_experiment(what_if: WhatIf) -> str:
     return " ".join(parts)
 
 
+def changes_in_words(what_if: WhatIf, epoch: int | None) -> str:
+    """What makes the network on screen differ from the trained one, for a learner ('' when nothing does)."""
+    changes = [] if epoch is None else [f"the weights of training epoch {epoch}"]
+    if what_if.activation_slope == 1.0:
+        changes.append("no activation function")
+    elif what_if.activation_slope:
+        changes.append(f"leaky ReLU (slope {what_if.activation_slope:g})")
+    if what_if.pooling != "max":
+        changes.append(f"{what_if.pooling} pooling")
+    edits = [(len(what_if.silenced), "neuron", "switched off"), (len(what_if.kernels), "kernel", "edited")]
+    for count, noun, verb in edits:
+        if count:
+            changes.append(f"{count} {noun}{'s' if count > 1 else ''} {verb}")
+    return ", ".join(changes)
+
+
 def parse_experiment(text: str, network: Network) -> WhatIf:
     """Read `describe_experiment`'s text, checked against `network`; raises ValueError saying what is wrong."""
     what_if = WhatIf()

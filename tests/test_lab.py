@@ -13,7 +13,7 @@ from cnnviz.app import URL_PARAMETERS
 from cnnviz.engine import Network
 from cnnviz.engine.experiments import CLASSIC_KERNELS, WhatIf, apply
 from cnnviz.examples import build_catalog
-from cnnviz.lab_state import describe_experiment, model_card_path, parse_experiment, shared_history
+from cnnviz.lab_state import changes_in_words, describe_experiment, model_card_path, parse_experiment, shared_history
 from cnnviz.resources import default_weights_path, shared_network
 from cnnviz.state import ExplainerState
 from cnnviz.views.lab import Lab
@@ -204,3 +204,14 @@ def test_lab_shows_the_epoch_accuracy_and_saliency(lab, state):
     expected = saliency(state.active_network, state.image, 3).strength
     gradient = lab.saliency.object.Image.II  # over the greyed input
     np.testing.assert_allclose(np.flipud(gradient.dimension_values(2, flat=False)), expected)
+
+
+def test_a_changed_network_is_named_in_words():
+    kernels = WhatIf().with_kernel("conv_1_1", 0, 0, np.zeros(9)).kernels
+    what_if = WhatIf(activation_slope=0.1, pooling="average", silenced=frozenset({("conv_1_1", 3)}), kernels=kernels)
+    assert changes_in_words(what_if, 48) == (
+        "the weights of training epoch 48, leaky ReLU (slope 0.1), average pooling, 1 neuron switched off, "
+        "1 kernel edited"
+    )
+    assert changes_in_words(WhatIf(activation_slope=1.0, pooling="min"), None) == "no activation function, min pooling"
+    assert changes_in_words(WhatIf(), None) == ""

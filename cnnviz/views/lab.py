@@ -24,6 +24,7 @@ from cnnviz.engine import Network
 from cnnviz.engine.experiments import CLASSIC_KERNELS, WhatIf
 from cnnviz.engine.gradients import saliency
 from cnnviz.images import array_to_image
+from cnnviz.lab_state import changes_in_words
 from cnnviz.plots.lab import (
     epoch_marker,
     first_layer_kernels,
@@ -84,6 +85,38 @@ class PaintCanvas(JSComponent):
 
     _esm = HERE / "lab.js"
     _stylesheets: ClassVar[list[str]] = [CANVAS_CSS]
+
+
+CHANGED_NETWORK_CSS = """
+.changed-network { margin: 2px 0 6px; padding: 6px 10px; border-radius: 6px; background: #fff4e5;
+  border: 1px solid #f5c27a; color: #5a3a00; }
+"""
+
+
+class ChangedNetworkNotice(Viewer):
+    """A line above the network whenever it is not the trained one, so no prediction is taken for the real thing."""
+
+    def __init__(self, state: ExplainerState, **params) -> None:
+        super().__init__(**params)
+        self.state = state
+        self._pane = pn.pane.HTML(
+            "", visible=False, sizing_mode="stretch_width", margin=(0, 10), stylesheets=[CHANGED_NETWORK_CSS]
+        )
+        state.param.watch(self._follow, ["experiment", "epoch"])
+        self._follow()
+
+    def __panel__(self) -> pn.pane.HTML:
+        return self._pane
+
+    def _follow(self, *_events) -> None:
+        changes = changes_in_words(self.state.what_if, self.state.epoch)
+        self._pane.visible = bool(changes)
+        self._pane.object = (
+            f"<p role='status' class='changed-network'><b>What if?</b> This network is changed: "
+            f"{html.escape(changes)}. The Lab below shows the trained network beside it and undoes every change.</p>"
+            if changes
+            else ""
+        )
 
 
 class Lab(Viewer):

@@ -79,9 +79,15 @@ def test_each_experiment_changes_the_prediction_as_the_engine_computes_and_reset
     expect(WhatIf(activation_slope=0.1, pooling="min"))
     page.get_by_role("button", name="average").click()
     expect(WhatIf(activation_slope=0.1, pooling="average"))
+    # above the network, in words: this is not the trained network
+    notice = page.locator(".changed-network[role='status']")
+    expect_text = "This network is changed: leaky ReLU (slope 0.1), average pooling."
+    wait_until(lambda: expect_text in notice.inner_text())
+    screenshot(page, "lab-changed-network-notice")
 
     page.get_by_role("button", name="Undo every change").click()
     expect(WhatIf())
+    notice.wait_for(state="detached")
     assert page.locator(".lab-before").inner_text() == after.inner_text()
 
     page.locator(".ov-tile[data-layer='conv_1_2'][data-index='4']").click()

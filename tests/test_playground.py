@@ -159,3 +159,23 @@ def test_step_positions_follow_the_stride(n, p, k, s):
     starts = window_starts(n, p, k, s)
     assert sorted({col for _, col in origins}) == starts
     assert starts[-1] + k <= n + 2 * p
+
+
+def test_the_drawn_grid_grows_with_the_padding():
+    """Each new size gets its own frame: the padded 9×9 input is drawn whole, not cut to the first 7×7 frame."""
+    import holoviews as hv
+
+    from cnnviz.plots.playground import padded_input_grid
+
+    hv.extension("bokeh")
+    state = PlaygroundState(input_size=7, padding=0)
+
+    def grid(**_):
+        return padded_input_grid(state.padded, state.padding, state.window_origin, state.kernel_size, state.covered)
+
+    plot = hv.renderer("bokeh").get_plot(hv.DynamicMap(grid, streams=[hv.streams.Params(state, list(SETTINGS))]))
+    for padding in (1, 2, 0):
+        state.padding = padding
+        size = state.padded.shape[0]
+        assert plot.state.x_range.end == pytest.approx(size + 0.05)
+        assert max(plot.state.y_range.start, plot.state.y_range.end) == pytest.approx(size + 0.05)

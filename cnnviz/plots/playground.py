@@ -59,7 +59,8 @@ def _grid(
     )
     window = hv.Rectangles([outline]).opts(fill_alpha=0, line_color=WINDOW_COLOR, line_width=4)
     margin = (extent - size) / 2
-    return (cells * labels * window).opts(
+    # framewise on every layer, not only the overlay: otherwise a new size keeps the first frame's xlim/ylim
+    return (cells * labels * window).opts(hv.opts.Rectangles(framewise=True), hv.opts.Labels(framewise=True)).opts(
         title=title,
         frame_width=FRAME_PX,
         frame_height=FRAME_PX,

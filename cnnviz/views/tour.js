@@ -66,10 +66,13 @@ export function render({ model, el }) {
       left: `${box.left - pad}px`, top: `${box.top - pad}px`, width: `${box.width + 2 * pad}px`, height: `${box.height + 2 * pad}px`,
     });
     const cardWidth = Math.min(340, window.innerWidth - 24);
-    const below = box.bottom + 16 + 180 < window.innerHeight;
+    Object.assign(card.style, { transform: "none", width: `${cardWidth}px` });
+    const height = card.offsetHeight;  // measured at its final width: the buttons must stay on screen
     const left = Math.max(12, Math.min(box.left, window.innerWidth - cardWidth - 12));
-    const top = below ? box.bottom + 14 : Math.max(12, box.top - 14 - card.offsetHeight);
-    Object.assign(card.style, { left: `${left}px`, top: `${top}px`, transform: "none", width: `${cardWidth}px` });
+    const below = box.bottom + 14 + height + 12 <= window.innerHeight;
+    const above = box.top - 14 - height >= 12;
+    const top = below ? box.bottom + 14 : above ? box.top - 14 - height : window.innerHeight - height - 12;
+    Object.assign(card.style, { left: `${left}px`, top: `${Math.max(12, top)}px` });
   }
 
   function show() {

@@ -12,6 +12,10 @@ from cnnviz.resources import shared_network
 pytestmark = pytest.mark.ui
 
 
+def on_screen(box: dict, height: int) -> bool:
+    return box["y"] >= 0 and box["y"] + box["height"] <= height
+
+
 def test_tour_walks_through_every_part_and_can_be_reopened(browser, serve, tmp_path, wait_until, screenshot):
     sessions: list[Explainer] = []
 
@@ -20,7 +24,8 @@ def test_tour_walks_through_every_part_and_can_be_reopened(browser, serve, tmp_p
         return sessions[-1].page()
 
     url = serve(page_factory)
-    context = browser.new_context(viewport={"width": 1280, "height": 900})  # a first visit: empty storage
+    height = 800  # a common laptop screen: every card must fit on it, buttons included
+    context = browser.new_context(viewport={"width": 1280, "height": height})  # a first visit: empty storage
     page = context.new_page()
     page.goto(url)
     card = page.locator(".tour-card")
@@ -35,6 +40,7 @@ def test_tour_walks_through_every_part_and_can_be_reopened(browser, serve, tmp_p
         titles.append(card.locator("h2").text_content())
         wait_until(lambda level=level: state.level == level)
         screenshot(page, f"tour-step-{index + 1}")
+        wait_until(lambda: on_screen(card.bounding_box(), height), timeout=5)
         card.get_by_role("button", name="Done" if index == len(levels) - 1 else "Next").click()
     assert len(set(titles)) == len(levels)
     card.wait_for(state="hidden")

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, replace
 from functools import cache
 from pathlib import Path
 
-from cnnviz.engine import Network
+from cnnviz.engine import Network, ReLU
 from cnnviz.engine.experiments import WhatIf
 from cnnviz.resources import default_weights_path
 
@@ -130,10 +130,7 @@ def parse_experiment(text: str, network: Network) -> WhatIf:
         key, _, value = part.partition(":")
         try:
             if key == "relu":
-                slope = float(value)
-                if not 0.0 <= slope <= 1.0:  # the ReLU's own range: from the trained one (0) to none at all (1)
-                    raise ValueError(value)
-                what_if = replace(what_if, activation_slope=slope)
+                what_if = replace(what_if, activation_slope=ReLU.check_slope(float(value), key))
             elif key == "pool" and value in POOLING_MODES:
                 what_if = replace(what_if, pooling=value)
             elif key == "off":

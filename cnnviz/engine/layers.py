@@ -254,8 +254,14 @@ class ReLU(Layer):
     kind: ClassVar[str] = "relu"
 
     def __post_init__(self) -> None:
-        if not 0.0 <= self.negative_slope <= 1.0:  # beyond 1 (or below 0) y = max(s·x, x) no longer holds
-            raise ValueError(f"{self.name}: negative_slope must be between 0 and 1, not {self.negative_slope!r}")
+        self.check_slope(self.negative_slope, self.name)
+
+    @staticmethod
+    def check_slope(slope: float, name: str) -> float:
+        """The slope, if the layer can use it: beyond 1 (or below 0) y = max(s·x, x) no longer holds."""
+        if not 0.0 <= slope <= 1.0:
+            raise ValueError(f"{name}: negative_slope must be between 0 and 1, not {slope!r}")
+        return slope
 
     @property
     def formula(self) -> str:  # type: ignore[override]

@@ -50,17 +50,17 @@ def _grid(
     """One square matrix drawn centred in an `extent`-cell frame: cells, digits and an outline (x0, y0, x1, y1)."""
     size = values.shape[0]
     row_index, col_index = np.indices(values.shape).reshape(2, -1)
+    # framewise on every layer, not only on the overlay: otherwise a new size keeps the first frame's xlim/ylim
     cells = hv.Rectangles((col_index, row_index, col_index + 1, row_index + 1, colors), vdims=["fill"]).opts(
-        color="fill", line_color=GRID_LINE_COLOR, line_width=1
+        color="fill", line_color=GRID_LINE_COLOR, line_width=1, framewise=True
     )
     font_px = max(8, min(18, int(FRAME_PX / extent * 0.42)))
     labels = hv.Labels((col_index + 0.5, row_index + 0.5, texts), vdims=["text"]).opts(
-        text_font_size=f"{font_px}px", text_color="#202020"
+        text_font_size=f"{font_px}px", text_color="#202020", framewise=True
     )
-    window = hv.Rectangles([outline]).opts(fill_alpha=0, line_color=WINDOW_COLOR, line_width=4)
+    window = hv.Rectangles([outline]).opts(fill_alpha=0, line_color=WINDOW_COLOR, line_width=4, framewise=True)
     margin = (extent - size) / 2
-    # framewise on every layer, not only the overlay: otherwise a new size keeps the first frame's xlim/ylim
-    return (cells * labels * window).opts(hv.opts.Rectangles(framewise=True), hv.opts.Labels(framewise=True)).opts(
+    return (cells * labels * window).opts(
         title=title,
         frame_width=FRAME_PX,
         frame_height=FRAME_PX,

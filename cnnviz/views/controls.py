@@ -159,9 +159,15 @@ def png_bytes(image: Image.Image) -> bytes:
     return buffer.getvalue()
 
 
+def enlarged_png(image: np.ndarray, scale: int) -> bytes:
+    """An RGB array in [0, 1] enlarged with square pixels, so every value stays one sharp block."""
+    picture = array_to_image(image)
+    return png_bytes(picture.resize((picture.width * scale, picture.height * scale), Image.Resampling.NEAREST))
+
+
 def network_input_preview(image: np.ndarray, size: int = PREVIEW_SIZE) -> bytes:
     """The 64×64 input enlarged with square pixels, so learners see exactly what the network sees."""
-    return png_bytes(array_to_image(image).resize((size, size), Image.Resampling.NEAREST))
+    return enlarged_png(image, size // image.shape[1])
 
 
 def original_preview(image: Image.Image, size: int = PREVIEW_SIZE) -> bytes:

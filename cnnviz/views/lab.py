@@ -18,12 +18,10 @@ import panel as pn
 import param
 from panel.custom import JSComponent
 from panel.viewable import Viewer
-from PIL import Image
 
 from cnnviz.engine import Network
 from cnnviz.engine.experiments import CLASSIC_KERNELS, WhatIf
 from cnnviz.engine.gradients import saliency
-from cnnviz.images import array_to_image
 from cnnviz.lab_state import changes_in_words
 from cnnviz.plots.lab import (
     epoch_marker,
@@ -35,7 +33,7 @@ from cnnviz.plots.lab import (
     training_curves,
 )
 from cnnviz.state import ExplainerState
-from cnnviz.views.controls import png_bytes
+from cnnviz.views.controls import enlarged_png
 
 HERE = Path(__file__).parent
 LEAKY_SLOPE = 0.1
@@ -70,11 +68,7 @@ def _rgb_bytes(image: np.ndarray) -> str:
 def _kernels_png(network: Network) -> bytes:
     """The first layer's kernels enlarged with square pixels: 3×3 is too small to see otherwise."""
     mosaic = first_layer_kernels(network)
-    scale = KERNELS_WIDTH // mosaic.shape[1]
-    picture = array_to_image(mosaic).resize(
-        (mosaic.shape[1] * scale, mosaic.shape[0] * scale), Image.Resampling.NEAREST
-    )
-    return png_bytes(picture)
+    return enlarged_png(mosaic, KERNELS_WIDTH // mosaic.shape[1])
 
 
 class PaintCanvas(JSComponent):

@@ -137,7 +137,7 @@ export function render({ model, el }) {
 
   function buildLabels() {
     frame.querySelectorAll(".ov-label, .ov-legend").forEach((node) => node.remove());
-    for (const column of columns()) {
+    for (const [index, column] of columns().entries()) {
       const label = document.createElement("button");
       label.className = "ov-label";
       label.type = "button";
@@ -160,7 +160,6 @@ export function render({ model, el }) {
       });
       // the label may use the room up to half-way to each neighbouring column (its CSS shrinks the text to fit)
       const center = column.x + column.width / 2;
-      const index = columns().indexOf(column);
       const neighbours = [columns()[index - 1], columns()[index + 1]].filter(Boolean);
       const room = Math.min(...neighbours.map((other) => Math.abs(other.x + other.width / 2 - center)));
       const half = Math.max(column.width / 2 + 0.3, room / 2);

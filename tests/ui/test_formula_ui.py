@@ -3,20 +3,11 @@
 from __future__ import annotations
 
 import pytest
-from pages import open_app
+from pages import focused_element, open_app
 
 from cnnviz.engine.explain import conv_step, pool_step, relu_step, softmax_terms
 
 pytestmark = pytest.mark.ui
-
-DEEP_ACTIVE_ID = """() => { let active = document.activeElement;
-  while (active && active.shadowRoot && active.shadowRoot.activeElement) active = active.shadowRoot.activeElement;
-  return active && active.id; }"""
-
-
-FOCUS_IN_DIALOG = """() => { let active = document.activeElement;
-  while (active && active.shadowRoot && active.shadowRoot.activeElement) active = active.shadowRoot.activeElement;
-  return Boolean(active && active.closest('.fv-dialog')); }"""
 
 
 def shown(locator) -> float:
@@ -83,7 +74,7 @@ def test_conv_formula_shows_the_engines_products_sum_bias_and_result(page, app, 
     # a modal dialog: Tab and Shift+Tab cycle through its own controls, never behind the backdrop
     for key in ["Tab"] * 8 + ["Shift+Tab"] * 8:
         page.keyboard.press(key)
-        assert page.evaluate(FOCUS_IN_DIALOG), f"{key} left the dialog"
+        assert focused_element(page).evaluate("node => Boolean(node.closest('.fv-dialog'))"), f"{key} left the dialog"
     page.keyboard.press("Escape")
     wait_until(lambda: state.level == "elastic")
     page.locator(".fv-backdrop").wait_for(state="hidden")
@@ -105,7 +96,7 @@ def test_relu_formula_opens_from_the_overview_and_shows_max_of_zero_and_x(page, 
     # the info button closes the view and jumps to the article's section (its heading takes the focus)
     page.locator(".fv-info").click()
     wait_until(lambda: sessions[-1].state.level == "overview")
-    wait_until(lambda: page.evaluate(DEEP_ACTIVE_ID) == "article-relu")
+    wait_until(lambda: focused_element(page).get_attribute("id") == "article-relu")
 
 
 def test_pool_formula_shows_the_window_and_its_maximum(page, app, screenshot):

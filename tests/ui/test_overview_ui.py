@@ -7,7 +7,7 @@ import re
 
 import numpy as np
 import pytest
-from pages import open_app
+from pages import focused_element, open_app
 from PIL import Image
 
 from cnnviz.app import _article_sections
@@ -81,12 +81,10 @@ def test_gallery_arrow_keys_move_along_its_rows_and_columns(page, app, wait_unti
     per_row = tops.count(tops[0])
     assert 1 < per_row < thumbs.count()  # a grid, not one line
     thumbs.first.focus()
-    focused = "() => { let a = document.activeElement; while (a && a.shadowRoot && a.shadowRoot.activeElement) "
-    focused += "a = a.shadowRoot.activeElement; return a.dataset.key; }"
     keys = [thumbs.nth(i).get_attribute("data-key") for i in range(thumbs.count())]
     for key, index in [("ArrowDown", per_row), ("ArrowRight", per_row + 1), ("ArrowUp", 1), ("ArrowLeft", 0)]:
         page.keyboard.press(key)
-        assert page.evaluate(focused) == keys[index], key
+        assert focused_element(page).get_attribute("data-key") == keys[index], key
     page.keyboard.press("ArrowDown")
     page.keyboard.press("Enter")
     wait_until(lambda: app.sessions[-1].state.example == keys[per_row])

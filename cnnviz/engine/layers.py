@@ -51,6 +51,10 @@ class Layer:
         """Gradient with respect to the input `x`, given the gradient `grad` with respect to the output."""
         raise NotImplementedError(f"{self.kind} layers have no backward pass")
 
+    def weight_gradients(self, x: np.ndarray, grad: np.ndarray) -> dict[str, np.ndarray]:
+        """Gradient with respect to each of `weights()`, summed over the batch; empty for parameter-free layers."""
+        return {}
+
     def config(self) -> dict[str, Any]:
         """JSON-serialisable hyperparameters; with `weights()` it rebuilds the layer."""
         return {"kind": self.kind, "name": self.name}
@@ -167,6 +171,15 @@ class Conv2D(_Windowed):
         per_column = grad.reshape(-1, filters) @ self._kernel_matrix.T  # the im2col step, run backwards
         per_window = per_column.reshape(batch, out_rows, out_cols, self.kernel.shape[2], *self.window)
         return self._scatter(per_window, x.shape)
+
+    def weight_gradients(self, x: np.ndarray, grad: np.ndarray) -> dict[str, np.ndarray]:
+        """∂L/∂w: every input window times the gradient of the output it made, summed (im2col transposed)."""
+        windows = self.windows(x)
+        columns = windows.reshape(-1, windows[0, 0, 0].size)
+        per_weight = columns.T @ grad.reshape(-1, self.filters)  # (C·rows·cols, filters), `_kernel_matrix` order
+        rows, cols, channels, filters = self.kernel.shape
+        kernel = per_weight.reshape(channels, rows, cols, filters).transpose(1, 2, 0, 3)
+        return {"kernel": kernel, "bias": grad.sum(axis=(0, 1, 2))}
 
     def output_shape(self, input_shape: Shape) -> Shape:
         rows, cols = self.pad_amounts(*input_shape[:2])
@@ -328,6 +341,10 @@ class Dense(Layer):
 
     def backward(self, x: np.ndarray, grad: np.ndarray) -> np.ndarray:
         return (grad @ self.kernel.T).reshape(x.shape)
+
+    def weight_gradients(self, x: np.ndarray, grad: np.ndarray) -> dict[str, np.ndarray]:
+        """∂L/∂w_{n,k} = x_n · ∂L/∂z_k, summed over the batch; ∂L/∂b_k = ∂L/∂z_k."""
+        return {"kernel": x.reshape(x.shape[0], -1).T @ grad, "bias": grad.sum(axis=0)}
 
     def output_shape(self, input_shape: Shape) -> Shape:
         return (self.kernel.shape[1],)

@@ -110,8 +110,8 @@ def _loss_with(network: Network, backward, column: str, nudge) -> float:
     if position == 0:
         x = nudge(backward.activations[column][np.newaxis].copy())
     else:
-        layer = network.layers[position - 1]
-        x = _silenced(network, column, nudge(layer.forward(backward.activations[names[position - 1]][np.newaxis]).copy()))
+        output = network.layers[position - 1].forward(backward.activations[names[position - 1]][np.newaxis])
+        x = _silenced(network, column, nudge(output.copy()))
     for layer in network.layers[position:]:
         x = _silenced(network, layer.name, layer.forward(x))
     return float(-np.log(x[0, backward.true_class]))
@@ -149,7 +149,7 @@ def test_the_loss_is_minus_log_of_the_true_class_probability(case):
 
 
 def test_every_column_gradient_matches_finite_differences(case):
-    network, image, true_class, backward = case
+    network, _image, _true_class, backward = case
     rng = np.random.default_rng(0)
     assert list(backward.gradients) == [info.name for info in network.infos]
     for column, gradient in backward.gradients.items():

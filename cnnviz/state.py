@@ -50,6 +50,9 @@ class ExplainerState(param.Parameterized):
     baseline_trace = param.ClassSelector(
         class_=Trace, doc="The same weights' trace without the experiment, to show side by side with `trace`."
     )
+    stepped = param.ClassSelector(
+        class_=Network, default=None, allow_None=True, doc="This session's copy after training steps (LearningState)."
+    )
 
     def __init__(
         self, network: Network, catalog: ExampleCatalog, history: TrainingHistory | None = None, **params
@@ -72,11 +75,12 @@ class ExplainerState(param.Parameterized):
         chosen = self.catalog[self.example]
         self.param.update(image=chosen.image, image_title=chosen.title, original=None)
 
-    @param.depends("image", "epoch", "experiment", watch=True)
+    @param.depends("image", "epoch", "experiment", "stepped", watch=True)
     def _retrace(self) -> None:
         try:
             trained = self.network if self.epoch is None else self.history.network(self.epoch, like=self.network)
             active = apply(trained, parse_experiment(self.experiment, self.network))
+            active = active if self.stepped is None else self.stepped
         except ValueError as error:  # e.g. a mistyped shared link: say so and show the trained network
             self.param.update(epoch=None, experiment="", message=str(error))
             return

@@ -209,7 +209,7 @@ def test_a_small_step_lowers_the_loss_and_leaves_the_network_alone(architecture)
     network = ARCHITECTURES[architecture]()
     image = np.random.default_rng(6).random(network.input_shape)
     before = {(layer.name, key): array.copy() for layer in network.layers for key, array in layer.weights().items()}
-    step = take_step(network, image, 2, learning_rate=1e-3)
+    step = take_step(backward_pass(network, image, 2), learning_rate=1e-3)
     assert step.loss_after < step.loss_before
     assert step.loss_before == pytest.approx(image_loss(network, image, 2))
     assert step.loss_after == pytest.approx(image_loss(step.network, image, 2))
@@ -238,7 +238,7 @@ def test_many_steps_overfit_one_image():
     image = np.random.default_rng(8).random(network.input_shape)
     losses = []
     for _ in range(5):
-        step = take_step(network, image, 4, learning_rate=0.01)
+        step = take_step(backward_pass(network, image, 4), learning_rate=0.01)
         network = step.network
         losses.append(step.loss_after)
     assert losses == sorted(losses, reverse=True)

@@ -183,11 +183,11 @@ class Step:
         return self.before.loss
 
 
-def take_step(network: Network, image: np.ndarray, true_class: int, learning_rate: float) -> Step:
-    """Backpropagate the loss of `image` and move every weight against its gradient, once."""
-    before = backward_pass(network, image, true_class)
+def take_step(before: Backward, learning_rate: float) -> Step:
+    """Move every weight against its gradient once, and measure the loss of the same image again."""
     stepped = updated_weights(before, learning_rate)
-    return Step(before, stepped, learning_rate, image_loss(stepped, image, true_class))
+    image = before.activations[INPUT_NAME]
+    return Step(before, stepped, learning_rate, image_loss(stepped, image, before.true_class))
 
 
 def image_loss(network: Network, image: np.ndarray, true_class: int) -> float:

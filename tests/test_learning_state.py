@@ -12,7 +12,7 @@ from cnnviz.learning_state import LearningState
 from cnnviz.state import ExplainerState
 
 NETWORK = tiny_vgg(seed=4)
-TRAINED_WEIGHTS = {(layer.name, key): array.copy() for layer in NETWORK.layers for key, array in layer.weights().items()}
+TRAINED_WEIGHTS = {(layer.name, key): w.copy() for layer in NETWORK.layers for key, w in layer.weights().items()}
 
 
 @pytest.fixture(scope="module")

@@ -20,6 +20,10 @@ SECTION_ANCHORS: dict[str, str] = {
         "flatten",
         "output",
         "softmax",
+        "loss",
+        "gradients",
+        "backpropagation",
+        "learning-rate",
         "how-to-use",
         "limits",
     )

@@ -11,6 +11,7 @@ from panel.viewable import Viewer
 
 from cnnviz.engine import Network, Trace, WeightsError
 from cnnviz.examples import ExampleCatalog
+from cnnviz.learning_state import LearningState
 from cnnviz.plots.overview import OUTPUT_KIND
 from cnnviz.resources import shared_catalog, shared_network, single_threaded_blas
 from cnnviz.serve import return_memory_when_session_ends
@@ -20,6 +21,7 @@ from cnnviz.views.controls import NARROW_SCREEN, ControlPanel, ReloadFromUrl
 from cnnviz.views.elastic import ElasticView
 from cnnviz.views.formula import FormulaView
 from cnnviz.views.lab import ChangedNetworkNotice, Lab
+from cnnviz.views.learning import Learn
 from cnnviz.views.overview import Overview
 from cnnviz.views.tour import Tour
 
@@ -69,6 +71,8 @@ class Explainer(Viewer):
         self.formula = FormulaView(self.state)
         self.article = Article()
         self.lab = Lab(self.state)
+        self.learning = LearningState(self.state)
+        self.learn = Learn(self.learning)
         self._layout = pn.Row(
             self.controls,
             pn.Column(
@@ -76,6 +80,7 @@ class Explainer(Viewer):
                 self.elastic,
                 self.formula,
                 self.lab,
+                self.learn,
                 sizing_mode="stretch_width",
                 stylesheets=[MAIN_COLUMN_CSS],
             ),

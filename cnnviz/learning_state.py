@@ -28,7 +28,7 @@ class LearningState(param.Parameterized):
         default=0, bounds=(0, None), doc="Class the loss is measured against: the image's label, else the prediction."
     )
     learning_rate = param.Number(
-        default=0.001, bounds=LEARNING_RATE_BOUNDS, doc="η: how far one step moves each weight against its gradient."
+        default=0.0001, bounds=LEARNING_RATE_BOUNDS, doc="η: how far one step moves each weight against its gradient."
     )
     steps = param.Integer(default=0, bounds=(0, None), doc="Steps taken since the trained weights (set by `step`).")
     loss = param.Number(default=None, allow_None=True, doc="Cross-entropy of the image on screen for `true_class`.")
@@ -92,19 +92,25 @@ class LearningState(param.Parameterized):
     # -- training steps on the session copy ---------------------------------------------------------------
     def step(self) -> Step:
         """One step of gradient descent on the image on screen; every view then shows the new weights."""
-        before = self._backward_of(self.explainer.trace)
-        taken = take_step(before, self.learning_rate)
+        return self.apply_step(self.compute_step())
+
+    def compute_step(self) -> Step:
+        """The arithmetic of a step, changing nothing on screen: a server may run it beside its event loop."""
+        return take_step(self._backward_of(self.explainer.trace), self.learning_rate)
+
+    def apply_step(self, taken: Step) -> Step:
+        """Put a computed step's network on screen."""
         if self._start is None:
-            self._start = before.network
-        self.param.update(steps=self.steps + 1, last_step=taken)
-        self.explainer.stepped = taken.network
+            self._start = taken.before.network
+        self.explainer.stepped = taken.network  # retraces: the loss follows
+        self.param.update(steps=self.steps + 1, last_step=taken)  # last, so a watcher of `steps` sees it all
         return taken
 
     def reset(self) -> None:
         """Back to the network before any step (the trained one): its trace, to the last bit."""
         self._start = None
-        self.param.update(steps=0, last_step=None)
         self.explainer.stepped = None
+        self.param.update(steps=0, last_step=None)
 
     def _forget_steps(self, _event: param.parameterized.Event) -> None:
         """Steps belong to the weights they started from: another epoch or experiment starts afresh."""

@@ -1,0 +1,251 @@
+"""Learn: the loss of the image on screen, its gradients, one training step at a time, and a quiz.
+
+A thin view over `LearningState`: it writes the learner's choices to the state and shows the state's numbers;
+every number comes from the engine. Like the Lab, it is a card that builds its widgets the first time it opens,
+so visitors who never open it cost the server nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import html
+import sys
+
+import numpy as np
+import panel as pn
+import param
+from panel.viewable import Viewer
+
+from cnnviz.engine.explain_backward import output_gradient
+from cnnviz.learning_state import LearningState
+from cnnviz.quiz import QUESTION_KINDS, number, significant
+
+LEARNING_RATES = (0.0001, 0.0003, 0.001, 0.003, 0.01, 0.03, 0.1)  # a log scale: each about three times the last
+ANY_QUESTION = "Any question"
+LEARN_CSS = """
+.learn-readout { font: 14px/1.5 system-ui, sans-serif; margin: 4px 0; }
+.learn-readout b { color: #1b5e73; }
+.learn-note { color: #555; font: 13px/1.45 system-ui, sans-serif; margin: 2px 0; }
+.learn-table { border-collapse: collapse; font: 13px system-ui, sans-serif; margin: 4px 0; }
+.learn-table th, .learn-table td { padding: 1px 10px 1px 0; text-align: left; white-space: nowrap; }
+.learn-table td.number { text-align: right; font-variant-numeric: tabular-nums; }
+.learn-table tr.true-class td { font-weight: 600; }
+.learn-heading { font: 600 13px system-ui, sans-serif; margin: 6px 0 0 0; color: #333; }
+.quiz-prompt { font: 15px/1.5 system-ui, sans-serif; margin: 4px 0; }
+.quiz-feedback { font: 14px/1.5 system-ui, sans-serif; margin: 4px 0; padding: 6px 10px; border-radius: 6px; }
+.quiz-feedback.right { background: #e8f5e9; border: 1px solid #a5d6a7; }
+.quiz-feedback.wrong { background: #fff4e5; border: 1px solid #f5c27a; }
+.quiz-feedback.hint { background: #f4f4f4; border: 1px solid #ddd; }
+"""
+
+
+def _html(text: str = "", **params) -> pn.pane.HTML:
+    return pn.pane.HTML(text, stylesheets=[LEARN_CSS], sizing_mode="stretch_width", **params)
+
+
+class Learn(Viewer):
+    """A collapsible card: backward mode, the true class, the loss, Take a step / Reset, and quiz prompts."""
+
+    def __init__(self, learning: LearningState, **params) -> None:
+        super().__init__(**params)
+        self.learning = learning
+        self.panel: LearnPanel | None = None
+        self.card = pn.Card(
+            title="Learn: loss, gradients, one step at a time", collapsed=True, sizing_mode="stretch_width"
+        )
+        self.card.param.watch(self._build, "collapsed")
+
+    def __panel__(self) -> pn.viewable.Viewable:
+        return self.card
+
+    def _build(self, event: param.parameterized.Event) -> None:
+        if not event.new and self.panel is None:
+            self.panel = LearnPanel(self.learning)
+            self.card.objects = [self.panel.layout]
+
+
+class LearnPanel:
+    """The card's widgets, wired to the learning state (built on first open)."""
+
+    def __init__(self, learning: LearningState) -> None:
+        self.learning = learning
+        names = learning.explainer.network.class_names
+        self.backward_mode = pn.widgets.Checkbox.from_param(
+            learning.param.backward_mode, label="Backward mode", css_classes=["backward-mode"]
+        )
+        self.true_class = pn.widgets.Select(
+            label="True class", options={name: index for index, name in enumerate(names)}, width=170
+        )
+        self.learning_rate = pn.widgets.DiscreteSlider(
+            label="Learning rate η", options=list(LEARNING_RATES), value=_nearest_rate(learning.learning_rate)
+        )
+        self.take_step = pn.widgets.Button(label="Take a step", color="primary", width=130)
+        self.reset = pn.widgets.Button(label="Reset", color="warning", width=90)
+        self.loss = _html(css_classes=["learn-loss"])
+        self.gradients = _html(css_classes=["learn-gradients"])
+
+        self.quiz_kind = pn.widgets.Select(
+            label="Question", options=[ANY_QUESTION, *(kind.title for kind in QUESTION_KINDS.values())], width=260
+        )
+        self.ask = pn.widgets.Button(label="New question", width=130)
+        self.prompt = _html(css_classes=["quiz-prompt-pane"])
+        self.choices = pn.widgets.RadioBoxGroup(options=[], inline=False, visible=False)
+        self.typed = pn.widgets.TextInput(placeholder="Type a number", width=160, visible=False)
+        self.check = pn.widgets.Button(label="Check", color="success", width=90, disabled=True)
+        self.feedback = _html(css_classes=["quiz-feedback-pane"])
+        self.score = _html()
+
+        self.layout = pn.Row(
+            pn.Column(
+                _html(
+                    "<p class='learn-note'>Backward mode measures how wrong the network is about the true class "
+                    "(the loss) and how every number would have to change to make it less wrong (the gradients). "
+                    "Take a step to train your own copy of the network on this image: every view shows the new "
+                    "numbers, and nobody else sees them.</p>"
+                ),
+                self.backward_mode,
+                self.true_class,
+                self.learning_rate,
+                pn.Row(self.take_step, self.reset),
+                self.loss,
+                self.gradients,
+                width=420,
+            ),
+            pn.Column(
+                _html("<p class='learn-heading'>Check your understanding</p>"),
+                pn.Row(self.quiz_kind, self.ask),
+                self.prompt,
+                self.choices,
+                pn.Row(self.typed, self.check),
+                self.feedback,
+                self.score,
+                sizing_mode="stretch_width",
+                min_width=320,
+            ),
+            sizing_mode="stretch_width",
+        )
+        self._show_numbers()
+        self._show_question()
+
+        self.true_class.param.watch(self._choose_class, "value")
+        self.learning_rate.param.watch(self._choose_rate, "value")
+        self.take_step.on_click(self._take_step)
+        self.reset.on_click(lambda _event: learning.reset())
+        self.ask.on_click(self._ask)
+        self.check.on_click(self._check)
+        self.typed.param.watch(self._check, "enter_pressed")
+        learning.param.watch(
+            self._show_numbers, ["loss", "start_loss", "last_step", "backward", "steps", "true_class", "learning_rate"]
+        )
+        learning.param.watch(self._show_question, ["question", "feedback", "score", "answered"])
+
+    # -- from the widgets to the state ----------------------------------------------------------------------
+    def _choose_class(self, event: param.parameterized.Event) -> None:
+        self.learning.true_class = event.new
+
+    def _choose_rate(self, event: param.parameterized.Event) -> None:
+        self.learning.learning_rate = event.new
+
+    async def _take_step(self, _event) -> None:
+        """The step's arithmetic runs beside the event loop (not in Pyodide, which has no threads)."""
+        self.take_step.disabled = True
+        try:
+            if sys.platform == "emscripten":
+                self.learning.step()
+            else:
+                step = await asyncio.to_thread(self.learning.compute_step)
+                self.learning.apply_step(step)
+        finally:
+            self.take_step.disabled = False
+
+    def _ask(self, _event) -> None:
+        titles = {kind.title: key for key, kind in QUESTION_KINDS.items()}
+        self.learning.ask(titles.get(self.quiz_kind.value))
+
+    def _check(self, _event) -> None:
+        question = self.learning.question
+        if question is not None:
+            self.learning.answer(self.choices.value if question.choices else self.typed.value_input)
+
+    # -- from the state to the screen -------------------------------------------------------------------------
+    def _show_numbers(self, *_events) -> None:
+        learning = self.learning
+        names = learning.explainer.network.class_names
+        true_name = names[learning.true_class] if names else str(learning.true_class)
+        probability = float(learning.explainer.trace.probabilities[learning.true_class])
+        text = (
+            f"<p class='learn-readout' role='status'>Loss for <b>{html.escape(true_name)}</b>: "
+            f"<b class='learn-loss-value'>{significant(learning.loss)}</b> = −ln {number(probability, 4)}"
+        )
+        if learning.steps:
+            text += f"<br>With the trained weights: {significant(learning.start_loss)}"
+        step = learning.last_step
+        if step is not None:
+            text += (
+                f"<br>Step {learning.steps} (η = {step.learning_rate:g}): loss "
+                f"<span class='learn-step'>{significant(step.loss_before)} → {significant(step.loss_after)}</span>"
+            )
+        with pn.io.hold():
+            self.loss.object = text + "</p>"
+            self.true_class.value = learning.true_class
+            self.learning_rate.value = _nearest_rate(learning.learning_rate)
+            self.reset.disabled = not learning.steps
+            self.gradients.object = _gradient_tables(learning) if learning.backward is not None else ""
+
+    def _show_question(self, *_events) -> None:
+        learning = self.learning
+        question = learning.question
+        with pn.io.hold():
+            self.prompt.object = (
+                f"<p class='quiz-prompt'>{html.escape(question.prompt)}</p>" if question is not None else ""
+            )
+            self.choices.visible = bool(question and question.choices)
+            self.typed.visible = bool(question and not question.choices)
+            if question is not None and question.choices and list(self.choices.options) != list(question.choices):
+                self.choices.options = list(question.choices)
+                self.choices.value = None
+            self.check.disabled = question is None
+            self.feedback.object = _feedback_html(learning.feedback)
+            self.score.object = (
+                f"<p class='learn-note quiz-score'>Score: {learning.score} of {learning.answered}</p>"
+                if learning.answered
+                else ""
+            )
+
+
+def _nearest_rate(rate: float) -> float:
+    return min(LEARNING_RATES, key=lambda option: abs(np.log(option) - np.log(rate)))
+
+
+def _feedback_html(feedback: str) -> str:
+    if not feedback:
+        return ""
+    tone = "right" if feedback.startswith("Right") else "wrong" if feedback.startswith("Not quite") else "hint"
+    return f"<p class='quiz-feedback {tone}' role='status'>{html.escape(feedback)}</p>"
+
+
+def _gradient_tables(learning: LearningState) -> str:
+    """p − y for every class, then the largest gradient at each column, right to left (the way it flows)."""
+    backward = learning.backward
+    result = output_gradient(backward)
+    names = backward.network.class_names or tuple(str(k) for k in range(len(result.gradient)))
+    rows = "".join(
+        f"<tr class='{'true-class' if k == result.true_class else ''}'><td>{html.escape(name)}</td>"
+        f"<td class='number'>{number(p, 4)}</td><td class='number'>{int(y)}</td>"
+        f"<td class='number'>{number(g, 4)}</td></tr>"
+        for k, (name, p, y, g) in enumerate(
+            zip(names, result.probabilities, result.target, result.gradient, strict=True)
+        )
+    )
+    flow = "".join(
+        f"<tr><td>{html.escape(name)}</td><td class='number'>{significant(float(np.abs(gradient).max()), 3)}</td></tr>"
+        for name, gradient in reversed(backward.gradients.items())
+        if name != backward.network.layer_names[-1]
+    )
+    return (
+        "<p class='learn-heading'>At the logits: ∂L/∂z = p − y</p>"
+        f"<table class='learn-table learn-output-gradient'><tr><th>class</th><th>p</th><th>y</th><th>p − y</th></tr>"
+        f"{rows}</table>"
+        "<p class='learn-heading'>Largest |gradient| in each column, right to left</p>"
+        f"<table class='learn-table learn-flow'>{flow}</table>"
+    )

@@ -1,0 +1,71 @@
+"""The Learn card driven through its widgets, without a browser: what it shows is the learning state's numbers."""
+
+from __future__ import annotations
+
+import asyncio
+
+import numpy as np
+import pytest
+
+from cnnviz.engine import tiny_vgg
+from cnnviz.examples import build_catalog
+from cnnviz.learning_state import LearningState
+from cnnviz.quiz import significant
+from cnnviz.state import ExplainerState
+from cnnviz.views.learning import LEARNING_RATES, Learn
+
+
+@pytest.fixture
+def learn(tmp_path):
+    learning = LearningState(ExplainerState(tiny_vgg(seed=6), build_catalog(tmp_path)), seed=1)
+    view = Learn(learning)
+    view.card.collapsed = False  # opening the card builds it
+    return view
+
+
+def test_nothing_is_built_until_the_card_opens(tmp_path):
+    view = Learn(LearningState(ExplainerState(tiny_vgg(seed=6), build_catalog(tmp_path))))
+    assert view.panel is None and not view.card.objects
+
+
+def test_the_widgets_drive_the_state_and_the_readout_follows(learn):
+    panel, learning = learn.panel, learn.learning
+    assert significant(learning.loss) in panel.loss.object
+    panel.true_class.value = 4
+    assert learning.true_class == 4
+    panel.learning_rate.value = LEARNING_RATES[-1]
+    assert learning.learning_rate == LEARNING_RATES[-1]
+    assert panel.gradients.object == ""
+    panel.backward_mode.value = True
+    assert "p − y" in panel.gradients.object and "learn-flow" in panel.gradients.object
+    assert panel.reset.disabled
+
+    asyncio.run(panel._take_step(None))  # what a click does: the arithmetic beside the event loop
+    assert learning.steps == 1 and not panel.reset.disabled
+    assert f"{significant(learning.last_step.loss_before)} → {significant(learning.loss)}" in panel.loss.object
+
+    panel.reset.clicks += 1
+    assert learning.steps == 0 and "Step" not in panel.loss.object
+    np.testing.assert_array_equal(
+        learning.explainer.trace.probabilities, learning.explainer.network.trace(learning.explainer.image).probabilities
+    )
+
+
+def test_a_quiz_through_the_widgets(learn):
+    panel, learning = learn.panel, learn.learning
+    assert panel.check.disabled
+    panel.quiz_kind.value = "Which class wins?"
+    panel.ask.clicks += 1
+    question = learning.question
+    assert question.kind == "winning-class" and question.prompt in panel.prompt.object
+    assert panel.choices.visible and not panel.typed.visible and list(panel.choices.options) == list(question.choices)
+    panel.choices.value = next(choice for choice in question.choices if choice != question.answer)
+    panel.check.clicks += 1
+    assert "Not quite" in panel.feedback.object and "Score: 0 of 1" in panel.score.object
+
+    panel.quiz_kind.value = "What will this ReLU output?"
+    panel.ask.clicks += 1
+    assert panel.typed.visible and not panel.choices.visible
+    panel.typed.value_input = f"{learning.question.answer:.4f}"
+    panel.check.clicks += 1
+    assert "Right." in panel.feedback.object and "Score: 1 of 2" in panel.score.object

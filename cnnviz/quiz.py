@@ -18,7 +18,6 @@ from cnnviz.engine.gradients import Backward
 
 DIRECTIONS = ("up", "down", "it stays")
 CELL_NAMES_2X2 = {(0, 0): "top left", (0, 1): "top right", (1, 0): "bottom left", (1, 1): "bottom right"}
-ATTEMPTS = 200  # random picks tried before a question gives up looking for clear-cut numbers
 
 
 class NoQuestion(ValueError):
@@ -150,17 +149,16 @@ def pooling_kept_cell(live: LiveNumbers, rng: np.random.Generator) -> Question:
     trace = live.trace
     layers = [layer for layer in _layers(trace, MaxPool2D) if layer.mode in ("max", "min")]
     layer: MaxPool2D = _pick(rng, layers, "max or min pooling")
-    rows, cols, channels = trace[layer.name].shape
-    for _ in range(ATTEMPTS):
-        row, col, channel = (int(rng.integers(n)) for n in (rows, cols, channels))
-        step = pool_step(trace, layer.name, row, col, channel)
-        inside = np.isfinite(step.window).all()  # padding cells are ∓inf
-        ordered = np.sort(step.window.reshape(-1))
-        margin = ordered[-1] - ordered[-2] if layer.mode == "max" else ordered[1] - ordered[0]
-        if inside and margin > 0.002:
-            break
-    else:
+    windows = layer.windows(trace.input_of(layer.name)[np.newaxis])[0]  # (rows, cols, channels, pr, pc)
+    ordered = np.sort(windows.reshape(*windows.shape[:3], -1), axis=-1)
+    inside = np.isfinite(ordered).all(axis=-1)  # padding cells are ∓inf
+    ordered = np.where(inside[..., np.newaxis], ordered, 0.0)
+    margin = ordered[..., -1] - ordered[..., -2] if layer.mode == "max" else ordered[..., 1] - ordered[..., 0]
+    clear = np.argwhere(inside & (margin > 0.002))  # a winner that stays visible at three decimals
+    if not len(clear):
         raise NoQuestion(f"no window of {layer.name} has a clear winner on this image")
+    row, col, channel = (int(i) for i in clear[int(rng.integers(len(clear)))])
+    step = pool_step(trace, layer.name, row, col, channel)  # the engine says which cell it keeps
     shape = step.window.shape
     cells = [(u, v) for u in range(shape[0]) for v in range(shape[1])]
     listed = ", ".join(f"{_cell_name(shape, cell)} {number(step.window[cell])}" for cell in cells)

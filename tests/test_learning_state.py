@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 import pytest
 
@@ -163,3 +165,21 @@ def test_a_network_without_pooling_says_why_it_cannot_ask(catalog):
     learning.explainer.experiment = "pool:average"
     assert learning.ask("pooling-kept-cell") is None
     assert "max or min pooling" in learning.feedback
+
+
+def test_two_sessions_computing_steps_at_the_same_time_stay_apart(catalog):
+    """The served app computes steps beside the event loop: two at once must not mix their arithmetic."""
+    sessions = [session(catalog, learning_rate=rate)[1] for rate in (1e-3, 1e-2)]
+    sessions[1].true_class = 0
+    expected = [learning.compute_step() for learning in sessions]  # one after the other
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        concurrent = list(pool.map(lambda learning: learning.compute_step(), sessions))
+    for alone, together in zip(expected, concurrent, strict=True):
+        for layer_alone, layer_together in zip(alone.network.layers, together.network.layers, strict=True):
+            for key, weights in layer_alone.weights().items():
+                np.testing.assert_array_equal(layer_together.weights()[key], weights)
+    for learning, step in zip(sessions, concurrent, strict=True):
+        learning.apply_step(step)
+    assert sessions[0].explainer.trace.network is concurrent[0].network
+    assert sessions[1].explainer.trace.network is concurrent[1].network
+    _assert_shared_network_untouched()

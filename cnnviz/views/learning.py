@@ -16,12 +16,14 @@ import panel as pn
 import param
 from panel.viewable import Viewer
 
+from cnnviz.article import SECTION_ANCHORS, read_section
 from cnnviz.engine.explain_backward import output_gradient
 from cnnviz.learning_state import LearningState
 from cnnviz.quiz import QUESTION_KINDS, number, significant
 
 LEARNING_RATES = (0.0001, 0.0003, 0.001, 0.003, 0.01, 0.03, 0.1)  # a log scale: each about three times the last
 ANY_QUESTION = "Any question"
+LEARNING_SECTIONS = ("loss", "gradients", "backpropagation", "learning-rate")
 LEARN_CSS = """
 .learn-readout { font: 14px/1.5 system-ui, sans-serif; margin: 4px 0; }
 .learn-readout b { color: #1b5e73; }
@@ -30,6 +32,8 @@ LEARN_CSS = """
 .learn-table th, .learn-table td { padding: 1px 10px 1px 0; text-align: left; white-space: nowrap; }
 .learn-table td.number { text-align: right; font-variant-numeric: tabular-nums; }
 .learn-table tr.true-class td { font-weight: 600; }
+.learn-links a { color: #1f5fa8; text-decoration: none; white-space: nowrap; }
+.learn-links a:hover { text-decoration: underline; }
 .learn-heading { font: 600 13px system-ui, sans-serif; margin: 6px 0 0 0; color: #333; }
 .quiz-prompt { font: 15px/1.5 system-ui, sans-serif; margin: 4px 0; }
 .quiz-feedback { font: 14px/1.5 system-ui, sans-serif; margin: 4px 0; padding: 6px 10px; border-radius: 6px; }
@@ -37,6 +41,16 @@ LEARN_CSS = """
 .quiz-feedback.wrong { background: #fff4e5; border: 1px solid #f5c27a; }
 .quiz-feedback.hint { background: #f4f4f4; border: 1px solid #ddd; }
 """
+
+
+def _article_links() -> str:
+    """Links to the article's sections on learning; they scroll where the article is on the page (served)."""
+    links = " · ".join(
+        f'<a href="#{SECTION_ANCHORS[key]}" onclick="return !(window.cnnvizScrollToSection && '
+        f"window.cnnvizScrollToSection('{SECTION_ANCHORS[key]}'))\">{html.escape(read_section(key)[0].split(':')[0])}</a>"
+        for key in LEARNING_SECTIONS
+    )
+    return f"<p class='learn-note learn-links'>Read more: {links}</p>"
 
 
 def _html(text: str = "", **params) -> pn.pane.HTML:
@@ -101,7 +115,7 @@ class LearnPanel:
                     "<p class='learn-note'>Backward mode measures how wrong the network is about the true class "
                     "(the loss) and how every number would have to change to make it less wrong (the gradients). "
                     "Take a step to train your own copy of the network on this image: every view shows the new "
-                    "numbers, and nobody else sees them.</p>"
+                    "numbers, and nobody else sees them.</p>" + _article_links()
                 ),
                 self.backward_mode,
                 self.true_class,

@@ -8,9 +8,16 @@ import numpy as np
 import pytest
 from pages import open_app
 
+from cnnviz.article import SECTION_ANCHORS
 from cnnviz.quiz import significant
 
 pytestmark = pytest.mark.ui
+HEADING_TOP = """(id) => {
+  const find = (root) => root.getElementById(id)
+    || [...root.querySelectorAll("*")].reduce((hit, el) => hit || (el.shadowRoot && find(el.shadowRoot)), null)
+  const heading = find(document)
+  return heading ? heading.getBoundingClientRect().top : null
+}"""
 
 
 def open_learn(page, url: str) -> None:
@@ -74,3 +81,16 @@ def test_backward_mode_steps_reset_and_a_quiz(app, page, wait_until, screenshot)
     assert question.explanation in feedback.inner_text()
     assert "Score: 1 of 1" in card.locator(".quiz-score").inner_text()
     screenshot(card, "learn-quiz-answered")
+
+
+def test_read_more_links_scroll_to_the_article(app, page, wait_until):
+    open_learn(page, app.url)
+    card = page.locator(".card").filter(has_text="Learn: loss, gradients").first
+    anchor = SECTION_ANCHORS["backpropagation"]
+    card.locator(".learn-links a").filter(has_text="Backpropagation").click()
+
+    def heading_on_screen() -> bool:
+        top = page.evaluate(HEADING_TOP, anchor)
+        return top is not None and 0 <= top <= 200
+
+    wait_until(heading_on_screen)

@@ -71,6 +71,11 @@ def input_gradient(network: Network, image: np.ndarray, layer_name: str, unit: i
     return columns[INPUT_NAME][0]
 
 
+def _check_softmax_output(network: Network) -> None:
+    if not isinstance(network.layers[-1], Softmax) or len(network.layers) < 2:
+        raise ValueError("the loss needs a network whose last layer is a softmax after at least one other layer")
+
+
 def cross_entropy(logits: np.ndarray, true_class: int) -> float:
     """−log p_true, computed from the logits (log-sum-exp) so a tiny probability never becomes log(0)."""
     logits = np.asarray(logits, np.float64)
@@ -122,8 +127,7 @@ def backward_pass(network: Network, image: np.ndarray, true_class: int) -> Backw
     The network must end in a softmax. The gradient at the logits is p − y, computed directly (the same value
     as −y/p carried back through softmax, without dividing by a probability that may be tiny).
     """
-    if not isinstance(network.layers[-1], Softmax) or len(network.layers) < 2:
-        raise ValueError("the loss needs a network whose last layer is a softmax after at least one other layer")
+    _check_softmax_output(network)
     classes = network.infos[-1].shape[0]
     if not 0 <= true_class < classes:
         raise IndexError(f"the true class must be between 0 and {classes - 1}, not {true_class}")
@@ -192,6 +196,7 @@ def take_step(before: Backward, learning_rate: float) -> Step:
 
 def image_loss(network: Network, image: np.ndarray, true_class: int) -> float:
     """Cross-entropy of one image for its true class (float64 forward pass)."""
+    _check_softmax_output(network)
     steps = _Forward.run(network, image).steps
     _softmax, logits, _probabilities = steps[-1]
     return cross_entropy(logits[0], true_class)

@@ -49,6 +49,7 @@ class LearningState(param.Parameterized):
         self._image: np.ndarray | None = None  # the image whose label set `true_class`
         self._scored: Question | None = None  # a question counts once, however often it is answered
         self._last_backward: Backward | None = None  # kept for the next step or quiz, in either mode
+        self._start_losses: tuple | None = None  # (start network, image, class, its loss) last computed
         super().__init__(**params)
         self.param["true_class"].bounds = (0, explainer.network.infos[-1].shape[0] - 1)
         explainer.param.watch(self._follow_trace, "trace")
@@ -73,9 +74,17 @@ class LearningState(param.Parameterized):
     def _refresh(self) -> None:
         trace = self.explainer.trace
         loss = cross_entropy(trace.logits, self.true_class)
-        start = loss if self._start is None else image_loss(self._start, self.explainer.image, self.true_class)
+        start = loss if self._start is None else self._start_loss()
         backward = self._backward_of(trace) if self.backward_mode else None
         self.param.update(loss=loss, start_loss=start, backward=backward)
+
+    def _start_loss(self) -> float:
+        """The loss before any step, for the image and class on screen (kept while only the steps change it)."""
+        image, true_class = self.explainer.image, self.true_class
+        known = self._start_losses
+        if known is None or known[0] is not self._start or known[1] is not image or known[2] != true_class:
+            self._start_losses = known = (self._start, image, true_class, image_loss(self._start, image, true_class))
+        return known[3]
 
     def _backward_of(self, trace: Trace) -> Backward:
         """The backward pass of `trace` for the true class, computed once per trace and class."""

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import html
 import logging
+from typing import Any
 
 import numpy as np
 import panel as pn
 from panel.viewable import Viewer
 
 from cnnviz.engine import Network, Trace, WeightsError
-from cnnviz.examples import ExampleCatalog
+from cnnviz.examples import ExampleCatalog, catalog_for
+from cnnviz.importers import to_network
 from cnnviz.plots.overview import OUTPUT_KIND
 from cnnviz.resources import shared_catalog, shared_network, single_threaded_blas
 from cnnviz.serve import return_memory_when_session_ends
@@ -59,9 +61,12 @@ class Explainer(Viewer):
     In a notebook, display it directly; `explainer.trace["conv_1_2"]` gives the current activations.
     """
 
-    def __init__(self, network: Network | None = None, catalog: ExampleCatalog | None = None, **params) -> None:
+    def __init__(self, network: Network | Any = None, catalog: ExampleCatalog | None = None, **params) -> None:
         super().__init__(**params)
-        self.state = ExplainerState(network or shared_network(), catalog or shared_catalog())
+        if network is None:
+            network, catalog = shared_network(), catalog or shared_catalog()
+        network = to_network(network)  # a Network, a weights or model file, or a Keras model
+        self.state = ExplainerState(network, catalog or catalog_for(network))
         sections = _article_sections()
         self.overview = Overview(self.state, sections=sections)
         self.elastic = ElasticView(self.state, self.overview)  # draws over the overview, which it wraps

@@ -71,10 +71,6 @@ def fit_to_network(picture: Image.Image, input_shape: tuple[int, ...]) -> np.nda
     return rgb @ LUMINANCE[:, np.newaxis] if input_shape[2] == 1 else rgb
 
 
-def _as_rgb(image: np.ndarray) -> np.ndarray:
-    return np.repeat(image, 3, axis=2) if image.shape[2] == 1 else image
-
-
 def thumbnail_url(image: Image.Image, size: int = THUMBNAIL_SIZE) -> str:
     """A small JPEG data URL: cheap to ship with the page, no file server needed."""
     small = image.convert("RGB").copy()
@@ -138,7 +134,7 @@ def build_catalog(data_dir: Path | None = None, network: Network | None = None) 
                 f"A {entry.label} from the test images",
                 image,
                 entry.label,
-                thumbnail_url(array_to_image(_as_rgb(image))),
+                thumbnail_url(array_to_image(image)),
             )
         )
     probes = []
@@ -152,7 +148,7 @@ def build_catalog(data_dir: Path | None = None, network: Network | None = None) 
                 probe.description,
                 image,
                 None,
-                thumbnail_url(array_to_image(_as_rgb(image))),
+                thumbnail_url(array_to_image(image)),
             )
         )
     return ExampleCatalog(tuple(photos + probes), problem or ("" if photos else ADD_PHOTOS_HINT))

@@ -172,6 +172,7 @@ def export_onnx(model, path, fold_constants: bool) -> None:
     torch.onnx.export(model, (torch.zeros(1, 3, 32, 32),), str(path), dynamo=False, do_constant_folding=fold_constants)
 
 
+@pytest.mark.onnx
 @pytest.mark.parametrize("fold_constants", [True, False], ids=["bn-folded-by-torch", "bn-in-the-file"])
 def test_pytorch_onnx_reproduces_every_layer(torch_model, tmp_path, fold_constants):
     import onnx
@@ -202,6 +203,7 @@ def test_pytorch_onnx_reproduces_every_layer(torch_model, tmp_path, fold_constan
     assert network.layers[-1].kind == "softmax" and "added a softmax" in notes
 
 
+@pytest.mark.onnx
 def test_onnx_reference_evaluator_agrees_layer_by_layer(torch_model, tmp_path):
     """The same check against onnx's own reference evaluator, reading every intermediate tensor."""
     import onnx
@@ -228,6 +230,7 @@ def test_onnx_reference_evaluator_agrees_layer_by_layer(torch_model, tmp_path):
         np.testing.assert_allclose(ours[engine_name], reference, atol=TOLERANCE, err_msg=engine_name)
 
 
+@pytest.mark.onnx
 def test_onnx_branches_and_unknown_operators_are_refused(tmp_path):
     onnx = pytest.importorskip("onnx", reason="ONNX tests need the `import` extra (onnx)")
     helper = onnx.helper
@@ -249,6 +252,7 @@ def test_onnx_branches_and_unknown_operators_are_refused(tmp_path):
 # -- the command ---------------------------------------------------------------------------------------------
 
 
+@pytest.mark.onnx
 def test_cnnviz_import_writes_weights_the_engine_loads(torch_model, tmp_path, capsys):
     model_path, out = tmp_path / "net.onnx", tmp_path / "net.npz"
     export_onnx(torch_model, model_path, fold_constants=True)

@@ -18,7 +18,7 @@ SHAPE_CLASSES = ("circle", "square", "triangle", "cross", "stripes")
 DEFAULT_SIZE = 48
 SUPERSAMPLING = 4  # drawn 4× larger, then shrunk: smooth edges at any size
 MIN_COLOUR_DISTANCE = 110  # RGB distance between shape and background: every shape stays visible
-NOISE_SIGMA = (2.0, 14.0)  # range of the per-image Gaussian pixel noise, in grey levels
+NOISE_SIGMA = (2.0, 12.0)  # range of the per-image Gaussian pixel noise, in grey levels
 SHIFT = 0.12  # largest move of the shape's centre from the image centre, as a share of the side
 TEST_SEED_OFFSET = 1_000_003  # test images come from another stream of the same seed
 
@@ -38,7 +38,7 @@ def _circle(draw: ImageDraw.ImageDraw, centre: Point, radius: float, angle: floa
 
 def _square(draw: ImageDraw.ImageDraw, centre: Point, radius: float, angle: float, colour: tuple) -> None:
     cx, cy = centre
-    half = radius * 0.8
+    half = radius * 0.85  # as wide as the circle of the same radius is tall, so size never tells them apart
     corners = [(cx - half, cy - half), (cx + half, cy - half), (cx + half, cy + half), (cx - half, cy + half)]
     draw.polygon(_rotate(corners, centre, angle), fill=colour)
 
@@ -90,11 +90,12 @@ def draw_shape(label: int, size: int, rng: np.random.Generator) -> np.ndarray:
     """One (size, size, 3) uint8 image of class `label`, its look drawn from `rng`."""
     canvas = size * SUPERSAMPLING
     background, colour = _colours(rng)
-    radius = rng.uniform(0.24, 0.42) * canvas
+    radius = rng.uniform(0.26, 0.42) * canvas
     margin = radius * 1.05
     # Near the middle: one dense layer over the last feature maps has to recognise the shape wherever it is
     centre = tuple(np.clip(canvas / 2 + rng.uniform(-SHIFT, SHIFT, 2) * canvas, margin, canvas - margin))
-    angle = rng.uniform(-np.pi / 6, np.pi / 6) if SHAPE_CLASSES[label] != "stripes" else rng.uniform(0, np.pi)
+    # Turned at most 20°: a square at 45° would be a diamond, a shape of its own
+    angle = rng.uniform(-np.pi / 9, np.pi / 9) if SHAPE_CLASSES[label] != "stripes" else rng.uniform(0, np.pi)
     image = Image.new("RGB", (canvas, canvas), background)
     DRAWERS[SHAPE_CLASSES[label]](ImageDraw.Draw(image), centre, radius, angle, colour)
     pixels = np.asarray(image.resize((size, size), Image.Resampling.BOX), np.float32)

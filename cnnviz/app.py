@@ -11,8 +11,8 @@ import panel as pn
 from panel.viewable import Viewer
 
 from cnnviz.engine import Network, Trace, WeightsError
-from cnnviz.examples import ExampleCatalog, catalog_for
-from cnnviz.importers import to_network
+from cnnviz.examples import ExampleCatalog
+from cnnviz.importers import explained_model
 from cnnviz.plots.overview import OUTPUT_KIND
 from cnnviz.resources import shared_catalog, shared_network, single_threaded_blas
 from cnnviz.serve import return_memory_when_session_ends
@@ -64,9 +64,10 @@ class Explainer(Viewer):
     def __init__(self, network: Network | Any = None, catalog: ExampleCatalog | None = None, **params) -> None:
         super().__init__(**params)
         if network is None:
-            network, catalog = shared_network(), catalog or shared_catalog()
-        network = to_network(network)  # a Network, a weights or model file, or a Keras model
-        self.state = ExplainerState(network, catalog or catalog_for(network))
+            network, catalog, history = shared_network(), catalog or shared_catalog(), None
+        else:  # a Network, a weights or model file, or a Keras model
+            network, catalog, history = explained_model(network, catalog)
+        self.state = ExplainerState(network, catalog, history)
         sections = _article_sections()
         self.overview = Overview(self.state, sections=sections)
         self.elastic = ElasticView(self.state, self.overview)  # draws over the overview, which it wraps

@@ -64,3 +64,17 @@ def test_a_session_of_a_grey_48_pixel_network_traces_examples_and_uploads(grey_n
     Image.fromarray(np.full((100, 150, 3), 200, np.uint8)).save(buffer, "PNG")
     assert state.upload(buffer.getvalue()), state.message
     assert state.image.shape == (48, 48, 1) and state.trace.probabilities.shape == (5,)
+
+
+def test_a_weights_file_brings_its_gallery_and_its_checkpoints(grey_network, shapes_gallery):
+    from cnnviz.importers import explained_model
+
+    weights = grey_network.save(shapes_gallery / "shapes.npz")
+    card = {"checkpoints": [{"epoch": 0, "file": "shapes.npz", "test_top1": 0.2}], "training": {"epochs": 1}}
+    weights.with_suffix(".json").write_text(json.dumps(card), encoding="utf-8")
+    network, catalog, history = explained_model(weights)
+    assert network.infos == grey_network.infos
+    assert sum(not example.is_probe for example in catalog.examples) == 10
+    assert history.epochs == (0,) and history.network(0, like=network).infos == network.infos
+    _, own_catalog, own_history = explained_model(grey_network)
+    assert own_history is None and all(example.image.shape == (48, 48, 1) for example in own_catalog.examples)

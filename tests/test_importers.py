@@ -270,6 +270,7 @@ def test_cnnviz_import_writes_weights_the_engine_loads(torch_model, tmp_path, ca
         ("broken.onnx", b"not a protobuf at all", "is not a readable ONNX model"),
         ("broken.keras", b"PK\x03\x04 truncated", "Keras cannot read broken.keras"),
         ("weights.txt", b"hello", "is not a model file cnnviz knows"),
+        ("tiny.npz", b"PK", "is a cnnviz weights file already"),
     ],
 )
 def test_bad_model_files_get_one_sentence(tmp_path, capsys, name, content, message):

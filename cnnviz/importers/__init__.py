@@ -112,8 +112,25 @@ def import_model(path: str | os.PathLike, class_names: tuple[str, ...] = (), inp
         from cnnviz.importers.onnx_model import import_onnx_file
 
         return import_onnx_file(path, class_names, input_size)
-    known = ", ".join((*KERAS_SUFFIXES, *ONNX_SUFFIXES, ".npz"))
+    if suffix == ".npz":
+        raise ModelImportError(f"{path.name} is a cnnviz weights file already: cnnviz serve --weights {path}")
+    known = ", ".join((*KERAS_SUFFIXES, *ONNX_SUFFIXES))
     raise ModelImportError(f"{path.name} is not a model file cnnviz knows (accepted: {known}).")
+
+
+def explained_model(model: Network | str | os.PathLike | Any, catalog: Any = None) -> tuple[Network, Any, Any]:
+    """(network, examples, training history) for `Explainer(network=model, catalog=catalog)`.
+
+    A weights file brings what lies beside it: the gallery `cnnviz train` wrote and the model card's checkpoints
+    for the Lab. Other models get examples at their own size; their history is left to the session (None).
+    """
+    from cnnviz.examples import catalog_for, gallery_folder
+    from cnnviz.lab_state import model_card_path, read_history
+
+    network = to_network(model)
+    is_file = isinstance(model, str | os.PathLike)
+    catalog = catalog or catalog_for(network, gallery_folder(None, model) if is_file else None)
+    return network, catalog, read_history(model_card_path(Path(model))) if is_file else None
 
 
 def to_network(model: Network | str | os.PathLike | Any, class_names: tuple[str, ...] = ()) -> Network:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 import logging
+from typing import Any
 
 import numpy as np
 import panel as pn
@@ -11,6 +12,7 @@ from panel.viewable import Viewer
 
 from cnnviz.engine import Network, Trace, WeightsError
 from cnnviz.examples import ExampleCatalog
+from cnnviz.importers import explained_model
 from cnnviz.learning_state import LearningState
 from cnnviz.plots.overview import OUTPUT_KIND
 from cnnviz.resources import shared_catalog, shared_network, single_threaded_blas
@@ -61,9 +63,13 @@ class Explainer(Viewer):
     In a notebook, display it directly; `explainer.trace["conv_1_2"]` gives the current activations.
     """
 
-    def __init__(self, network: Network | None = None, catalog: ExampleCatalog | None = None, **params) -> None:
+    def __init__(self, network: Network | Any = None, catalog: ExampleCatalog | None = None, **params) -> None:
         super().__init__(**params)
-        self.state = ExplainerState(network or shared_network(), catalog or shared_catalog())
+        if network is None:
+            network, catalog, history = shared_network(), catalog or shared_catalog(), None
+        else:  # a Network, a weights or model file, or a Keras model
+            network, catalog, history = explained_model(network, catalog)
+        self.state = ExplainerState(network, catalog, history)
         sections = _article_sections()
         self.overview = Overview(self.state, sections=sections)
         self.elastic = ElasticView(self.state, self.overview)  # draws over the overview, which it wraps

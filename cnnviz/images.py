@@ -97,9 +97,11 @@ def load_image(source: str | os.PathLike | bytes | bytearray | BinaryIO, size: i
 
 
 def array_to_image(array: np.ndarray) -> Image.Image:
-    """Show a network-input array as a picture: float (H, W, 3) in [0, 1] becomes an 8-bit RGB image."""
-    if array.ndim != 3 or array.shape[2] != 3:
-        raise ValueError(f"expected an (H, W, 3) array, got shape {array.shape}")
+    """Show a network-input array as a picture: float (H, W, 3) or grey (H, W, 1) in [0, 1] → 8-bit RGB image."""
+    if array.ndim != 3 or array.shape[2] not in (1, 3):
+        raise ValueError(f"expected an (H, W, 3) or (H, W, 1) array, got shape {array.shape}")
+    if array.shape[2] == 1:
+        array = np.repeat(array, 3, axis=2)
     scaled = np.rint(np.clip(np.nan_to_num(array, nan=0.0), 0.0, 1.0) * 255)
     return Image.fromarray(scaled.astype(np.uint8))
 

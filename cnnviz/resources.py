@@ -8,7 +8,7 @@ from functools import cache
 from pathlib import Path
 
 from cnnviz.engine import Network
-from cnnviz.examples import ExampleCatalog, build_catalog
+from cnnviz.examples import ExampleCatalog, catalog_for, gallery_folder
 
 WEIGHTS_FILE = "tiny_vgg.npz"
 _CHECKOUT_WEIGHTS = Path(__file__).resolve().parents[1] / "weights" / WEIGHTS_FILE
@@ -27,10 +27,9 @@ def shared_network(path: Path | None = None) -> Network:
     return Network.load(path or default_weights_path())
 
 
-@cache
 def shared_catalog(data_dir: Path | None = None) -> ExampleCatalog:
-    """The example images, built once and shared read-only by every session."""
-    return build_catalog(data_dir)
+    """The shared network's example images (the gallery beside its weights, if any), built once and shared."""
+    return catalog_for(shared_network(), gallery_folder(data_dir, default_weights_path()))
 
 
 def single_threaded_blas() -> None:

@@ -48,11 +48,14 @@ def run(args: argparse.Namespace) -> int:
     import panel as pn
 
     from cnnviz.app import create_app
-    from cnnviz.resources import shared_network
+    from cnnviz.resources import shared_catalog, shared_network
 
     if args.weights:
         os.environ["CNNVIZ_WEIGHTS"] = str(args.weights.resolve())
     network = shared_network()  # a missing or damaged file stops here, with its message, before serving
+    catalog = shared_catalog()  # examples at the network's size; a gallery that does not fit is said here too
+    if catalog.hint:
+        print(catalog.hint)
     print(f"Serving cnnviz with {network.parameter_count:,} weights on http://{args.address}:{args.port}/explainer")
     pn.serve(
         {"explainer": create_app},

@@ -12,8 +12,8 @@ import param
 from cnnviz.colors import COLOR_MODES
 from cnnviz.engine import Network, Trace
 from cnnviz.engine.experiments import WhatIf, apply
-from cnnviz.examples import ExampleCatalog
-from cnnviz.images import ImageError, read_image, to_network_input
+from cnnviz.examples import ExampleCatalog, fit_to_network
+from cnnviz.images import ImageError, read_image
 from cnnviz.lab_state import TrainingHistory, describe_experiment, parse_experiment, shared_history
 
 LEVELS = ("overview", "elastic", "formula")
@@ -108,7 +108,7 @@ class ExplainerState(param.Parameterized):
         except ImageError as error:
             self.message = str(error)
             return False
-        image = to_network_input(original)
+        image = fit_to_network(original, self.network.input_shape)
         image.flags.writeable = False
         original.thumbnail((ORIGINAL_KEPT_SIZE, ORIGINAL_KEPT_SIZE))
         self.param.update(example="", image=image, image_title="Your image", original=original, message="")

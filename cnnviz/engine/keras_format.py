@@ -33,12 +33,18 @@ INFERENCE_NO_OPS = {
 }
 
 
+KERAS_LEAKY_ACTIVATION_SLOPE = 0.2
+KERAS_LEAKY_LAYER_SLOPE = 0.3  # the LeakyReLU layer's default differs from the activation function's
+
+
 def _activation(name: str, activation: str | None) -> list[Layer]:
     """The engine layer(s) for a Keras activation, named as Keras would show them."""
     if activation in (None, "linear"):
         return []
     if activation == "relu":
         return [ReLU(name)]
+    if activation == "leaky_relu":  # Keras' activation function uses slope 0.2
+        return [ReLU(name, negative_slope=KERAS_LEAKY_ACTIVATION_SLOPE)]
     if activation == "softmax":
         return [Softmax(name)]
     raise ValueError(f"activation {activation!r} is not supported by the engine")
@@ -70,10 +76,16 @@ def layers_from_keras(class_name: str, config: dict[str, Any], weights: list[np.
         if config.get("max_value") is not None or config.get("negative_slope", 0) or config.get("threshold", 0):
             raise ValueError(f"{name}: only the plain ReLU is supported")
         return [ReLU(name)]
+    if class_name == "LeakyReLU":
+        slope = config.get("negative_slope", config.get("alpha", KERAS_LEAKY_LAYER_SLOPE))
+        return [ReLU(name, negative_slope=float(slope))]
     if class_name == "Softmax":
         return [Softmax(name)]
-    if class_name == "MaxPooling2D":
-        return [MaxPool2D(name, config.get("pool_size", 2), config.get("strides"), config.get("padding", "valid"))]
+    if class_name in ("MaxPooling2D", "AveragePooling2D"):
+        padding, mode = config.get("padding", "valid"), "max" if class_name == "MaxPooling2D" else "average"
+        if mode == "average" and padding != "valid":  # Keras averages over the real pixels only; we do not
+            raise ValueError(f"{name}: average pooling is supported with 'valid' padding only")
+        return [MaxPool2D(name, config.get("pool_size", 2), config.get("strides"), padding, mode)]
     if class_name == "Flatten":
         return [Flatten(name)]
     raise ValueError(f"Keras layer {class_name} ({name}) is not supported by the engine")

@@ -27,7 +27,7 @@ def plot_training_curves(card: dict[str, Any], path: str | os.PathLike) -> Path:
         [point["epoch"] for point in checkpoints],
         [point["test_top1"] for point in checkpoints],
         "o--",
-        label=f"test, saved checkpoints ({card['test']['images']} validation images)",
+        label=f"test, saved checkpoints ({card['test']['images']} test images)",
     )
     accuracy_axes.axvline(
         training["selected_epoch"], color="grey", linestyle=":", label=f"selected epoch ({training['selected_epoch']})"
@@ -36,7 +36,7 @@ def plot_training_curves(card: dict[str, Any], path: str | os.PathLike) -> Path:
     for axes in (loss_axes, accuracy_axes):
         axes.grid(alpha=0.3)
         axes.legend()
-    figure.suptitle(f"Tiny VGG, seed {training['seed']}: test top-1 {card['test']['top1']:.1%}")
+    figure.suptitle(f"{card['model'].split(' (')[0]}, seed {training['seed']}: test top-1 {card['test']['top1']:.1%}")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, dpi=100)

@@ -11,8 +11,8 @@ import argparse
 import json
 import sys
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field, fields
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -20,9 +20,11 @@ import keras
 import numpy as np
 
 from cnnviz.data import PreparedData, load_prepared
+from cnnviz.datasets.folder import COLOUR_CHOICES, INPUT_SIZES, write_gallery
 from cnnviz.engine import INPUT_NAME, Network
 from cnnviz.errors import CnnvizError
 from cnnviz.evaluate import evaluate_network, evaluate_predictions, pixels_to_input
+from cnnviz.training.architecture import Architecture
 from cnnviz.training.export import export_keras
 
 DEFAULT_WEIGHTS_DIR = Path("weights")
@@ -78,9 +80,9 @@ def holdout_split(labels: np.ndarray, fraction: float, rng: np.random.Generator)
     return np.sort(np.concatenate(fit)), np.sort(np.concatenate(holdout))
 
 
-def augment(padded: np.ndarray, rng: np.random.Generator, jitter: float) -> np.ndarray:
-    """Random 64×64 crop of reflect-padded uint8 images, random left-right flip and colour jitter → model input."""
-    count, size = len(padded), IMAGE_SHAPE[0]
+def augment(padded: np.ndarray, rng: np.random.Generator, jitter: float, size: int = IMAGE_SHAPE[0]) -> np.ndarray:
+    """Random size×size crop of reflect-padded uint8 images, random left-right flip and colour jitter → model input."""
+    count = len(padded)
     span = padded.shape[1] - size + 1
     rows, cols = rng.integers(0, span, count), rng.integers(0, span, count)
     flips = rng.random(count) < 0.5
@@ -93,7 +95,8 @@ def augment(padded: np.ndarray, rng: np.random.Generator, jitter: float) -> np.n
     x = pixels_to_input(crops)
     if jitter > 0:  # in place: these arrays are the whole training set
         saturation, contrast, brightness = rng.uniform(1 - jitter, 1 + jitter, (3, count, 1, 1, 1)).astype(np.float32)
-        grey = x @ np.full((3, 1), 1 / 3, np.float32)  # channel mean; x.mean(axis=3) is 5× slower here
+        channels = x.shape[3]
+        grey = x @ np.full((channels, 1), 1 / channels, np.float32)  # channel mean; x.mean(axis=3) is 5× slower
         x -= grey
         x *= saturation
         x += grey
@@ -107,19 +110,7 @@ def augment(padded: np.ndarray, rng: np.random.Generator, jitter: float) -> np.n
 
 def tiny_vgg_keras(class_count: int) -> keras.Sequential:
     """CNN Explainer's Tiny VGG, layer for layer and name for name (19,920 parameters for 10 classes)."""
-    layers: list[keras.layers.Layer] = [keras.Input(IMAGE_SHAPE)]
-    for block in (1, 2):
-        for position in (1, 2):
-            layers += [
-                keras.layers.Conv2D(10, 3, name=f"conv_{block}_{position}"),
-                keras.layers.Activation("relu", name=f"relu_{block}_{position}"),
-            ]
-        layers.append(keras.layers.MaxPooling2D(2, name=f"max_pool_{block}"))
-    layers += [
-        keras.layers.Flatten(name="flatten"),
-        keras.layers.Dense(class_count, activation="softmax", name="output"),
-    ]
-    return keras.Sequential(layers, name="tiny_vgg")
+    return Architecture().keras_model(IMAGE_SHAPE, class_count)
 
 
 def compile_model(model: keras.Model, settings: TrainingSettings, steps_per_epoch: int) -> None:
@@ -144,10 +135,17 @@ class AugmentedImages(keras.utils.PyDataset):
     """The fit images, freshly shuffled and augmented at the start of every epoch (in the main thread: seeded)."""
 
     def __init__(
-        self, padded: np.ndarray, targets: np.ndarray, batch_size: int, jitter: float, rng: np.random.Generator
+        self,
+        padded: np.ndarray,
+        targets: np.ndarray,
+        batch_size: int,
+        jitter: float,
+        rng: np.random.Generator,
+        size: int = IMAGE_SHAPE[0],
     ) -> None:
         super().__init__()
         self.padded, self.targets, self.batch_size, self.jitter, self.rng = padded, targets, batch_size, jitter, rng
+        self.size = size
         self.on_epoch_begin()  # Keras reads a first batch to learn the shapes before it starts epoch 1
 
     def __len__(self) -> int:
@@ -159,7 +157,7 @@ class AugmentedImages(keras.utils.PyDataset):
 
     def on_epoch_begin(self) -> None:
         order = self.rng.permutation(len(self.padded))
-        self.images = augment(self.padded[order], self.rng, self.jitter)
+        self.images = augment(self.padded[order], self.rng, self.jitter, self.size)
         self.batch_targets = self.targets[order]
 
 
@@ -185,6 +183,24 @@ class EpochCheckpoints(keras.callbacks.Callback):
 
 
 @dataclass(frozen=True)
+class Target:
+    """What is trained on which images, and the file names it is written under (`<name>.npz`, `<name>.json`)."""
+
+    name: str = "tiny_vgg"
+    model: str = "Tiny VGG (CNN Explainer architecture)"
+    test_data: str = "validation images of the 10 classes"
+    architecture: Architecture = field(default_factory=Architecture)
+
+    @property
+    def weights_name(self) -> str:
+        return f"{self.name}.npz"
+
+    @property
+    def card_name(self) -> str:
+        return f"{self.name}.json"
+
+
+@dataclass(frozen=True)
 class TrainingResult:
     """The trained Keras model (selected weights) and its model card, as written beside the weights."""
 
@@ -193,9 +209,15 @@ class TrainingResult:
 
 
 def train_and_export(
-    data: PreparedData, settings: TrainingSettings, weights_dir: Path, verbose: int | None = None
+    data: PreparedData,
+    settings: TrainingSettings,
+    weights_dir: Path,
+    verbose: int | None = None,
+    target: Target | None = None,
 ) -> TrainingResult:
     """Train, then write the selected weights, the epoch checkpoints and the model card into `weights_dir`."""
+    target = target or Target()
+    image_shape = tuple(int(n) for n in data.train.images.shape[1:])
     started = time.perf_counter()
     keras.utils.set_random_seed(settings.seed)
     rng = np.random.default_rng(settings.seed)
@@ -204,9 +226,11 @@ def train_and_export(
     pad = settings.crop_padding
     padded = np.pad(data.train.images[fit_indices], ((0, 0), (pad, pad), (pad, pad), (0, 0)), mode="reflect")
     targets = keras.utils.to_categorical(data.train.labels, class_count)
-    batches = AugmentedImages(padded, targets[fit_indices], settings.batch_size, settings.colour_jitter, rng)
+    batches = AugmentedImages(
+        padded, targets[fit_indices], settings.batch_size, settings.colour_jitter, rng, size=image_shape[0]
+    )
 
-    model = tiny_vgg_keras(class_count)
+    model = target.architecture.keras_model(image_shape, class_count)
     compile_model(model, settings, steps_per_epoch=len(batches))
     checkpoint_dir = weights_dir / CHECKPOINT_DIR_NAME
     checkpoint_dir.mkdir(parents=True, exist_ok=True)
@@ -239,24 +263,24 @@ def train_and_export(
     metadata = {
         "normalisation": NORMALISATION,
         "weights": f"cnnviz train, seed {settings.seed}, epoch {checkpoints.best_epoch} of {settings.epochs}",
-        "card": CARD_NAME,
+        "card": target.card_name,
     }
-    network = Network.load(export_keras(model, weights_dir / WEIGHTS_NAME, data.class_names, metadata))
+    network = Network.load(export_keras(model, weights_dir / target.weights_name, data.class_names, metadata))
     test = data.val
     test_inputs = pixels_to_input(test.images)
     engine_predictions = network.predict(test_inputs).argmax(axis=1)
     keras_predictions = model.predict(test_inputs, batch_size=256, verbose=0).argmax(axis=1)
     card = {
-        "model": "Tiny VGG (CNN Explainer architecture)",
-        "weights": WEIGHTS_NAME,
+        "model": target.model,
+        "weights": target.weights_name,
         "class_names": list(data.class_names),
-        "input": {"shape": list(IMAGE_SHAPE), "normalisation": NORMALISATION},
-        "architecture": describe_architecture(network),
+        "input": {"shape": list(image_shape), "normalisation": NORMALISATION},
+        "architecture": {"summary": target.architecture.describe(), **describe_architecture(network)},
         "training": {
             **asdict(settings),
             "optimizer": "AdamW, linear warm-up then cosine decay to 0, no weight decay on biases",
             "loss": "categorical cross-entropy with label smoothing",
-            "augmentation": "reflect-pad + random 64×64 crop, left-right flip, saturation/contrast/brightness jitter",
+            "augmentation": describe_augmentation(settings, image_shape[0]),
             "fit_images": len(fit_indices),
             "holdout_images": len(holdout_indices),
             "selected_epoch": checkpoints.best_epoch,
@@ -264,7 +288,7 @@ def train_and_export(
             "wall_time_seconds": round(train_seconds, 1),
         },
         "test": {
-            "data": f"{len(test.labels)} validation images of the 10 classes, never seen in training or selection",
+            "data": f"{len(test.labels)} {target.test_data}, never seen in training or selection",
             "evaluated_by": "cnnviz NumPy engine on the stored weights",
             **evaluate_predictions(test.labels, engine_predictions, network.class_names).to_dict(),
             "keras_engine_same_argmax": int((keras_predictions == engine_predictions).sum()),
@@ -279,8 +303,17 @@ def train_and_export(
             for epoch, path in checkpoints.saved.items()
         ],
     }
-    (weights_dir / CARD_NAME).write_text(json.dumps(card, indent=1) + "\n", encoding="utf-8")
+    (weights_dir / target.card_name).write_text(json.dumps(card, indent=1) + "\n", encoding="utf-8")
     return TrainingResult(model, card)
+
+
+def describe_augmentation(settings: TrainingSettings, size: int) -> str:
+    """The augmentation of this run in words, for the model card."""
+    steps = [f"reflect-pad by {settings.crop_padding} + random {size}×{size} crop"] if settings.crop_padding else []
+    steps.append("left-right flip")
+    if settings.colour_jitter:
+        steps.append("saturation/contrast/brightness jitter")
+    return ", ".join(steps)
 
 
 def describe_architecture(network: Network) -> dict[str, Any]:
@@ -293,47 +326,142 @@ def describe_architecture(network: Network) -> dict[str, Any]:
     return {"parameters": network.parameter_count, "layers": layers}
 
 
+# Recipes per image source; any `--option` given on the command line overrides its field.
+SHAPES_RECIPE = TrainingSettings(epochs=16, warmup_epochs=1, crop_padding=0, colour_jitter=0.0)
+FOLDER_RECIPE = TrainingSettings(epochs=40, warmup_epochs=2, crop_padding=4)
+SHAPES_TRAIN_IMAGES, SHAPES_TEST_IMAGES = 4000, 1000
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--data-dir", type=Path, default=None, help="folder of the prepared data (default: as for `cnnviz data`)"
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument(
+        "--data", type=Path, default=None, help="train on your own images: a folder with one sub-folder per class"
+    )
+    source.add_argument("--shapes", action="store_true", help="train on shapes cnnviz draws itself (no download)")
+    source.add_argument(
+        "--data-dir", type=Path, default=None, help="prepared Tiny ImageNet data (default: `cnnviz data`'s)"
     )
     parser.add_argument(
-        "--weights-dir", type=Path, default=DEFAULT_WEIGHTS_DIR, help="where the weights, card and checkpoints go"
+        "--weights-dir",
+        "--out",
+        dest="weights_dir",
+        type=Path,
+        default=None,
+        help="where the weights, card, checkpoints and gallery go (default: weights/, weights/shapes/ for --shapes, "
+        "<folder>-model/ for --data)",
     )
-    parser.add_argument("--plot", type=Path, default=DEFAULT_PLOT, help="PNG of the training curves (needs matplotlib)")
+    parser.add_argument("--input-size", type=int, default=None, help="input pixels per side, 32–128 (default: 64)")
+    parser.add_argument(
+        "--colour", choices=COLOUR_CHOICES, default="auto", help="grey (1 channel) or colour (3); auto: as the images"
+    )
+    parser.add_argument("--test-fraction", type=float, default=0.2, help="share of each class kept for the test")
+    parser.add_argument("--plot", type=Path, default=None, help="PNG of the training curves (needs matplotlib)")
     parser.add_argument("--no-plot", action="store_true", help="skip the PNG (no matplotlib needed)")
     parser.add_argument(
         "--replot", action="store_true", help="only redraw --plot from the card in --weights-dir, without training"
     )
+    architecture = parser.add_argument_group("architecture (default: Tiny VGG)")
+    for option in fields(Architecture):
+        architecture.add_argument(
+            f"--{option.name.replace('_', '-')}",
+            type=type(option.default),
+            default=option.default,
+            choices=option.metadata.get("choices"),
+            help=f"{option.metadata['help']} (default: {option.default})",
+        )
+    recipe = parser.add_argument_group("training recipe (defaults: Tiny ImageNet's; shorter for --shapes and --data)")
     for setting in fields(TrainingSettings):
-        parser.add_argument(
+        recipe.add_argument(
             f"--{setting.name.replace('_', '-')}",
             type=type(setting.default),
-            default=setting.default,
+            default=None,
             help=f"{setting.metadata['help']} (default: {setting.default})",
         )
 
 
+@dataclass(frozen=True, eq=False)
+class Job:
+    """One `cnnviz train` run: the images, the recipe, what is built and where it goes."""
+
+    data: PreparedData | None  # None: only --replot
+    settings: TrainingSettings
+    target: Target
+    out: Path
+    plot: Path
+    gallery: bool  # write the test images' gallery beside the weights (own data and shapes)
+
+
+def plan(args: argparse.Namespace) -> Job:
+    """Read the options into a Job; bad folders and options fail here, before TensorFlow does any work."""
+    architecture = Architecture(**{option.name: getattr(args, option.name) for option in fields(Architecture)})
+    given = {s.name: getattr(args, s.name) for s in fields(TrainingSettings) if getattr(args, s.name) is not None}
+    if args.shapes:
+        from cnnviz.datasets.shapes import DEFAULT_SIZE, shapes_dataset
+
+        size = args.input_size or DEFAULT_SIZE
+        out = args.weights_dir or DEFAULT_WEIGHTS_DIR / "shapes"
+        settings = replace(SHAPES_RECIPE, **given)
+        target = Target("shapes", f"cnnviz CNN ({architecture.describe()})", "generated shapes", architecture)
+        data = None
+        if not args.replot:
+            _check_size(size, architecture)
+            grey = args.colour == "grey"
+            data = shapes_dataset(SHAPES_TRAIN_IMAGES, SHAPES_TEST_IMAGES, size, settings.seed, grey)
+        return Job(data, settings, target, out, args.plot or out / "training_curves.png", gallery=True)
+    if args.data:
+        from cnnviz.datasets.folder import load_folder
+
+        size = args.input_size or IMAGE_SHAPE[0]
+        out = args.weights_dir or Path(f"{args.data.resolve().name}-model")
+        settings = replace(FOLDER_RECIPE, **given)
+        target = Target("model", f"cnnviz CNN ({architecture.describe()})", f"test images of {args.data}", architecture)
+        data = None
+        if not args.replot:
+            _check_size(size, architecture)
+            data = load_folder(args.data, size, args.colour, args.test_fraction, settings.seed, progress=_tqdm)
+        return Job(data, settings, target, out, args.plot or out / "training_curves.png", gallery=True)
+    if args.input_size not in (None, IMAGE_SHAPE[0]) or architecture != Architecture():
+        raise CnnvizError("Tiny ImageNet trains the Tiny VGG at 64 px; use --data or --shapes for other models.")
+    out = args.weights_dir or DEFAULT_WEIGHTS_DIR
+    data = None if args.replot else load_prepared(args.data_dir)
+    return Job(data, replace(TrainingSettings(), **given), Target(), out, args.plot or DEFAULT_PLOT, gallery=False)
+
+
+def _check_size(size: int, architecture: Architecture) -> None:
+    """Refuse an input size out of range, or one the architecture shrinks to nothing, before reading images."""
+    if not INPUT_SIZES[0] <= size <= INPUT_SIZES[1]:
+        raise CnnvizError(f"--input-size must be between {INPUT_SIZES[0]} and {INPUT_SIZES[1]} pixels, not {size}.")
+    architecture.final_size(size)
+
+
+def _tqdm(items: Iterable[Any], total: int, label: str) -> Iterator[Any]:
+    from tqdm.auto import tqdm
+
+    return iter(tqdm(items, total=total, desc=label, unit="image", disable=None))
+
+
 def run(args: argparse.Namespace) -> int:
-    card_path = args.weights_dir / CARD_NAME
-    if args.replot:
+    job = plan(args)
+    card_path = job.out / job.target.card_name
+    if job.data is None:
         if not card_path.is_file():
             raise CnnvizError(f"No model card at {card_path}: train first, or point --weights-dir to one.")
         card = json.loads(card_path.read_text(encoding="utf-8"))
     else:
-        settings = TrainingSettings(
-            **{setting.name: getattr(args, setting.name) for setting in fields(TrainingSettings)}
-        )
-        card = train_and_export(load_prepared(args.data_dir), settings, args.weights_dir).card
+        card = train_and_export(job.data, job.settings, job.out, target=job.target).card
+        if job.gallery:
+            write_gallery(job.data.val, job.data.class_names, job.out)
         test = card["test"]
         print(
             f"test top-1 {test['top1']:.1%} on {test['images']} images (NumPy engine); "
             f"Keras and engine agree on {test['keras_engine_same_argmax']}/{test['images']}; "
             f"selected epoch {card['training']['selected_epoch']}; {card['training']['wall_time_seconds']:.0f} s; "
-            f"wrote {args.weights_dir / WEIGHTS_NAME} and {card_path}"
+            f"wrote {job.out / job.target.weights_name} and {card_path}"
         )
+        if job.gallery:
+            print(f"explain it: cnnviz serve --weights {job.out / job.target.weights_name}")
     if not args.no_plot:
         from cnnviz.training.report import plot_training_curves  # matplotlib only when a plot is wanted
 
-        print(f"wrote {plot_training_curves(card, args.plot)}")
+        print(f"wrote {plot_training_curves(card, job.plot)}")
     return 0

@@ -8,29 +8,29 @@ source can be a folder in the official layout, the official zip, or a URL to tha
 from __future__ import annotations
 
 import argparse
-import hashlib
-import http.client
 import io
 import json
 import os
 import re
 import shutil
 import sys
-import urllib.error
 import urllib.parse
-import urllib.request
 import zipfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from cnnviz.cli import bounded_int
 from cnnviz.engine.tiny_vgg import TINY_VGG_CLASSES
 from cnnviz.errors import CnnvizError
+
+if TYPE_CHECKING:
+    from tqdm import tqdm
 
 # Reference order of CNN Explainer: the index in these tuples is the label the model predicts.
 CLASS_WNIDS = (
@@ -54,20 +54,28 @@ _CHECKOUT_DATA_DIR = Path(__file__).resolve().parents[1] / "data"
 
 
 def default_data_dir() -> Path:
-    """$CNNVIZ_DATA_DIR, else the checkout's data/ (an editable install), else ./data."""
+    """Where prepared data lives: $CNNVIZ_DATA_DIR, else the checkout's data/ (a checkout or an editable install),
+    else ./data where it exists (the static export unpacks it there), else the user's data folder (an installed
+    cnnviz, e.g. ~/.local/share/cnnviz on Linux)."""
     if os.environ.get("CNNVIZ_DATA_DIR"):
         return Path(os.environ["CNNVIZ_DATA_DIR"])
-    return _CHECKOUT_DATA_DIR if _CHECKOUT_DATA_DIR.is_dir() else Path.cwd() / "data"
+    if (_CHECKOUT_DATA_DIR.parent / "pyproject.toml").is_file():
+        return _CHECKOUT_DATA_DIR
+    if (Path.cwd() / "data").is_dir() or sys.platform == "emscripten":
+        return Path.cwd() / "data"
+    from platformdirs import user_data_dir
+
+    return Path(user_data_dir("cnnviz", appauthor=False))
 
 
 IMAGE_SIZE = 64
 PREPARED_FILE_NAME = "tiny_imagenet_10.npz"
 GALLERY_DIR_NAME = "gallery"
 GALLERY_INDEX_NAME = "index.json"
+GALLERY_MAX_PER_CLASS = 50  # the validation images of one class: a gallery is a handful, not a dataset
 
 _SOURCE_HINT = "run `cnnviz data --source <folder, tiny-imagenet-200.zip or URL>` first"
 _NUMBER_IN_NAME = re.compile(r"_(\d+)\.")
-_DOWNLOAD_CHUNK = 1 << 20
 
 
 class DataError(CnnvizError, RuntimeError):
@@ -114,12 +122,15 @@ def prepare_dataset(
     out_dir = Path(out_dir) if out_dir is not None else default_data_dir()
     if isinstance(source, str) and source.startswith(("http://", "https://")):
         source = _download(source, out_dir / "downloads", expected_md5, progress)
+    from tqdm import tqdm
+
     with _open_tree(Path(source)) as tree:
         train_files, val_files = _locate_class_files(tree)
-        decode_progress = _Progress("Decoding images", len(train_files) + len(val_files), progress)
-        train = _decode_split(tree, train_files, decode_progress)
-        val = _decode_split(tree, val_files, decode_progress)
-        decode_progress.close()
+        with tqdm(
+            total=len(train_files) + len(val_files), desc="Decoding images", unit="image", disable=not progress
+        ) as decode_progress:
+            train = _decode_split(tree, train_files, decode_progress)
+            val = _decode_split(tree, val_files, decode_progress)
         out_dir.mkdir(parents=True, exist_ok=True)
         npz_path = _write_npz(out_dir, train, val)
         _write_gallery(tree, val_files, out_dir / GALLERY_DIR_NAME, per_class_gallery)
@@ -302,11 +313,11 @@ def _file_order(name: str) -> tuple[int, str]:
 # --- decoding and writing ---------------------------------------------------------------------
 
 
-def _decode_split(tree: _SourceTree, files: list[tuple[str, int]], progress: _Progress) -> Split:
+def _decode_split(tree: _SourceTree, files: list[tuple[str, int]], progress: tqdm) -> Split:
     images = np.empty((len(files), IMAGE_SIZE, IMAGE_SIZE, 3), dtype=np.uint8)
     for row, (relative, _) in enumerate(files):
         images[row] = _decode_rgb(tree, relative)
-        progress.advance()
+        progress.update()
     return Split(
         images=images,
         labels=np.array([label for _, label in files], dtype=np.int64),
@@ -384,80 +395,25 @@ def _split_from(arrays: np.lib.npyio.NpzFile, prefix: str) -> Split:
 
 
 def _download(url: str, downloads_dir: Path, expected_md5: str, progress: bool) -> Path:
-    """Fetch ``url`` once; a previous download with the right checksum is reused."""
-    target = downloads_dir / (PurePosixPath(urllib.parse.urlparse(url).path).name or "download.zip")
-    if target.is_file() and _md5_of(target) == expected_md5:
-        return target
-    downloads_dir.mkdir(parents=True, exist_ok=True)
-    partial = target.with_name(target.name + ".partial")
-    digest = hashlib.md5()
+    """Fetch ``url`` once with pooch; a previous download with the right checksum is reused."""
+    import pooch
+    import requests
+
+    name = PurePosixPath(urllib.parse.urlparse(url).path).name or "download.zip"
     try:
-        with urllib.request.urlopen(url, timeout=30) as response, partial.open("wb") as handle:
-            size = int(response.headers.get("Content-Length") or 0) or None
-            bar = _Progress(f"Downloading {target.name}", size, progress, scale=1e6, unit="MB")
-            while chunk := response.read(_DOWNLOAD_CHUNK):
-                handle.write(chunk)
-                digest.update(chunk)
-                bar.advance(len(chunk))
-            bar.close()
-    except (urllib.error.URLError, TimeoutError, ConnectionError, http.client.HTTPException) as error:
-        partial.unlink(missing_ok=True)
-        # HTTPError's text carries the status code; a plain URLError's reason is the readable part.
-        reason = error if isinstance(error, urllib.error.HTTPError) else getattr(error, "reason", error)
+        return Path(pooch.retrieve(url, f"md5:{expected_md5}", fname=name, path=downloads_dir, progressbar=progress))
+    except requests.HTTPError as error:
+        reason = f"HTTP Error {error.response.status_code}: {error.response.reason}"
+    except (requests.RequestException, OSError) as error:
+        reason = str(getattr(error, "reason", None) or error)
+    except ValueError as error:  # pooch's checksum check; it has already deleted the download
         raise DataError(
-            f"Could not download {url} ({reason}). If this machine cannot reach it, download "
-            "tiny-imagenet-200.zip elsewhere, copy it here and pass its path to `cnnviz data --source`."
+            f"Checksum mismatch for {url}: {error} The download is corrupt or not the official archive."
         ) from error
-    if digest.hexdigest() != expected_md5:
-        partial.unlink()
-        raise DataError(
-            f"Checksum mismatch for {url}: got MD5 {digest.hexdigest()}, expected {expected_md5}. "
-            "The download is corrupt or not the official archive."
-        )
-    partial.replace(target)
-    return target
-
-
-def _md5_of(path: Path) -> str:
-    digest = hashlib.md5()
-    with path.open("rb") as handle:
-        while chunk := handle.read(_DOWNLOAD_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-class _Progress:
-    """A one-line stderr counter: enough feedback for a long step without adding a dependency."""
-
-    def __init__(self, label: str, total: int | None, enabled: bool, *, scale: float = 1.0, unit: str = "") -> None:
-        self.label, self.total, self.enabled = label, total, enabled
-        self.scale, self.unit = scale, unit
-        self.done = 0
-        self.shown_step = -1
-
-    def advance(self, amount: int = 1) -> None:
-        self.done += amount
-        # Redraw about 100 times in total rather than on every item.
-        step = self.done * 100 // self.total if self.total else int(self.done / self.scale)
-        if self.enabled and step != self.shown_step:
-            self.shown_step = step
-            self._draw()
-
-    def close(self) -> None:
-        if self.enabled:
-            self._draw()
-            sys.stderr.write("\n")
-            sys.stderr.flush()
-
-    def _draw(self) -> None:
-        done = f"{self.done / self.scale:.0f}{self.unit}"
-        if self.total:
-            total = f"{self.total / self.scale:.0f}{self.unit}"
-            line = f"{self.label}: {done}/{total} ({self.done * 100 // self.total}%)"
-        else:
-            line = f"{self.label}: {done}"
-        sys.stderr.write(f"\r{line}")
-        sys.stderr.flush()
+    raise DataError(
+        f"Could not download {url} ({reason}). If this machine cannot reach it, download "
+        "tiny-imagenet-200.zip elsewhere, copy it here and pass its path to `cnnviz data --source`."
+    )
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -467,8 +423,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=OFFICIAL_URL,
         help="a folder in the official Tiny ImageNet layout, tiny-imagenet-200.zip, or its URL (default: %(default)s)",
     )
-    parser.add_argument("--out", type=Path, default=None, help="output folder (default: the checkout's data/)")
-    parser.add_argument("--gallery", type=int, default=3, help="example images per class (default: %(default)s)")
+    parser.add_argument("--out", type=Path, default=None, help=f"output folder (default: {default_data_dir()})")
+    parser.add_argument(
+        "--gallery",
+        type=bounded_int(0, GALLERY_MAX_PER_CLASS),
+        default=3,
+        help=f"example images per class, 0 to {GALLERY_MAX_PER_CLASS} (default: %(default)s)",
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress output")
 
 

@@ -14,28 +14,43 @@ page, and embeds it so that Pyodide runs it again in the browser. What the brows
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
 import shutil
-import subprocess
-import sys
 import tempfile
 import zipfile
 from collections.abc import Iterator
 from contextlib import contextmanager
-from email.parser import Parser
 from importlib import metadata
 from pathlib import Path
 
 from cnnviz.errors import CnnvizError
 
-CHECKOUT = Path(__file__).resolve().parents[1]
-ENTRY_POINT = CHECKOUT / "apps" / "explainer.py"
 # page name -> `panel convert` target. The worker keeps the page responsive while Python computes; the single
 # file runs Python on the page itself, for hosts that refuse to serve workers or for a quick look.
 PAGES = {"index": "pyodide-worker", "single-file": "pyodide"}
-# compiled packages that exist for the browser only as Pyodide's own builds: the Pyodide release fixes their version
-PYODIDE_BUILDS = {"numpy", "pillow"}
+# Pyodide's packages and their versions, from its release's lock (see browser_lock)
+PYODIDE_LOCK_FILE = "pyodide_lock.json"
+# environment markers as the browser evaluates them (Pyodide 0.29.3: CPython 3.13 compiled to WebAssembly)
+PYODIDE_ENVIRONMENT = {
+    "pyodide": "0.29.3",
+    "python_version": "3.13",
+    "python_full_version": "3.13.2",
+    "sys_platform": "emscripten",
+    "platform_system": "Emscripten",
+    "platform_machine": "wasm32",
+    "os_name": "posix",
+    "implementation_name": "cpython",
+    "platform_python_implementation": "CPython",
+    "extra": "",
+}
+# package parts the browser's wheel leaves out: the weights travel in the resources zip, each page embeds the app
+# script, and the lock is for the export alone
+BROWSER_WHEEL_SKIPS = {"weights", "apps", "__pycache__", PYODIDE_LOCK_FILE}
+# `panel convert` installs its own wheels of these, at the installed versions, in place of Pyodide's
+PANEL_WHEELS = {"panel", "bokeh"}
+WHEEL_DATE = (2020, 1, 1, 0, 0, 0)  # fixed, so the same code packs to the same bytes and the cache stays valid
 REQUIREMENTS_FILE = "requirements.txt"
 ASSETS_DIR = "static"
 BOKEH_CDN = "https://cdn.bokeh.org/bokeh/release/"
@@ -50,42 +65,53 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    out = export_site(args.out, weights=args.weights, data_dir=args.data_dir)
+    out = export_site(args.out, weights=args.weights, data_dir=args.data_dir, progress=True)
     size = site_payload(out)
     print(f"Wrote the static site to {out}/ ({size / 1e6:.2f} MB without Pyodide and the packages it downloads).")
     print(f"Try it: python -m http.server --directory {out} 8000, then open http://localhost:8000/")
     return 0
 
 
-def export_site(out: Path, weights: Path | None = None, data_dir: Path | None = None) -> Path:
+def export_site(
+    out: Path, weights: Path | None = None, data_dir: Path | None = None, *, progress: bool = False
+) -> Path:
     """Build the static site in `out` (new, empty, or a previous export, which is replaced) and return its path."""
-    from cnnviz.resources import default_weights_path, shared_network
+    from tqdm import tqdm
+
+    from cnnviz.resources import app_entry_point, default_weights_path, shared_network
 
     out = _prepare_out_dir(out)
     weights = Path(weights or default_weights_path())
     shared_network(weights)  # a missing or damaged file stops the export here, with its message
-    with tempfile.TemporaryDirectory(prefix="cnnviz-export-") as scratch:
-        stage = Path(scratch) / "app"
-        stage.mkdir()
-        wheel = build_wheel(Path(scratch) / "wheel")
-        _copy(wheel, stage / wheel.name)  # installed from the requirements, which pack it into the same zip
-        resources = [
-            _copy(weights, stage / "weights" / weights.name),
-            *_stage_training_record(weights, stage / "weights"),
-            *_stage_gallery(data_dir, stage / "data"),
-        ]
-        requirements = stage / REQUIREMENTS_FILE
-        requirements.write_text("\n".join(pinned_requirements(wheel)) + "\n", encoding="utf-8")
-        entries = [_copy(ENTRY_POINT, stage / f"{page}.py") for page in PAGES]
-        # the build-time pre-render must show exactly what the browser will load: the staged copies
-        with _environment(CNNVIZ_WEIGHTS=str(stage / "weights" / weights.name), CNNVIZ_DATA_DIR=str(stage / "data")):
-            for entry, (page, target) in zip(entries, PAGES.items(), strict=True):
-                _convert(entry, out, target, requirements, resources, with_pwa=page == "index")
-        _copy(requirements, out / REQUIREMENTS_FILE)
-    for page, target in PAGES.items():
-        localise_assets(out / f"{page}.html", out)
-        explain_start_failures(out / f"{page}.html", target)
-    _precache_site(out)
+    with tqdm(total=3 + len(PAGES), desc="Exporting", unit="step", disable=not progress) as steps:
+        with tempfile.TemporaryDirectory(prefix="cnnviz-export-") as scratch:
+            stage = Path(scratch) / "app"
+            stage.mkdir()
+            wheel = pack_wheel(stage)  # installed from the requirements, which pack it into the resources zip
+            resources = [
+                _copy(weights, stage / "weights" / weights.name),
+                *_stage_training_record(weights, stage / "weights"),
+                *_stage_gallery(data_dir, stage / "data"),
+            ]
+            requirements = stage / REQUIREMENTS_FILE
+            requirements.write_text(lock_text(wheel), encoding="utf-8")
+            steps.update()
+            entries = [_copy(app_entry_point(), stage / f"{page}.py") for page in PAGES]
+            # the build-time pre-render must show exactly what the browser will load: the staged copies
+            staged = {"CNNVIZ_WEIGHTS": str(stage / "weights" / weights.name), "CNNVIZ_DATA_DIR": str(stage / "data")}
+            with _environment(**staged):
+                for entry, (page, target) in zip(entries, PAGES.items(), strict=True):
+                    steps.set_postfix_str(f"{page}.html")
+                    _convert(entry, out, target, requirements, resources, with_pwa=page == "index")
+                    steps.update()
+            _copy(requirements, out / REQUIREMENTS_FILE)
+        share_resources(out)
+        for page, target in PAGES.items():
+            localise_assets(out / f"{page}.html", out)
+            explain_start_failures(out / f"{page}.html", target)
+        steps.update()
+        _precache_site(out)
+        steps.update()
     return out
 
 
@@ -94,70 +120,138 @@ def site_payload(out: Path) -> int:
     return sum(path.stat().st_size for path in out.rglob("*") if path.is_file())
 
 
-def build_wheel(dest: Path) -> Path:
-    """Build our wheel offline from a clean copy of the checkout (no stale build/ dir, nothing written to the tree)."""
-    if not (CHECKOUT / "pyproject.toml").is_file() or not ENTRY_POINT.is_file():
-        raise CnnvizError(f"`cnnviz export` needs a source checkout; none found at {CHECKOUT}.")
-    source = dest / "source"
-    shutil.copytree(CHECKOUT / "cnnviz", source / "cnnviz", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
-    for name in ("pyproject.toml", "README.md"):
-        _copy(CHECKOUT / name, source / name)
-    command = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--no-index", "-q"]
-    result = subprocess.run([*command, "-w", str(dest), str(source)], capture_output=True, text=True)
-    wheels = sorted(dest.glob("cnnviz-*.whl"))
-    if result.returncode or not wheels:
-        raise CnnvizError(f"Building the cnnviz wheel failed:\n{result.stdout}{result.stderr}")
-    _check_wheel_has_package_files(wheels[0], source / "cnnviz")
-    return wheels[0]
+def share_resources(out: Path) -> None:
+    """Let every page unpack the first page's resources zip: `panel convert` writes the same zip once per page."""
+    shared, *others = (f"{page}.resources.zip" for page in PAGES)
+    for page, duplicate in zip(list(PAGES)[1:], others, strict=True):
+        for path in (out / f"{page}.html", out / f"{page}.js"):
+            if path.is_file() and duplicate in (text := path.read_text(encoding="utf-8")):
+                path.write_text(text.replace(repr(duplicate), repr(shared)), encoding="utf-8")
+        (out / duplicate).unlink()
 
 
-def _check_wheel_has_package_files(wheel: Path, package: Path) -> None:
-    """The browser has nothing but the wheel: a stylesheet or article left out would only fail there."""
-    with zipfile.ZipFile(wheel) as archive:
-        shipped = set(archive.namelist())
-    missing = sorted(
-        relative
-        for path in package.rglob("*")
-        if path.is_file() and (relative := path.relative_to(package.parent).as_posix()) not in shipped
+def pack_wheel(dest: Path) -> Path:
+    """Pack the cnnviz that is running into a wheel for the browser; no build tools, no checkout needed.
+
+    The same code whether cnnviz is a checkout, an editable install or an installed wheel. The weights and the app
+    script are left out: the weights travel in the resources zip (`--weights` may choose others) and each page
+    embeds the script.
+    """
+    import base64
+    import hashlib
+
+    import cnnviz
+
+    package = Path(cnnviz.__file__).resolve().parent
+    dist_info = f"cnnviz-{cnnviz.__version__}.dist-info"
+    files = {
+        path.relative_to(package.parent).as_posix(): path.read_bytes()
+        for path in sorted(package.rglob("*"))
+        if path.is_file()
+        and not BROWSER_WHEEL_SKIPS & set(path.relative_to(package).parts)
+        and path.suffix not in {".pyc", ".pyo"}
+    }
+    files[f"{dist_info}/METADATA"] = f"Metadata-Version: 2.1\nName: cnnviz\nVersion: {cnnviz.__version__}\n".encode()
+    files[f"{dist_info}/WHEEL"] = (
+        b"Wheel-Version: 1.0\nGenerator: cnnviz export\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
     )
-    if missing:
+
+    def record(name: str, data: bytes) -> str:
+        digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+        return f"{name},sha256={digest},{len(data)}"
+
+    records = [record(name, data) for name, data in files.items()] + [f"{dist_info}/RECORD,,"]
+    files[f"{dist_info}/RECORD"] = ("\n".join(records) + "\n").encode()
+    wheel = dest / f"cnnviz-{cnnviz.__version__}-py3-none-any.whl"
+    with zipfile.ZipFile(wheel, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, data in files.items():
+            archive.writestr(zipfile.ZipInfo(name, date_time=WHEEL_DATE), data, zipfile.ZIP_DEFLATED)
+    return wheel
+
+
+def pyodide_lock() -> dict[str, tuple[str, str, str, list[str]]]:
+    """Pyodide's own packages (name -> version, wheel file, sha256, depends) for the Pyodide `panel convert` uses."""
+    from panel.io.convert import PYODIDE_VERSION
+
+    lock = json.loads((Path(__file__).parent / PYODIDE_LOCK_FILE).read_text(encoding="utf-8"))
+    if f"v{lock['pyodide']}" != PYODIDE_VERSION:
         raise CnnvizError(
-            f"The wheel lacks {', '.join(missing)}: list their patterns under "
-            "[tool.setuptools.package-data] in pyproject.toml."
+            f"This Panel converts to Pyodide {PYODIDE_VERSION}, but cnnviz knows the packages of Pyodide "
+            f"{lock['pyodide']}: install a Panel within cnnviz's range (pip install -U cnnviz)."
         )
+    return lock["packages"]
 
 
-def pinned_requirements(wheel: Path) -> list[str]:
-    """Our wheel, then each of its dependencies at exactly the version installed here (the one the tests ran with).
+def browser_lock() -> dict[str, str]:
+    """Every package the browser installs, indirect ones included, at one exact version each.
 
-    Panel and Bokeh appear for the record; `panel convert` replaces them with its own wheels of the same versions.
+    Pyodide's own packages (NumPy, Pillow, pandas, ...) at the version its release ships, everything else at the
+    version installed here, which the tests ran with. A requirement the browser's version does not meet stops the
+    export with its name.
     """
     from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
 
-    lines = [f"./{wheel.name}"]
-    for requirement in map(Requirement, _wheel_requirements(wheel)):
-        if requirement.marker:  # an extra (train, test): never needed in the browser
+    builds = {name: build for name, build in pyodide_lock().items() if name not in PANEL_WHEELS}
+    pinned: dict[str, str] = {}
+    pending = [Requirement(text) for text in _cnnviz_requires()]
+    while pending:
+        requirement = pending.pop(0)
+        if requirement.marker and not requirement.marker.evaluate(PYODIDE_ENVIRONMENT):
+            continue  # an extra (train, test), or not for the browser
+        name = canonicalize_name(requirement.name)
+        version = pinned.get(name) or (builds[name][0] if name in builds else _installed_version(name))
+        if not requirement.specifier.contains(version, prereleases=True):
+            where = f"Pyodide {PYODIDE_ENVIRONMENT['pyodide']}" if name in builds else "this environment"
+            raise CnnvizError(
+                f"{name} {version} (from {where}) does not meet {requirement}, so the site would not start."
+            )
+        if name in pinned:
             continue
-        try:
-            installed = metadata.version(requirement.name)
-        except metadata.PackageNotFoundError as error:
-            raise CnnvizError(f"{requirement.name} is not installed; run `pip install -e .` first.") from error
-        if not requirement.specifier.contains(installed, prereleases=True):
-            raise CnnvizError(f"{requirement.name} {installed} is installed, but cnnviz needs {requirement}.")
-        if requirement.name.lower() in PYODIDE_BUILDS:
-            from panel.io.convert import PYODIDE_VERSION
-
-            lines.append(f"# {requirement}: Pyodide {PYODIDE_VERSION}'s own build")
+        pinned[name] = version
+        if name in builds:
+            pending += [Requirement(dependency) for dependency in builds[name][3]]
         else:
-            lines.append(f"{requirement.name}=={installed}")
-    return lines
+            pending += [Requirement(text) for text in _installed_requires(name)]
+    return dict(sorted(pinned.items()))
 
 
-def _wheel_requirements(wheel: Path) -> list[str]:
-    with zipfile.ZipFile(wheel) as archive:
-        (metadata_name,) = (name for name in archive.namelist() if name.endswith(".dist-info/METADATA"))
-        text = archive.read(metadata_name).decode("utf-8")
-    return Parser().parsestr(text).get_all("Requires-Dist") or []
+def lock_text(wheel: Path) -> str:
+    """The requirements file `panel convert` gets: our wheel, then the lock. Panel and Bokeh stay for the record;
+    `panel convert` replaces them with its own wheels of the same versions."""
+    from panel.io.convert import PYODIDE_VERSION
+
+    lines = [
+        f"# written by `cnnviz export` for Pyodide {PYODIDE_VERSION}: every package the browser installs, pinned",
+        f"./{wheel.name}",
+        *(f"{name}=={version}" for name, version in browser_lock().items()),
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def _cnnviz_requires() -> list[str]:
+    """The requirements of the cnnviz that is running: its checkout's pyproject.toml, else its installed metadata
+    (an editable install's metadata is as old as the install)."""
+    import tomllib
+
+    pyproject = Path(__file__).resolve().parents[1] / "pyproject.toml"
+    if pyproject.is_file():
+        return tomllib.loads(pyproject.read_text(encoding="utf-8"))["project"]["dependencies"]
+    return _installed_requires("cnnviz")
+
+
+def _installed_requires(name: str) -> list[str]:
+    try:
+        return metadata.requires(name) or []
+    except metadata.PackageNotFoundError as error:
+        raise CnnvizError(f"{name} is not installed here; install cnnviz (pip install .) first.") from error
+
+
+def _installed_version(name: str) -> str:
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError as error:
+        raise CnnvizError(f"{name} is not installed here; install cnnviz (pip install .) first.") from error
 
 
 def localise_assets(page: Path, out: Path) -> None:
@@ -186,11 +280,18 @@ def localise_assets(page: Path, out: Path) -> None:
     page.write_text(url.sub(local, page.read_text(encoding="utf-8")), encoding="utf-8")
 
 
+# every host the pages download from: Pyodide, NumPy, Pillow and pandas; Panel's and Bokeh's wheels; the other
+# pure-Python packages (micropip asks PyPI's index, which points at its file host)
+NEEDED_HOSTS = (
+    "Pyodide and its packages come from cdn.jsdelivr.net, Panel and Bokeh from cdn.holoviz.org, "
+    "the other packages from pypi.org and files.pythonhosted.org"
+)
 START_FAILED_NOTICE = """<style>
-.cnnviz-start-failed { position: fixed; z-index: 1000; left: 50%; bottom: 16px; transform: translateX(-50%);
+.cnnviz-start-failed { position: fixed; z-index: 2147483647; left: 50%; bottom: 16px; transform: translateX(-50%);
   display: flex; gap: 12px; align-items: flex-start; max-width: min(680px, 92vw); padding: 12px 16px;
   border-radius: 8px; background: #fff8e1; border: 1px solid #f0c36d; color: #3b2f00;
   font: 15px/1.45 system-ui, sans-serif; box-shadow: 0 4px 16px #0002; }
+html.cnnviz-preview-only .cnnviz-tour { display: none; }
 .cnnviz-start-failed button { flex: none; border: 0; background: none; font-size: 20px; line-height: 1;
   cursor: pointer; color: inherit; }
 </style>
@@ -205,16 +306,19 @@ window.cnnvizStartFailed = () => {
   note.setAttribute("role", "alert");
   const text = document.createElement("p");
   text.style.margin = "0";
-  text.textContent = "The live explainer could not start: the browser could not download or start Python for "
-    + "this page (Pyodide and Panel come from cdn.jsdelivr.net and cdn.holoviz.org). What you see is the first "
-    + "example as it was computed when the site was built. Check the internet connection and reload the page to "
-    + "pick images and open the views.";
+  text.textContent = "The live explainer could not start: this page runs Python in your browser, and the browser "
+    + "could not download or start it (NEEDED_HOSTS). What you see is the first example as it was computed when "
+    + "the site was built, so clicks on it do nothing. Check the internet connection and reload the page.";
+  // the preview cannot answer clicks or keys: everything but this notice becomes inert, and the tour, which
+  // could not be closed, goes away
+  document.body.inert = true;
+  document.documentElement.classList.add("cnnviz-preview-only");
   const dismiss = document.createElement("button");
   dismiss.setAttribute("aria-label", "Dismiss this message");
   dismiss.textContent = "×";
   dismiss.addEventListener("click", () => note.remove());
   note.append(text, dismiss);
-  document.body.append(note);
+  document.documentElement.append(note);  // beside the inert body, not in it
 };
 </script>
 """
@@ -235,9 +339,11 @@ START_FAILURE_HOOKS = {
 }
 
 
-def explain_start_failures(page: Path, target: str) -> None:
-    """Make a page whose Python cannot load or start say so in words (Panel's keep spinning over the preview)."""
-    _hook_start(page, START_FAILURE_HOOKS[target], START_FAILED_NOTICE)
+def explain_start_failures(page: Path, target: str, needed_hosts: str = "") -> None:
+    """Make a page whose Python cannot load or start say so in words (Panel's keep spinning over the preview),
+    naming what the browser must reach."""
+    notice = START_FAILED_NOTICE.replace("NEEDED_HOSTS", needed_hosts or NEEDED_HOSTS)
+    _hook_start(page, START_FAILURE_HOOKS[target], notice)
     if target == "pyodide-worker":
         _hook_start(page.with_suffix(".js"), START_FAILURE_HOOKS["pyodide-worker script"])
 
@@ -326,13 +432,18 @@ def _stage_gallery(data_dir: Path | None, stage_data: Path) -> list[Path]:
 
 
 def _prepare_out_dir(out: Path) -> Path:
-    """An empty directory to write to; refuses to empty one that is not a previous export."""
+    """An empty directory to write to; refuses a file, and a non-empty directory that is not a previous export."""
     out = out.resolve()
+    if out.exists() and not out.is_dir():
+        raise CnnvizError(f"--out {out} is a file; give a directory to write the site to.")
     if out.exists() and any(out.iterdir()):
-        if not (out / "index.resources.zip").is_file():
+        if not (out / f"{next(iter(PAGES))}.resources.zip").is_file():
             raise CnnvizError(f"{out} is not empty and is not a previous export; choose a new directory.")
         shutil.rmtree(out)
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise CnnvizError(f"cannot create {out} ({error.strerror or error}).") from error
     return out
 
 

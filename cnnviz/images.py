@@ -63,8 +63,23 @@ def read_image(source: str | os.PathLike | bytes | bytearray | BinaryIO) -> Imag
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         with Image.open(io.BytesIO(data), formats=ACCEPTED_FORMATS) as image:  # reads the header only
             _check_pixel_count(image.size)
+            if ycbcr := _uncompressed_ycbcr_tiff(image, data):
+                return ycbcr.convert("RGB")
             image.load()
             return _flatten_to_rgb(_upright(image))
+
+
+def _uncompressed_ycbcr_tiff(image: Image.Image, data: bytes) -> Image.Image | None:
+    """Read an uncompressed 8-bit YCbCr TIFF ourselves: Pillow 11 (the browser's) reads its pixels as 4-byte RGBX,
+    runs out of data and calls the file truncated. None for every other file."""
+    tags = getattr(image, "tag_v2", {})
+    layout = (tags.get(262), tags.get(259, 1), tags.get(277), tags.get(284, 1), tuple(tags.get(258, ())))
+    if image.format != "TIFF" or layout != (6, 1, 3, 1, (8, 8, 8)) or tuple(tags.get(530, (2, 2))) != (1, 1):
+        return None  # not YCbCr, compressed, planar, not 8 bits per sample, or subsampled: Pillow's own path
+    strips = b"".join(data[offset : offset + count] for offset, count in zip(tags[273], tags[279], strict=True))
+    if len(strips) < 3 * image.width * image.height:
+        raise ImageError(_DAMAGED)
+    return Image.frombytes("YCbCr", image.size, strips[: 3 * image.width * image.height])
 
 
 def to_network_input(image: Image.Image, size: int = INPUT_SIZE) -> np.ndarray:

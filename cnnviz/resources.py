@@ -11,14 +11,30 @@ from cnnviz.engine import Network
 from cnnviz.examples import ExampleCatalog, catalog_for, gallery_folder
 
 WEIGHTS_FILE = "tiny_vgg.npz"
-_CHECKOUT_WEIGHTS = Path(__file__).resolve().parents[1] / "weights" / WEIGHTS_FILE
+_PACKAGE_DIR = Path(__file__).resolve().parent
+
+
+def shipped_path(name: str) -> Path:
+    """A folder cnnviz ships beside its code: `weights` or `apps`.
+
+    An installed cnnviz carries them inside the package (cnnviz/weights, cnnviz/apps: see pyproject.toml); a
+    checkout (and an editable install of it) keeps them at the top of the checkout, beside cnnviz/.
+    """
+    installed = _PACKAGE_DIR / name
+    return installed if installed.is_dir() else _PACKAGE_DIR.parent / name
+
+
+def app_entry_point() -> Path:
+    """The script `panel serve` runs: apps/explainer.py of the checkout, or its installed copy."""
+    return shipped_path("apps") / "explainer.py"
 
 
 def default_weights_path() -> Path:
-    """$CNNVIZ_WEIGHTS, else the checkout's weights/, else ./weights (where the static export puts them)."""
+    """$CNNVIZ_WEIGHTS, else the shipped weights, else ./weights (where the static export puts them)."""
     if os.environ.get("CNNVIZ_WEIGHTS"):
         return Path(os.environ["CNNVIZ_WEIGHTS"])
-    return _CHECKOUT_WEIGHTS if _CHECKOUT_WEIGHTS.is_file() else Path.cwd() / "weights" / WEIGHTS_FILE
+    shipped = shipped_path("weights") / WEIGHTS_FILE
+    return shipped if shipped.is_file() else Path.cwd() / "weights" / WEIGHTS_FILE
 
 
 @cache

@@ -6,7 +6,11 @@ import argparse
 import contextlib
 import ctypes
 import gc
+import secrets
 from pathlib import Path
+
+from cnnviz.cli import bounded_int
+from cnnviz.errors import CnnvizError
 
 TRIM_DELAY_SECONDS = 1.0
 _trim_pending = False
@@ -35,11 +39,41 @@ def _trim_heap() -> None:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--port", type=int, default=5006, help="port to listen on (default: %(default)s)")
+    parser.add_argument(
+        "--port", type=bounded_int(0, 65535), default=5006, help="port to listen on, 0 for any free one (default: 5006)"
+    )
     parser.add_argument("--address", default="localhost", help="address to listen on (default: %(default)s)")
     parser.add_argument("--weights", type=Path, default=None, help="a cnnviz .npz weights file")
     parser.add_argument("--show", action="store_true", help="open the app in the browser")
-    parser.add_argument("--num-procs", type=int, default=1, help="server processes (0 = one per core)")
+    parser.add_argument("--num-procs", type=bounded_int(0), default=1, help="server processes (0 = one per core)")
+    classroom = parser.add_argument_group("classroom options, as for `panel serve`")
+    classroom.add_argument(
+        "--allow-websocket-origin",
+        action="append",
+        metavar="HOST[:PORT]",
+        help="a host name students' browsers use to reach this server (repeat for several)",
+    )
+    classroom.add_argument("--prefix", default="", help="URL prefix, e.g. behind a reverse proxy at /cnnviz")
+    classroom.add_argument(
+        "--unused-session-lifetime",
+        type=bounded_int(1),
+        default=15000,
+        metavar="MS",
+        help="how long a closed tab's session is kept, in milliseconds (default: %(default)s)",
+    )
+    classroom.add_argument(
+        "--check-unused-sessions",
+        type=bounded_int(1),
+        default=17000,
+        metavar="MS",
+        help="how often to look for closed tabs' sessions, in milliseconds (default: %(default)s)",
+    )
+    classroom.add_argument(
+        "--basic-auth", default=None, metavar="PASSWORD_OR_FILE", help="a shared password, or a JSON file of users"
+    )
+    classroom.add_argument("--cookie-secret", default=None, help="signs the login cookie (default: a random one)")
+    classroom.add_argument("--ssl-certfile", type=Path, default=None, help="certificate file, to serve over https")
+    classroom.add_argument("--ssl-keyfile", type=Path, default=None, help="the certificate's private key file")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -56,14 +90,48 @@ def run(args: argparse.Namespace) -> int:
     catalog = shared_catalog()  # examples at the network's size; a gallery that does not fit is said here too
     if catalog.hint:
         print(catalog.hint)
-    print(f"Serving cnnviz with {network.parameter_count:,} weights on http://{args.address}:{args.port}/explainer")
-    pn.serve(
-        {"explainer": create_app},
-        port=args.port,
-        address=args.address,
-        show=args.show,
-        num_procs=args.num_procs,
-        compress_response=True,  # gzip the page and its JavaScript: a quarter of the bytes on first load
-        title="cnnviz",
+    scheme = "https" if args.ssl_certfile else "http"
+    prefix = f"/{args.prefix.strip('/')}" if args.prefix else ""
+    options = classroom_options(args)
+    try:
+        server = pn.serve(
+            {"explainer": create_app},
+            port=args.port,
+            address=args.address,
+            show=args.show,
+            num_procs=args.num_procs,
+            compress_response=True,  # gzip the page and its JavaScript: a quarter of the bytes on first load
+            title="cnnviz",
+            start=False,
+            verbose=False,  # the line below says where, with the app's path
+            **options,
+        )
+    except OSError as error:  # the port is taken, or the address is not this machine's
+        raise CnnvizError(f"cannot listen on {args.address}:{args.port} ({error.strerror or error}).") from error
+    print(
+        f"Serving cnnviz with {network.parameter_count:,} weights on {scheme}://{args.address}:{server.port}{prefix}/explainer"
     )
+    server.start()
+    server.io_loop.start()
     return 0
+
+
+def classroom_options(args: argparse.Namespace) -> dict[str, object]:
+    """`panel serve`'s classroom options as `pn.serve` keywords; files are checked first, for a clear message."""
+    for option, path in (("--ssl-certfile", args.ssl_certfile), ("--ssl-keyfile", args.ssl_keyfile)):
+        if path and not path.is_file():
+            raise CnnvizError(f"{option} {path}: no such file.")
+    if bool(args.ssl_certfile) != bool(args.ssl_keyfile):
+        raise CnnvizError("--ssl-certfile and --ssl-keyfile go together: give both.")
+    options: dict[str, object] = {
+        "websocket_origin": args.allow_websocket_origin or None,
+        "prefix": args.prefix,
+        "unused_session_lifetime_milliseconds": args.unused_session_lifetime,
+        "check_unused_sessions_milliseconds": args.check_unused_sessions,
+    }
+    if args.basic_auth:
+        options["basic_auth"] = args.basic_auth
+        options["cookie_secret"] = args.cookie_secret or secrets.token_urlsafe(32)
+    if args.ssl_certfile:
+        options.update(ssl_certfile=str(args.ssl_certfile), ssl_keyfile=str(args.ssl_keyfile))
+    return options

@@ -30,6 +30,8 @@ REMOTE_BY_DESIGN = {PYODIDE_URL, PYODIDE_PYC_URL, PANEL_CDN_WHL, BOKEH_CDN_WHL}
 XML_NAMESPACES = "http://www.w3.org/"
 MICROPIP_INSTALL = re.compile(r"micropip\.install\((\[.*?\])\)", re.S)
 PINNED = re.compile(r"[A-Za-z0-9_.-]+==\d[\w.]*")
+# what Pyodide 0.29.3's lock ships, which the browser runs (and .ci/run tests the engine under)
+PYODIDE_VERSIONS = {"numpy": "2.2.5", "pillow": "11.3.0", "pandas": "2.3.3"}
 
 # Runs in a plain interpreter, the way the Pyodide worker runs the app: our package from the wheel only, the
 # unpacked resources as the working directory, no CNNVIZ_* variables, and TensorFlow impossible to import.
@@ -75,9 +77,14 @@ def micropip_installs(page_or_worker: Path) -> list[str]:
     return ast.literal_eval(listing)
 
 
-def test_site_has_both_pages_a_web_app_manifest_and_the_resources(site, prepared_data_dir):
+def test_site_has_both_pages_a_web_app_manifest_and_one_resources_zip_they_share(site, prepared_data_dir):
+    assert sorted(path.name for path in site.glob("*.resources.zip")) == ["index.resources.zip"]
     for page in PAGES:
-        assert (site / f"{page}.html").is_file() and (site / f"{page}.resources.zip").is_file()
+        assert (site / f"{page}.html").is_file()
+    for loader in (site / "index.js", site / "single-file.html"):
+        assert re.findall(r"\[('[\w.-]+\.resources\.zip')\]", loader.read_text(encoding="utf-8")) == [
+            "'index.resources.zip'"
+        ]
     assert (site / "index.js").is_file(), "the worker page needs its worker script"
     manifest = json.loads((site / "site.webmanifest").read_text(encoding="utf-8"))
     assert manifest["name"] == TITLE and manifest["start_url"] == "index.html"
@@ -91,12 +98,17 @@ def test_site_has_both_pages_a_web_app_manifest_and_the_resources(site, prepared
     assert any(re.fullmatch(r"packed_wheels/cnnviz-[\w.]+-py3-none-any\.whl", name) for name in names)
 
 
-def test_requirements_are_pinned_and_free_of_tensorflow(site):
+def test_requirements_pin_every_package_the_browser_installs_and_no_tensorflow(site):
     listed = (site / REQUIREMENTS_FILE).read_text(encoding="utf-8")
     lines = [line for line in listed.splitlines() if line and not line.startswith("#")]
     assert re.fullmatch(r"\./cnnviz-[\w.]+-py3-none-any\.whl", lines[0])
     assert all(PINNED.fullmatch(line) for line in lines[1:]), lines
-    assert {"holoviews", "param"} <= {line.partition("==")[0] for line in lines}
+    pins = dict(line.split("==") for line in lines[1:])
+    # direct and indirect requirements alike, the compiled ones at Pyodide's own versions
+    indirect = {"pyviz-comms", "markdown", "markdown-it-py", "linkify-it-py", "mdurl", "colorcet", "narwhals"}
+    assert {"holoviews", "param", "latex2mathml", *indirect} <= set(pins)
+    assert {name: pins[name] for name in PYODIDE_VERSIONS} == PYODIDE_VERSIONS
+    assert not {"tensorflow", "keras", "tqdm-cli", "pooch", "threadpoolctl", "tornado"} & set(pins)
     assert "tensorflow" not in listed.lower()
 
     for installer in (site / "index.js", site / "single-file.html"):
@@ -141,6 +153,32 @@ def test_our_wheel_runs_the_app_like_pyodide(site, tmp_path):
     assert report["photos"] == len(list((tmp_path / "home" / "data" / "gallery").glob("*.jpg")))
     assert report["tensorflow_imports"] == []
     assert report["threads"] == ["MainThread"]
+
+
+def test_browser_wheel_is_the_package_without_weights_and_with_valid_record(site, tmp_path):
+    import base64
+    import hashlib
+
+    with zipfile.ZipFile(site / "index.resources.zip") as archive:
+        archive.extractall(tmp_path)
+    (wheel,) = (tmp_path / "packed_wheels").glob("cnnviz-*.whl")
+    with zipfile.ZipFile(wheel) as archive:
+        names = archive.namelist()
+        record = archive.read(next(name for name in names if name.endswith(".dist-info/RECORD"))).decode()
+        for line in filter(None, record.splitlines()):
+            name, digest, size = line.split(",")
+            if digest:
+                data = archive.read(name)
+                expected = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+                assert (digest, int(size)) == (f"sha256={expected}", len(data)), name
+    assert {"cnnviz/app.py", "cnnviz/views/overview.css", "cnnviz/article/intro.md"} <= set(names)
+    assert not [name for name in names if name.startswith(("cnnviz/weights", "cnnviz/apps")) or ".pyc" in name]
+
+
+def test_export_refuses_a_file_as_its_directory(tmp_path):
+    (tmp_path / "site").write_text("not a directory", encoding="utf-8")
+    with pytest.raises(CnnvizError, match="is a file"):
+        export_site(tmp_path / "site")
 
 
 def test_export_refuses_to_replace_a_directory_that_is_not_an_export(tmp_path):

@@ -84,6 +84,10 @@ class Visit:
         return urls + errors
 
 
+def center(box: dict) -> tuple[float, float]:
+    return box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+
+
 @pytest.fixture
 def visit(browser) -> Iterator[Visit]:
     visit = Visit(browser)
@@ -100,8 +104,19 @@ def test_prerendered_overview_appears_with_no_internet(visit, site_url, page_nam
     # Pyodide cannot come from its CDN here: the page says so in words and stops spinning over the preview
     notice = visit.page.locator(".cnnviz-start-failed[role='alert']")
     notice.wait_for()
-    assert "could not download or start Python" in notice.inner_text()
+    assert "could not download or start it" in notice.inner_text()
     assert "pn-loading" not in visit.page.locator("body").get_attribute("class")
+    assert "cdn.jsdelivr.net" in notice.inner_text() and "files.pythonhosted.org" in notice.inner_text()
+    # on top of everything, and the preview under it takes no clicks (nothing could answer them)
+    box = notice.bounding_box()
+    on_top = "([x, y]) => document.querySelector('.cnnviz-start-failed').contains(document.elementFromPoint(x, y))"
+    assert visit.page.evaluate(on_top, [box["x"] + 10, box["y"] + 10])
+    assert visit.page.evaluate("document.body.inert && !document.querySelector('.cnnviz-start-failed').inert")
+    thumbs = visit.page.locator(".thumb")
+    before = thumbs.evaluate_all("els => els.map(e => e.className)")
+    visit.page.mouse.click(*center(thumbs.nth(1).bounding_box()))
+    assert thumbs.evaluate_all("els => els.map(e => e.className)") == before
+    assert visit.page.locator(".tour-card").evaluate_all("cards => cards.every(c => !c.checkVisibility())")
     visit.page.wait_for_timeout(300)
     screenshot(visit.page, f"export-prerendered-{page_name}")
     notice.get_by_role("button", name="Dismiss this message").click()
@@ -120,7 +135,7 @@ def test_a_python_that_fails_to_start_is_explained_too(visit, site_url, page_nam
     visit.open(f"{site_url}{page_name}.html")
     notice = visit.page.locator(".cnnviz-start-failed[role='alert']")
     notice.wait_for()
-    assert "could not download or start Python" in notice.inner_text()
+    assert "could not download or start it" in notice.inner_text()
     assert "pn-loading" not in visit.page.locator("body").get_attribute("class")
 
 

@@ -47,11 +47,17 @@ SPEEDS = (1, 2, 4, 8)
 """Windows per second the sweep can step; the default lets a learner read each window's numbers."""
 DEFAULT_SPEED = 2
 MAPS_MAX_WIDTH = 640
+MAPS_HEIGHT = round(MAPS_MAX_WIDTH / ASPECT)  # the maps keep square cells: at full width exactly this tall
 HINTS = {
     "map": "Point at either map to move the window, tap to pin it; the arrow keys move it too, space plays or "
     "pauses, Esc closes.",
     "softmax": "Hover over a class or a term of the sum and both light up; Esc closes.",
 }
+
+
+def _square_cells(plot, element) -> None:
+    """Keep map cells square when the dialog is narrower than the maps (phones): Bokeh widens the y range instead."""
+    plot.state.match_aspect = True
 
 
 class FormulaDialog(JSComponent):
@@ -108,7 +114,7 @@ class FormulaView(Viewer):
         self.tap.add_subscriber(self._on_tap)
         plot = (maps * self.marks).opts(
             xaxis=None, yaxis=None, toolbar=None, default_tools=[], xlim=PLOT_RANGE["x"], ylim=PLOT_RANGE["y"],
-            responsive=True, aspect=ASPECT, show_frame=False, border=0, bgcolor="#ffffff",
+            responsive=True, height=MAPS_HEIGHT, hooks=[_square_cells], show_frame=False, border=0, bgcolor="#ffffff",
         )  # fmt: skip
         self._maps = pn.Column(
             self._captions,

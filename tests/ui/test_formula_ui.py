@@ -33,20 +33,24 @@ TEXT_BOXES = """() => {
         node += 1;
         for (const rect of range.getClientRects()) {
           if (rect.width > 0 && rect.height > 0) {
-            boxes.push({ node, text: child.textContent.trim().slice(0, 30), x: rect.x, y: rect.y, w: rect.width, h: rect.height });
+            const text = child.textContent.trim().slice(0, 30);
+            boxes.push({ node, text, x: rect.x, y: rect.y, w: rect.width, h: rect.height });
           }
         }
       } else if (child.nodeType === Node.ELEMENT_NODE) {
         if (child.tagName === 'STYLE' || child.tagName === 'SCRIPT') continue;
         if (child.tagName.toLowerCase() === 'math') {  // a typeset formula is one piece: its scripts touch by design
           const rect = child.getBoundingClientRect();
-          boxes.push({ node: -boxes.length - 1, text: 'formula', x: rect.x, y: rect.y, w: rect.width, h: rect.height });
+          const whole = { node: -boxes.length - 1, text: 'formula' };
+          boxes.push({ ...whole, x: rect.x, y: rect.y, w: rect.width, h: rect.height });
           continue;
         }
         const style = getComputedStyle(child);
         if (style.display === 'none' || style.visibility === 'hidden') continue;
-        if (child.scrollWidth > child.clientWidth && child.clientWidth > 0
-            && (style.overflowX === 'hidden' || style.textOverflow === 'ellipsis')) clipped.push(child.textContent.trim());
+        const cuts = style.overflowX === 'hidden' || style.textOverflow === 'ellipsis';
+        if (cuts && child.scrollWidth > child.clientWidth && child.clientWidth > 0) {
+          clipped.push(child.textContent.trim());
+        }
         if (child.shadowRoot) walk(child.shadowRoot);
         walk(child);
       }
@@ -56,6 +60,10 @@ TEXT_BOXES = """() => {
   const box = dialog.getBoundingClientRect();
   return { boxes, clipped, dialog: { x: box.x, y: box.y, w: box.width, h: box.height } };
 }"""
+
+
+INSIDE_DIALOG = """node => { for (let n = node; n; n = n.parentNode || n.host) {
+  if (n.classList && n.classList.contains('fv-dialog')) return true; } return false; }"""
 
 
 def shown(locator) -> str:
@@ -171,9 +179,7 @@ def test_conv_formula_follows_the_pointer_with_the_engines_numbers(page, app, sc
     # a modal dialog: Tab and Shift+Tab cycle through its own controls, never behind the backdrop
     for key in ["Tab"] * 6 + ["Shift+Tab"] * 6:
         page.keyboard.press(key)
-        assert focused_element(page).evaluate(
-            "node => { for (let n = node; n; n = n.parentNode || n.host) if (n.classList && n.classList.contains('fv-dialog')) return true; return false; }"
-        ), f"{key} left the dialog"
+        assert focused_element(page).evaluate(INSIDE_DIALOG), f"{key} left the dialog"
     page.keyboard.press("Escape")
     wait_until(lambda: state.level == "elastic")
     page.locator(".fv-backdrop").wait_for(state="hidden")

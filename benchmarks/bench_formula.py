@@ -1,55 +1,95 @@
 """Formula views' speed in headless Chromium against `panel serve apps/explainer.py` on loopback.
 
-Prints, as medians over N runs:
-- hover → every linked number updated and painted, per view (conv, ReLU, max-pool, softmax): from the
-  pointer event's own timestamp to two animation frames after the window moved (the acceptance figure);
-- click on a ReLU / pool neuron in the overview → formula view drawn (one server round trip + engine);
-- websocket frames the browser sends while the sweep plays for 3 s, and how many of them carry the window
-  position (should be none: the sweep is local and reports only where it stops).
+Prints, over N runs:
+- hover → numbers updated, per view (conv, ReLU, max-pool): from the pointer event's own timestamp to the frame
+  after the new window's numbers are on the page (the acceptance figure: PointerXY → server → DynamicMap +
+  HTML pane → browser), with its median and 95th percentile;
+- the server's CPU time per hover, and per second of the sweep at its default speed;
+- click on a ReLU / pool neuron in the overview → formula view drawn.
 
-Run: CNNVIZ_WEIGHTS=... python benchmarks/bench_formula.py [--runs 5] [--chromium /usr/bin/chromium]
+Run: python benchmarks/bench_formula.py [--runs 3] [--chromium /usr/bin/chromium]
 """
 
 from __future__ import annotations
 
+import os
 import statistics
+import time
 from collections import defaultdict
+from pathlib import Path
+from urllib.parse import urlparse
 
 from served import run_in_browser
 
+from cnnviz.plots.formula import PLOT_RANGE, MapsLayout
+from cnnviz.resources import shared_network
+
 SKIP_TOUR = "try { localStorage.setItem('cnnviz-tour-seen', 'yes') } catch (error) {}"
 
-# Resolves with the time from the next pointer event to two frames after it, and whether the view changed.
-ARM_HOVER = """() => { window.__hover = new Promise((resolve) => {
+# Resolves with the time from the next pointer event to the frame after the numbers of window `expected` showed.
+ARM_HOVER = """(expected) => { window.__hover = new Promise((resolve) => {
   const find = (root) => { for (const node of root.querySelectorAll('*')) {
-      if (node.classList && node.classList.contains('fv-status')) return node;
+      if (node.classList && node.classList.contains('fv-numbers')) return node;
       if (node.shadowRoot) { const found = find(node.shadowRoot); if (found) return found; } } return null; };
-  const status = find(document);
-  const before = status.textContent;
   window.addEventListener('pointermove', (event) => {
     const start = event.timeStamp;
-    requestAnimationFrame(() => requestAnimationFrame(() =>
-      resolve({ ms: performance.now() - start, changed: status.textContent !== before })));
+    const poll = () => {
+      const numbers = find(document);
+      if (numbers && numbers.dataset.position === expected) {
+        requestAnimationFrame(() => resolve(performance.now() - start));
+      } else if (performance.now() - start > 5000) {
+        resolve(null);
+      } else {
+        requestAnimationFrame(poll);
+      }
+    };
+    poll();
   }, { capture: true, once: true });
 }); }"""
 
-# (view, matrix to hover, its rows and columns, cells): distinct cells, so every hover moves the window.
+# (view, layer, cells on its output map): distinct cells, so every hover moves the window.
 HOVERS = {
-    "conv": ("sums", 60, 60, [(3, 4), (20, 40), (59, 0), (31, 31), (45, 12), (8, 55)]),
-    "relu": ("input", 62, 62, [(2, 2), (30, 40), (61, 61), (14, 50), (47, 9), (25, 25)]),
-    "pool": ("results", 30, 30, [(1, 1), (15, 20), (29, 3), (7, 27), (22, 11), (12, 12)]),
+    "conv": ("conv_1_2", [(3, 4), (20, 40), (59, 0), (31, 31), (45, 12), (8, 55), (50, 50), (12, 30)]),
+    "relu": ("relu_1_1", [(2, 2), (30, 40), (61, 61), (14, 50), (47, 9), (25, 25), (5, 60), (40, 3)]),
+    "pool": ("max_pool_1", [(1, 1), (15, 20), (29, 3), (7, 27), (22, 11), (12, 12), (0, 29), (25, 5)]),
 }
 
 
-def hover_cells(page, matrix: str, rows: int, cols: int, cells) -> list[float]:
-    box = page.locator(f".fv-map-frame[data-matrix='{matrix}']").bounding_box()
+def server_pid(url: str) -> int:
+    """The `panel serve` process listening on the URL's port (run_in_browser started it)."""
+    port = str(urlparse(url).port)
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                command = (entry / "cmdline").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            if b"panel" in command and port.encode() in command:
+                return int(entry.name)
+    raise SystemExit(f"no server process for {url}")
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def to_pixels(page, box) -> tuple[float, float]:
+    canvas = page.locator(".fv-dialog .bk-Canvas").first.bounding_box()
+    (x0, x1), (y0, y1) = PLOT_RANGE["x"], PLOT_RANGE["y"]
+    x, y = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
+    return canvas["x"] + (x - x0) / (x1 - x0) * canvas["width"], canvas["y"] + (y1 - y) / (y1 - y0) * canvas["height"]
+
+
+def hover_cells(page, layer: str, cells) -> list[float]:
+    layout = MapsLayout.of(shared_network(), layer)
     times = []
     for row, col in cells:
-        page.evaluate(ARM_HOVER)
-        page.mouse.move(box["x"] + (col + 0.5) * box["width"] / cols, box["y"] + (row + 0.5) * box["height"] / rows)
-        result = page.evaluate("() => window.__hover")
-        assert result["changed"], f"hovering ({row}, {col}) did not move the window"
-        times.append(result["ms"])
+        page.evaluate(ARM_HOVER, f"{row},{col}")
+        page.mouse.move(*to_pixels(page, layout.output_box(row, col)))
+        elapsed = page.evaluate("() => window.__hover")
+        assert elapsed is not None, f"hovering ({row}, {col}) did not move the window within 5 s"
+        times.append(elapsed)
     return times
 
 
@@ -57,63 +97,54 @@ def open_from_overview(page, layer: str, neuron: int, kind: str) -> float:
     page.evaluate("document.addEventListener('click', (event) => { window.__clickedAt = event.timeStamp; }, true)")
     page.locator(f".ov-tile[data-layer='{layer}'][data-index='{neuron}']").click()
     page.locator(f".fv-dialog[data-kind='{kind}']").wait_for()
+    page.locator(".fv-numbers").wait_for()
     page.wait_for_function("() => new Promise((resolve) => requestAnimationFrame(() => resolve(true)))")
     return page.evaluate("performance.now() - window.__clickedAt")
 
 
-def frames_sent_while_sweeping(page, cdp) -> tuple[int, int]:
-    """(all frames, frames about the window position) the browser sends while the sweep plays for 3 s."""
-    page.wait_for_timeout(1000)  # let the last hover's report to the server settle first
-    sent: list[str] = []
-    cdp.on("Network.webSocketFrameSent", lambda frame: sent.append(frame["response"]["payloadData"]))
-    page.locator(".fv-play").click()
-    page.wait_for_timeout(3000)
-    during = list(sent)
-    page.locator(".fv-play").click()
-    return len(during), sum('"position"' in frame for frame in during)
-
-
 def measure(browser, url: str) -> dict[str, list[float]]:
+    pid = server_pid(url)
     context = browser.new_context(viewport={"width": 1280, "height": 900})
     context.add_init_script(SKIP_TOUR)
     page = context.new_page()
-    cdp = context.new_cdp_session(page)
-    cdp.send("Network.enable")
     figures: dict[str, list[float]] = defaultdict(list)
-    page.goto(url + "?layer=conv_1_2&neuron=3&view=formula&channel=4&row=10&col=20")
-    page.locator(".fv-dialog[data-kind='conv2d']").wait_for()
-    figures["hover conv"] = hover_cells(page, *HOVERS["conv"])
-    frames, about_position = frames_sent_while_sweeping(page, cdp)
-    figures["websocket frames sent during a 3 s sweep (any view)"] = [frames]
-    figures["... of which about the formula window"] = [about_position]
-    page.keyboard.press("Escape")
-    page.locator(".fv-backdrop").wait_for(state="hidden")
+    for view, (layer, cells) in HOVERS.items():
+        kind = {"conv": "conv2d", "relu": "relu", "pool": "maxpool2d"}[view]
+        page.goto(url + f"?layer={layer}&neuron=3&view=formula&channel=4")
+        page.locator(f".fv-dialog[data-kind='{kind}']").wait_for()
+        page.locator(".fv-numbers").wait_for()
+        page.wait_for_timeout(1500)  # the page builds more after its first draw (e.g. the article's playground)
+        before = cpu_seconds(pid)
+        figures[f"hover {view}"] = hover_cells(page, layer, cells)
+        figures["server CPU ms per hover"].append(1000 * (cpu_seconds(pid) - before) / len(cells))
+    page.mouse.move(5, 890)
+    page.locator(".fv-play").click()
+    page.wait_for_timeout(1000)
+    before, started = cpu_seconds(pid), time.perf_counter()
+    page.wait_for_timeout(4000)
+    figures["server CPU share while the sweep plays (default speed)"].append(
+        (cpu_seconds(pid) - before) / (time.perf_counter() - started)
+    )
+    page.locator(".fv-play").click()
     for view, layer, kind in [("relu", "relu_1_1", "relu"), ("pool", "max_pool_1", "maxpool2d")]:
         page.goto(url)
         page.locator(".ov-class").first.wait_for()
-        page.wait_for_timeout(3000)  # the page builds more after its first draw (e.g. the article's playground)
-        figures[f"open {view} from the overview"].append(open_from_overview(page, layer, 2, kind))
-        figures[f"hover {view}"] = hover_cells(page, *HOVERS[view])
-    page.goto(url + "?layer=softmax&neuron=0&view=formula")
-    page.locator(".fv-dialog[data-kind='softmax']").wait_for()
-    for j in (4, 1, 8, 2, 9, 6):
-        page.evaluate(ARM_HOVER)
-        page.locator(f".fv-denominator .fv-exp[data-index='{j}']").hover()
-        figures["hover softmax"].append(page.evaluate("() => window.__hover")["ms"])
+        page.wait_for_timeout(3000)
+        figures[f"open {view} from the overview (ms)"].append(open_from_overview(page, layer, 2, kind))
     context.close()
     return figures
 
 
 def main() -> None:
-    args, runs = run_in_browser(__doc__.splitlines()[0], measure, default_runs=5)
+    args, runs = run_in_browser(__doc__.splitlines()[0], measure, default_runs=3)
     hovers = []
     for name in runs[0]:
         values = [value for run in runs for value in run[name]]
         if name.startswith("hover"):
             hovers += values
-        print(f"{name}: median {statistics.median(values):.0f} (max {max(values):.0f}) over {len(values)} samples")
+        print(f"{name}: median {statistics.median(values):.2f} (max {max(values):.2f}) over {len(values)} samples")
     print(
-        f"hover → all linked numbers painted, every view: median {statistics.median(hovers):.1f} ms, "
+        f"hover → numbers updated, every view: median {statistics.median(hovers):.1f} ms, "
         f"95th percentile {statistics.quantiles(hovers, n=20)[-1]:.1f} ms over {len(hovers)} hovers "
         f"({args.runs} runs)"
     )

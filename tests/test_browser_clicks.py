@@ -6,11 +6,10 @@ import pytest
 
 from cnnviz.views.controls import BrowserControl
 from cnnviz.views.elastic import ElasticCanvas
-from cnnviz.views.formula import FormulaPanel
 from cnnviz.views.overview import OverviewOverlay
 from cnnviz.views.tour import TourControl
 
-CLICK_DRIVEN = [BrowserControl, OverviewOverlay, ElasticCanvas, FormulaPanel, TourControl]
+CLICK_DRIVEN = [BrowserControl, OverviewOverlay, ElasticCanvas, TourControl]
 
 
 @pytest.mark.parametrize("component", CLICK_DRIVEN, ids=lambda component: component.__name__)
@@ -20,4 +19,3 @@ def test_every_undelayed_change_is_a_property_the_browser_sends(component):
     assert component._priority_changes
     for name in component._priority_changes:
         assert name in component.param and name in synced, f"{component.__name__}.{name} is not sent by the browser"
-

@@ -1,21 +1,37 @@
-"""The formula views' data: every number sent to the browser is the engine's, and the view follows the state."""
+"""The formula views without a browser: fire the HoloViews streams, check the DynamicMaps and numbers with the engine.
+
+Each test builds its networks with the engine (Tiny VGG, 5×5 kernels with 'same' padding, stride 2 on a 1-channel
+28×28 input, 2 and 20 classes), opens a view through the session state as a click would, and points at the maps
+with `stream.event(x=…, y=…)` as Bokeh would.
+"""
 
 from __future__ import annotations
+
+import re
 
 import numpy as np
 import pytest
 
-from cnnviz.colors import PALETTE_SIZE, color_ranges
-from cnnviz.engine import tiny_vgg
+from cnnviz.app import URL_PARAMETERS
+from cnnviz.colors import color_ranges
+from cnnviz.engine import Conv2D, Dense, Flatten, MaxPool2D, Network, ReLU, Softmax, tiny_vgg
+from cnnviz.engine.experiments import WhatIf, apply
 from cnnviz.engine.explain import conv_step, pool_step, relu_step, softmax_terms
-from cnnviz.examples import build_catalog
+from cnnviz.examples import Example, ExampleCatalog
 from cnnviz.mathml import tex_to_mathml
-from cnnviz.plots.formula import PALETTES, formula_data, unpack
+from cnnviz.plots.formula import (
+    PIXELS,
+    MapsLayout,
+    explain,
+    format_number,
+    maps_element,
+    numbers_html,
+)
 from cnnviz.state import ExplainerState
-from cnnviz.views.formula import FormulaView
+from cnnviz.views.formula import DEFAULT_SPEED, FormulaView
 
 
-def _network():
+def tiny_vgg_with_biases() -> Network:
     network = tiny_vgg(seed=7)
     rng = np.random.default_rng(7)
     for name in ("conv_1_1", "conv_1_2", "conv_2_1", "conv_2_2"):  # tiny_vgg starts with zero biases
@@ -24,141 +40,306 @@ def _network():
     return network
 
 
-NETWORK = _network()
-TRACE = NETWORK.trace(np.random.default_rng(1).random((64, 64, 3), dtype=np.float32))
-RANGES = color_ranges(TRACE, "unit")
+def small_network(input_shape, kernel: int, padding: str, stride: int, classes: int, pool_padding="valid") -> Network:
+    """conv → relu → pool → conv → relu → pool → flatten → dense → softmax, sizes from the arguments."""
+    rng = np.random.default_rng(kernel * 10 + stride)
+
+    def conv(name, channels_in, channels_out):
+        weights = rng.normal(0, 0.4, (kernel, kernel, channels_in, channels_out)).astype(np.float32)
+        return Conv2D(name, weights, rng.normal(0, 0.2, channels_out).astype(np.float32), stride, padding)
+
+    layers = [conv("c1", input_shape[2], 4), ReLU("r1"), MaxPool2D("p1", 2, 2, pool_padding), conv("c2", 4, 3),
+              ReLU("r2"), MaxPool2D("p2", 2, 2, pool_padding)]  # fmt: skip
+    flat = int(np.prod(Network(layers, input_shape, ()).infos[-1].shape))
+    layers += [Flatten("f"), Dense("d", rng.normal(0, 0.3, (flat, classes)).astype(np.float32), np.zeros(classes)),
+               Softmax("s")]  # fmt: skip
+    return Network(layers, input_shape, tuple(f"class {chr(97 + i % 26)}{i}" for i in range(classes)))
 
 
-def sent(layer: str, neuron: int, channel: int = 0):
-    """What the browser receives, decoded from the very bytes that travel."""
-    return unpack(formula_data(TRACE, layer, neuron, channel, RANGES).pack())
+NETWORKS = {
+    "tiny-vgg": tiny_vgg_with_biases,
+    "5x5-same-2-classes": lambda: small_network((19, 17, 3), 5, "same", 1, 2, pool_padding="same"),
+    "stride-2-grey-28x28-20-classes": lambda: small_network((28, 28, 1), 3, "valid", 2, 20),
+}
 
 
-def positions(shape, count=12, seed=0):
-    rng = np.random.default_rng(seed)
-    return [(int(rng.integers(shape[0])), int(rng.integers(shape[1]))) for _ in range(count)]
+def catalog_for(network: Network) -> ExampleCatalog:
+    image = np.random.default_rng(1).random(network.input_shape, dtype=np.float32)
+    image.flags.writeable = False
+    return ExampleCatalog((Example("noise", "Noise", "random pixels", image, None, ""),), "")
 
 
-def window_origin(meta, row, col):
-    """The browser's rule for where a window sits (formula.js `origin`)."""
-    return row * meta["stride"][0] + meta["offset"][0], col * meta["stride"][1] + meta["offset"][1]
-
-
-@pytest.mark.parametrize(("layer", "neuron", "channel"), [("conv_1_1", 4, 2), ("conv_1_2", 3, 7), ("conv_2_2", 9, 0)])
-def test_conv_data_is_the_engines_step_at_every_sampled_position(layer, neuron, channel):
-    data = sent(layer, neuron, channel)
-    arrays, meta = data.arrays, data.meta
-    assert (meta["kind"], meta["layer"], meta["neuron"], meta["channel"]) == ("conv2d", layer, neuron, channel)
-    assert arrays["sums"].shape == (*TRACE[layer].shape[:2], TRACE.input_of(layer).shape[2])
-    for row, col in positions(TRACE[layer].shape):
-        step = conv_step(TRACE, layer, row, col, neuron)
-        np.testing.assert_array_equal(arrays["products"][row, col], step.products[:, :, channel])
-        np.testing.assert_array_equal(arrays["sums"][row, col], step.channel_sums)
-        np.testing.assert_array_equal(arrays["kernel"], step.kernel[:, :, channel])
-        assert arrays["results"][row, col] == np.float32(step.result)
-        assert meta["bias"] == pytest.approx(step.bias, abs=0)
-        top, left = window_origin(meta, row, col)
-        assert (top, left) == step.origin
-        np.testing.assert_array_equal(arrays["input"][top : top + 3, left : left + 3], step.window[:, :, channel])
-        # what the join row shows adds up: every channel's result plus the bias is the neuron's value
-        assert arrays["sums"][row, col].sum(dtype=np.float64) + meta["bias"] == pytest.approx(step.result, abs=1e-5)
-
-
-def test_relu_data_is_the_engines_step_at_every_sampled_cell():
-    data = sent("relu_2_1", 6)
-    assert data.meta["kind"] == "relu"
-    for row, col in positions(TRACE["relu_2_1"].shape):
-        step = relu_step(TRACE, "relu_2_1", row, col, 6)
-        assert (data.arrays["input"][row, col], data.arrays["results"][row, col]) == (step.x, step.y)
-
-
-@pytest.mark.parametrize("layer", ["max_pool_1", "max_pool_2"])
-def test_pool_data_is_the_engines_step_at_every_sampled_window(layer):
-    data = sent(layer, 5)
-    for row, col in positions(TRACE[layer].shape):
-        step = pool_step(TRACE, layer, row, col, 5)
-        np.testing.assert_array_equal(data.arrays["windows"][row, col], step.window)
-        assert tuple(data.arrays["argmax"][row, col]) == step.argmax
-        assert data.arrays["results"][row, col] == np.float32(step.result)
-        top, left = window_origin(data.meta, row, col)
-        assert (top, left) == step.origin
-        np.testing.assert_array_equal(data.arrays["input"][top : top + 2, left : left + 2], step.window)
-
-
-def test_softmax_data_is_the_engines_terms():
-    data = sent("softmax", 3)
-    terms = softmax_terms(TRACE.logits)
-    np.testing.assert_array_equal(data.arrays["logits"], terms.logits.astype(np.float32))
-    np.testing.assert_array_equal(data.arrays["exps"], terms.exps.astype(np.float32))
-    np.testing.assert_array_equal(data.arrays["probabilities"], terms.probabilities.astype(np.float32))
-    assert data.meta["total"] == terms.total
-    assert data.meta["classes"] == list(NETWORK.class_names)
-
-
-@pytest.mark.parametrize(("layer", "neuron"), [("conv_1_1", 0), ("relu_1_2", 1), ("max_pool_1", 2), ("softmax", 0)])
-def test_colours_index_their_palettes_and_arrays_are_aligned(layer, neuron):
-    data = formula_data(TRACE, layer, neuron, 0, RANGES)
-    for name, array in data.arrays.items():
-        if name.endswith("_colors"):
-            assert array.dtype == np.uint8
-            assert int(array.max()) < len(PALETTES[data.meta["palettes"][name.removesuffix("_colors")]])
-        else:
-            assert array.dtype in (np.float32, np.uint8)
-    payload = data.pack()
-    header_length = int.from_bytes(payload[:4], "little")
-    assert (4 + header_length) % 4 == 0
-    assert all(entry["offset"] % 4 == 0 for entry in unpack(payload).meta.get("arrays", {}).values())
-    assert len(PALETTES["diverging"]) == PALETTE_SIZE
-
-
-def test_there_is_no_formula_view_for_a_dense_layer():
-    with pytest.raises(ValueError, match="dense"):
-        formula_data(TRACE, "output", 0, 0, RANGES)
+@pytest.fixture(params=list(NETWORKS), scope="module")
+def network(request) -> Network:
+    return NETWORKS[request.param]()
 
 
 @pytest.fixture
-def view(tmp_path):
-    return FormulaView(ExplainerState(NETWORK, build_catalog(tmp_path)))
+def view(network) -> FormulaView:
+    return FormulaView(ExplainerState(network, catalog_for(network)))
 
 
-def test_the_view_opens_for_a_relu_neuron_and_closes_with_back(view):
-    state, panel = view.state, view._panel
-    assert not panel.open
-    state.select("relu_1_1", 2)  # a click in the overview
-    assert panel.open and state.level == "formula"
-    data = unpack(panel.payload)
-    assert (data.meta["kind"], data.meta["neuron"]) == ("relu", 2)
-    assert view._formula.object == tex_to_mathml(NETWORK.layer("relu_1_1").formula, display=True)
-    assert panel.section == "article-relu"
-    panel.closed = [1]  # Esc, × or a click outside
-    assert state.level == "overview" and not panel.open
+def layers_of(network: Network, kind: str) -> list[str]:
+    return [info.name for info in network.infos if info.kind == kind]
 
 
-def test_the_window_position_travels_both_ways_and_stays_inside_the_map(view):
-    state, panel = view.state, view._panel
-    state.param.update(row=50, col=61)
-    state.select("max_pool_2", 1)
-    assert panel.position == [12, 12]  # clamped into the 13 × 13 map
-    panel.position = [3, 4]  # the browser reports where the window rests
-    assert (state.row, state.col) == (3, 4)
-    state.param.update(row=7, col=8)  # e.g. the elastic view or the URL
-    assert panel.position == [7, 8]
+def centre(box) -> tuple[float, float]:
+    x0, y0, x1, y1 = box
+    return (x0 + x1) / 2, (y0 + y1) / 2
 
 
-def test_a_conv_formula_follows_the_input_channel_and_goes_back_to_the_elastic_view(view):
-    state, panel = view.state, view._panel
-    state.select("conv_1_2", 3, level="formula")
-    assert unpack(panel.payload).meta["channel"] == 0
-    state.input_channel = 6
-    assert unpack(panel.payload).meta["channel"] == 6
-    panel.closed = [1]
-    assert (state.level, state.layer) == ("elastic", "conv_1_2")
-    assert not panel.open
+def point(stream, box) -> None:
+    """A pointer event at the centre of a plot box, as Bokeh sends it."""
+    x, y = centre(box)
+    stream.event(x=x, y=y)
 
 
-def test_clicking_a_class_in_the_softmax_formula_explains_that_class(view):
-    state, panel = view.state, view._panel
-    state.select("softmax", 0, level="formula")
-    panel.picked = [4, 1]
-    assert (state.layer, state.neuron, state.level) == ("softmax", 4, "formula")
-    assert unpack(panel.payload).meta["neuron"] == 4
+def values(html: str, css: str) -> list[float]:
+    """The full-precision numbers (data-value) of the elements with class `css`, or of the cells of table `css`."""
+    table = re.search(rf'<table class="fv-grid {css}[^"]*">(.*?)</table>', html)
+    if table:
+        return [float(v) for v in re.findall(r'data-value="([^"]+)"', table.group(1))]
+    return [float(v) for v in re.findall(rf'class="fv-value [^"]*\b{css}\b[^"]*" data-value="([^"]+)"', html)]
+
+
+def marks(view: FormulaView) -> np.ndarray:
+    """The window outlines the DynamicMap draws now, as (x0, y0, x1, y1) rows."""
+    return view.marks[()].array()
+
+
+def positions(shape, count=5, seed=0):
+    rng = np.random.default_rng(seed)
+    return [(0, 0), (shape[0] - 1, shape[1] - 1)] + [
+        (int(rng.integers(shape[0])), int(rng.integers(shape[1]))) for _ in range(count)
+    ]
+
+
+def test_pointing_at_the_output_map_explains_that_conv_window_with_the_engines_numbers(view):
+    state = view.state
+    for layer in layers_of(state.network, "conv2d"):
+        channel = state.trace.input_of(layer).shape[2] - 1  # the last input channel
+        state.input_channel = channel
+        state.select(layer, 1, level="formula")
+        assert view.explained.channel == channel
+        layout = view.explained.layout
+        assert view.dialog.open and view.dialog.heading.startswith(f"Convolution · {layer}, neuron 2")
+        assert layout == MapsLayout.of(state.network, layer)
+        for row, col in positions(state.trace[layer].shape):
+            point(view.pointer, (layout.output_box(row, col)))
+            assert (state.row, state.col) == (row, col)
+            step = conv_step(state.trace, layer, row, col, 1)
+            html = view._numbers.object
+            np.testing.assert_allclose(values(html, "fv-products"), step.products[:, :, channel].ravel(), atol=1e-6)
+            np.testing.assert_allclose(values(html, "fv-kernel"), step.kernel[:, :, channel].ravel(), atol=0)
+            np.testing.assert_allclose(values(html, "fv-window"), step.window[:, :, channel].ravel(), atol=0)
+            assert values(html, "fv-total") == pytest.approx([step.channel_sums[channel]], abs=1e-6)
+            np.testing.assert_allclose(values(html, "fv-sum-value"), step.channel_sums, atol=1e-6)
+            assert values(html, "fv-bias") == [pytest.approx(step.bias, abs=0)]
+            assert values(html, "fv-result") == [pytest.approx(step.result, abs=0)]
+            # the outlines: the engine's window on the input, the explained cell on the output
+            window, cell = marks(view)
+            assert tuple(window) == pytest.approx(layout.input_box(*step.origin, *layout.window))
+            assert tuple(cell) == pytest.approx(layout.output_box(row, col))
+            assert f'data-position="{row},{col}"' in html
+
+
+def test_pointing_at_the_input_map_moves_the_window_to_cover_that_pixel(view):
+    state = view.state
+    layer = layers_of(state.network, "conv2d")[0]
+    state.select(layer, 0, level="formula")
+    layout = view.explained.layout
+    rows, cols = state.trace.input_of(layer).shape[:2]
+    for in_row, in_col in positions((rows, cols), seed=3):
+        point(view.pointer, (layout.input_box(in_row, in_col, 1, 1)))
+        top, left = conv_step(state.trace, layer, state.row, state.col, 0).origin
+        kr, kc = layout.window
+        # the chosen window covers the pixel, or is the nearest one there is (edges, strides)
+        assert top - layout.stride[0] < in_row < top + kr + layout.stride[0]
+        assert left - layout.stride[1] < in_col < left + kc + layout.stride[1]
+
+
+def test_relu_and_pool_views_show_the_engines_step_under_the_pointer(view):
+    state = view.state
+    for layer, step_of in [
+        (layers_of(state.network, "relu")[-1], relu_step),
+        (layers_of(state.network, "maxpool2d")[0], pool_step),
+    ]:
+        state.select(layer, 2)  # what a click in the overview does: these open straight into the formula
+        assert state.level == "formula" and view.dialog.open
+        layout = view.explained.layout
+        for row, col in positions(state.trace[layer].shape, seed=5):
+            point(view.pointer, (layout.output_box(row, col)))
+            step = step_of(state.trace, layer, row, col, 2)
+            html = view._numbers.object
+            if step_of is relu_step:
+                assert values(html, "fv-x")[0] == pytest.approx(step.x, abs=0)
+                assert values(html, "fv-y") == [pytest.approx(step.y, abs=0)]
+            else:
+                np.testing.assert_array_equal(values(html, "fv-term"), step.window.ravel())
+                assert values(html, "fv-y") == [pytest.approx(step.result, abs=0)]
+                kept = re.findall(r'class="fv-value fv-chip fv-term fv-max" data-value="([^"]+)"', html)
+                assert [float(v) for v in kept] == [pytest.approx(step.result, abs=0)]
+                window, _ = marks(view)
+                assert tuple(window) == pytest.approx(layout.input_box(*step.origin, *layout.window))
+
+
+def test_the_maps_are_one_picture_in_the_overviews_colours(view):
+    state = view.state
+    layer = layers_of(state.network, "maxpool2d")[0]
+    state.select(layer, 1)
+    explained = view.explained
+    picture = maps_element(
+        explained.layout, explained.input_map, explained.input_shade, explained.output_map, explained.output_shade
+    )
+    pixels = np.stack([picture.data[name] for name in ("R", "G", "B")], axis=-1) if isinstance(picture.data, dict) \
+        else picture.data  # fmt: skip
+    layout = explained.layout
+    for row, col in positions(state.trace[layer].shape, seed=2):
+        x, y = centre(layout.output_box(row, col))
+        pixel = pixels[int(-y * PIXELS), int(x * PIXELS)]
+        np.testing.assert_array_equal(
+            pixel[:3], explained.output_shade.rgb(np.array([state.trace[layer][row, col, 1]]))[0]
+        )
+    rows = state.trace.input_of(layer).shape[0]
+    x, y = centre(layout.input_box(rows - 1, 0, 1, 1))
+    expected = explained.input_shade.rgb(np.array([state.trace.input_of(layer)[rows - 1, 0, 1]]))[0]
+    np.testing.assert_array_equal(pixels[int(-y * PIXELS), int(x * PIXELS)][:3], expected)
+
+
+def test_a_tap_pins_the_window_until_the_next_tap_on_it(view):
+    state = view.state
+    layer = layers_of(state.network, "relu")[0]
+    state.select(layer, 0)
+    layout = view.explained.layout
+    point(view.tap, (layout.output_box(2, 3)))
+    assert view.pinned and (state.row, state.col) == (2, 3)
+    point(view.pointer, (layout.output_box(5, 1)))
+    assert (state.row, state.col) == (2, 3)  # pointing elsewhere leaves a pinned window in place
+    point(view.tap, (layout.output_box(2, 3)))
+    assert not view.pinned
+    point(view.pointer, (layout.output_box(5, 1)))
+    assert (state.row, state.col) == (5, 1)
+
+
+def test_arrow_keys_move_the_window_and_stay_inside_the_map(view):
+    state = view.state
+    layer = layers_of(state.network, "maxpool2d")[-1]
+    state.param.update(row=500, col=500)  # e.g. from a bigger layer, or a hand-made URL
+    state.select(layer, 0)
+    rows, cols = state.trace[layer].shape[:2]
+    assert (state.row, state.col) == (rows - 1, cols - 1)
+    view._on_action({"action": "move", "rows": 1, "cols": 0})
+    assert (state.row, state.col) == (rows - 1, cols - 1)
+    view._on_action({"action": "move", "rows": -1, "cols": -1})
+    assert (state.row, state.col) == (max(rows - 2, 0), max(cols - 2, 0))
+    assert f'data-position="{state.row},{state.col}"' in view._numbers.object
+
+
+def test_the_sweep_steps_along_the_rows_and_stops_when_the_view_closes(view):
+    state = view.state
+    layer = layers_of(state.network, "relu")[0]
+    state.select(layer, 1)
+    cols = state.trace[layer].shape[1]
+    state.param.update(row=0, col=cols - 1)
+    view._on_action({"action": "play"})
+    assert view.dialog.playing and view._sweep is not None
+    assert view._sweep.period == 1000 // DEFAULT_SPEED  # a pace a learner can read
+    view.step()
+    assert (state.row, state.col) == (1, 0)
+    view.dialog.speed = 4
+    assert view._sweep.period == 250
+    view._on_action({"action": "close"})
+    assert state.level == "overview" and not view.dialog.open
+    assert view._sweep is None and not view.dialog.playing
+
+
+def test_the_sweep_stops_at_the_last_window(view):
+    state = view.state
+    layer = layers_of(state.network, "maxpool2d")[0]
+    state.select(layer, 0)
+    rows, cols = state.trace[layer].shape[:2]
+    state.param.update(row=rows - 1, col=cols - 2)
+    view.toggle_sweep()
+    view.step()
+    assert (state.row, state.col) == (rows - 1, cols - 1) and view._sweep is None
+    view.toggle_sweep()  # playing again from the end starts over
+    assert (state.row, state.col) == (0, 0)
+    view.toggle_sweep()
+    assert view._sweep is None
+
+
+def test_softmax_formula_shows_every_term_and_a_pick_explains_another_class(view):
+    state = view.state
+    softmax = state.network.infos[-1].name
+    state.select(softmax, 1, level="formula")
+    terms = softmax_terms(state.trace.logits)
+    html = view._numbers.object
+    assert not view.dialog.playable and not view._maps.visible
+    assert values(html, "fv-result") == [pytest.approx(terms.probabilities[1], rel=1e-12)]
+    assert values(html, "fv-total") == [pytest.approx(terms.total, rel=1e-12)]
+    np.testing.assert_allclose(values(html, "fv-logit-value"), terms.logits, rtol=1e-12)
+    assert len(re.findall(r'data-pick="\d+"', html)) == len(state.network.class_names)
+    assert state.network.class_names[1] in view.dialog.heading
+    view._on_action({"action": "pick", "index": 0})
+    assert (state.layer, state.neuron, state.level) == (softmax, 0, "formula")
+    assert values(view._numbers.object, "fv-result") == [pytest.approx(terms.probabilities[0], rel=1e-12)]
+    view._on_action({"action": "pick", "index": 99})  # a stale page: ignored
+    assert state.neuron == 0
+    view._on_action({"action": "close"})
+    assert state.level == "elastic"
+
+
+def test_the_header_formula_is_the_layers_own_and_the_info_button_knows_its_section(view):
+    state = view.state
+    state.select(layers_of(state.network, "relu")[0], 0)
+    assert view._formula.object == tex_to_mathml(state.network.layer(state.layer).formula, display=True)
+    assert view.dialog.section == "article-relu"
+
+
+@pytest.mark.parametrize(
+    ("what_if", "relu_title", "equation", "pool_title"),
+    [
+        (WhatIf(activation_slope=0.1, pooling="min"), "Leaky ReLU (what if?)", "max(0.1 ×", "Min pooling (what if?)"),
+        (WhatIf(activation_slope=1.0, pooling="average"), "No activation (what if?)", "", "Average pooling (what if?)"),
+    ],
+)
+def test_what_if_experiments_change_the_title_equation_and_numbers(what_if, relu_title, equation, pool_title):
+    network = apply(tiny_vgg_with_biases(), what_if)
+    trace = network.trace(np.random.default_rng(1).random(network.input_shape, dtype=np.float32))
+    ranges = color_ranges(trace, "unit")
+    relu = explain(trace, "relu_1_2", 4, 0, ranges)
+    assert relu.title.startswith(relu_title)
+    html = numbers_html(relu, 10, 20)
+    step = relu_step(trace, "relu_1_2", 10, 20, 4)
+    assert values(html, "fv-y") == [pytest.approx(step.y, abs=0)]
+    assert ("max(0," not in html) and (equation in html)
+    assert f'points="-1,{what_if.activation_slope:g} 0,0 1,-1"' in html  # the plotted function's negative branch
+    pool = explain(trace, "max_pool_2", 3, 0, ranges)
+    assert pool.title.startswith(pool_title)
+    html = numbers_html(pool, 5, 7)
+    assert values(html, "fv-y") == [pytest.approx(pool_step(trace, "max_pool_2", 5, 7, 3).result, abs=0)]
+    assert ("fv-max" in html) == (what_if.pooling != "average")  # the average keeps no single cell
+
+
+def test_there_is_no_formula_view_for_a_dense_layer():
+    network = tiny_vgg_with_biases()
+    trace = network.trace(np.zeros(network.input_shape, np.float32))
+    with pytest.raises(ValueError, match="dense"):
+        explain(trace, "output", 0, 0, color_ranges(trace, "unit"))
+
+
+def test_numbers_read_as_people_write_them():
+    assert format_number(-0.0001) == "0.000"  # never "−0.000"
+    assert format_number(-0.0) == "0.000"
+    assert format_number(-1.23456) == "−1.235"
+    assert format_number(0.5, 2) == "0.50"
+    assert format_number(12345.6) == "12346"
+    assert format_number(-3.5e7) == "−3.5e+07"
+    assert format_number(float("-inf")) == "−∞"
+
+
+def test_moving_the_window_replaces_the_url_entry_under_the_names_the_app_uses():
+    """The dialog's history rule needs the URL names of state.row / state.col."""
+    from cnnviz.views.formula import FormulaDialog
+
+    assert FormulaDialog().window_keys == [URL_PARAMETERS["row"], URL_PARAMETERS["col"]]

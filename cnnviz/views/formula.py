@@ -1,16 +1,22 @@
 """Interactive formula views: the arithmetic of one convolution window, ReLU cell, pooling window or softmax term.
 
-The server sends the engine's numbers for every position of the explained map once (`plots.formula`); the
-browser component indexes them on hover, on the arrow keys and during the sweep, so none of that waits for the
-server. Only where the window rests travels back (debounced), to keep `state.row` / `state.col` and the URL
-current.
+Built on HoloViews in Python. The maps plot overlays two DynamicMaps: the opened explanation's maps (they follow
+`opened`) and the window's outline, which follows `state.row` / `state.col` through a `streams.Params`. Pointing
+at either map (`streams.PointerXY`; HoloViews drops the moves that arrive while one is processed) or tapping it
+(`streams.Tap`, which pins the window) writes the position to the state, so the outline, the numbers (an HTML
+pane a state watcher rewrites) and any other pane linked to `state.row` / `state.col` follow. The sweep steps the
+same position from a per-session periodic callback.
+
+`FormulaDialog` is the browser-side frame around these panes: modal focus, keys, fading, and the history rule
+that lets Back leave the view in one step. It holds no model knowledge.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
+import holoviews as hv
 import panel as pn
 import param
 from panel.custom import Child, JSComponent
@@ -19,93 +25,256 @@ from panel.viewable import Viewer
 from cnnviz.article import LAYER_KIND_SECTIONS, SECTION_ANCHORS
 from cnnviz.colors import color_ranges
 from cnnviz.mathml import tex_to_mathml
-from cnnviz.plots.formula import FORMULA_KINDS, PALETTES, formula_data
+from cnnviz.plots.formula import (
+    ASPECT,
+    BLANK,
+    FORMULA_KINDS,
+    MAP_KINDS,
+    PLOT_RANGE,
+    Explained,
+    MapsLayout,
+    captions_html,
+    explain,
+    maps_element,
+    numbers_html,
+    window_marks,
+)
 from cnnviz.state import ExplainerState
-from cnnviz.views.article import SCROLL_TO_SECTION_JS
 
 HERE = Path(__file__).parent
+CSS = (HERE / "formula.css").read_text()
+SPEEDS = (1, 2, 4, 8)
+"""Windows per second the sweep can step; the default lets a learner read each window's numbers."""
+DEFAULT_SPEED = 2
+MAPS_MAX_WIDTH = 640
+MAPS_HEIGHT = round(MAPS_MAX_WIDTH / ASPECT)  # the maps keep square cells: at full width exactly this tall
+HINTS = {
+    "map": "Point at either map to move the window, tap to pin it; the arrow keys move it too, space plays or "
+    "pauses, Esc closes.",
+    "softmax": "Hover over a class or a term of the sum and both light up; Esc closes.",
+}
 
 
-class FormulaPanel(JSComponent):
-    """Browser-side dialog: draws a `FormulaData` payload and moves the window with no round trip."""
+def _square_cells(plot, element) -> None:
+    """Keep map cells square when the dialog is narrower than the maps (phones): Bokeh widens the y range instead."""
+    plot.state.match_aspect = True
 
-    formula = Child(doc="The layer's formula as MathML, which the browser typesets by itself.")
-    payload = param.Bytes(default=b"", doc="FormulaData.pack(): the engine's numbers for every position.")
-    palettes = param.Dict(default=PALETTES, doc="Palette name -> hex colours that the payload's colours index.")
+
+class FormulaDialog(JSComponent):
+    """The modal frame around the formula view's panes; reports what the person asks for as messages."""
+
+    body = Child(doc="The view's panes: formula, maps, numbers.")
+    heading = param.String(default="", doc="The dialog's title.")
+    kind = param.String(default="", doc="Layer kind explained (a hook for styles and tests).")
     open = param.Boolean(default=False, doc="Whether the dialog is shown.")
-    position = param.List(default=[0, 0], doc="[row, col] of the explained output cell; the browser reports moves.")
+    playable = param.Boolean(default=False, doc="Whether the view has a window to sweep.")
+    playing = param.Boolean(default=False, doc="Whether the sweep is running (shown on the play button).")
+    speed = param.Selector(default=DEFAULT_SPEED, objects=list(SPEEDS), doc="Windows per second while playing.")
+    speeds = param.List(default=list(SPEEDS), doc="The speed menu.")
     section = param.String(default="", doc="Article anchor the info button scrolls to.")
-    closed = param.List(default=[], doc="[nonce] set by the browser on close, Esc or a click outside.")
-    picked = param.List(default=[], doc="[class, nonce] set by the browser when a softmax class is clicked.")
+    window_keys = param.List(
+        default=["row", "col"], doc="URL query keys of the window position: moving it replaces the history entry."
+    )
 
-    _esm = SCROLL_TO_SECTION_JS + (HERE / "formula.js").read_text()
-    # clicks and keys skip Panel's 50 ms debounce; window moves (`position`) keep it, they come in bursts
-    _priority_changes: ClassVar[list[str]] = ["closed", "picked"]
-    _stylesheets: ClassVar[list[str]] = [(HERE / "formula.css").read_text()]
+    _esm = "formula.js"
+    _stylesheets: ClassVar[list[str]] = [CSS]
+
+    def __init__(self, on_action=None, **params) -> None:
+        super().__init__(**params)
+        self._on_action = on_action
+
+    def _handle_msg(self, message: Any) -> None:
+        if self._on_action is not None and isinstance(message, dict):
+            self._on_action(message)
 
 
 class FormulaView(Viewer):
     """Shows the formula view of the selected neuron while `state.level` is "formula"."""
 
+    opened = param.Integer(default=0, doc="Counts the explanations put on screen; the maps' DynamicMap follows it.")
+    pinned = param.Boolean(default=False, doc="A tap pinned the window: pointing elsewhere leaves it in place.")
+
     def __init__(self, state: ExplainerState, **params) -> None:
         super().__init__(**params)
         self.state = state
-        self._shown: tuple | None = None  # what the payload currently explains, to skip needless rebuilds
-        self._formula = pn.pane.HTML("", styles={"font-size": "1.15em"})
-        self._panel = FormulaPanel(formula=self._formula, height=0, margin=0, sizing_mode="stretch_width")
-        self._panel.param.watch(self._on_move, "position")
-        self._panel.param.watch(self._on_close, "closed")
-        self._panel.param.watch(self._on_pick, "picked")
+        self.explained: Explained | None = None
+        self._key: tuple | None = None  # what `explained` explains, to skip needless rebuilds
+        self._sweep: pn.io.callbacks.PeriodicCallback | None = None
+        self._formula = pn.pane.HTML("", sizing_mode="stretch_width", stylesheets=[CSS], margin=(0, 0, 4, 0))
+        self._hint = pn.pane.HTML("", sizing_mode="stretch_width", stylesheets=[CSS], margin=0)
+        self._captions = pn.pane.HTML("", sizing_mode="stretch_width", stylesheets=[CSS], margin=0)
+        self._numbers = pn.pane.HTML("", sizing_mode="stretch_width", stylesheets=[CSS], margin=(4, 0, 0, 0))
+        maps = hv.DynamicMap(self._draw_maps, streams=[hv.streams.Params(self, ["opened"])])
+        self.marks = hv.DynamicMap(
+            self._draw_marks, streams=[hv.streams.Params(self, ["opened"]), hv.streams.Params(state, ["row", "col"])]
+        ).opts(fill_alpha=0, line_color="#111111", line_width=3, apply_ranges=False)
+        self.pointer = hv.streams.PointerXY(source=self.marks)
+        self.tap = hv.streams.Tap(source=self.marks)
+        self.pointer.add_subscriber(self._on_pointer)
+        self.tap.add_subscriber(self._on_tap)
+        plot = (maps * self.marks).opts(
+            xaxis=None, yaxis=None, toolbar=None, default_tools=[], xlim=PLOT_RANGE["x"], ylim=PLOT_RANGE["y"],
+            responsive=True, height=MAPS_HEIGHT, hooks=[_square_cells], show_frame=False, border=0, bgcolor="#ffffff",
+        )  # fmt: skip
+        self._maps = pn.Column(
+            self._captions,
+            pn.pane.HoloViews(plot, sizing_mode="stretch_width", margin=0),
+            max_width=MAPS_MAX_WIDTH,
+            sizing_mode="stretch_width",
+            align="center",
+            margin=0,
+        )
+        self.dialog = FormulaDialog(
+            on_action=self._on_action,
+            body=pn.Column(self._formula, self._hint, self._maps, self._numbers, sizing_mode="stretch_width", margin=0),
+            height=0,
+            margin=0,
+            sizing_mode="stretch_width",
+        )
+        self.dialog.param.watch(self._follow_speed, "speed")
         state.param.watch(self._refresh, ["level", "layer", "neuron", "input_channel", "trace", "color_mode"])
-        state.param.watch(self._follow_state, ["row", "col"])
+        state.param.watch(self._show_numbers, ["row", "col"])
         self._refresh()
 
     def __panel__(self) -> JSComponent:
-        return self._panel
+        return self.dialog
 
     @property
     def showing(self) -> bool:
         state = self.state
         return state.level == "formula" and bool(state.layer) and state.network.info(state.layer).kind in FORMULA_KINDS
 
-    def _position(self) -> list[int]:
-        """state.row/col clamped into the explained map (a selection may come from a bigger layer or the URL)."""
-        rows, cols = self.state.trace[self.state.layer].shape[:2]
-        return [min(self.state.row, rows - 1), min(self.state.col, cols - 1)]
+    @property
+    def _slides(self) -> bool:
+        """Whether the open view has a window that moves (every kind but softmax)."""
+        return self.showing and self.explained is not None and self.explained.kind in MAP_KINDS
+
+    # -- drawing ------------------------------------------------------------------------------------------
+    def _draw_maps(self, opened: int) -> hv.Overlay:
+        explained = self.explained or BLANK
+        return maps_element(
+            explained.layout, explained.input_map, explained.input_shade, explained.output_map, explained.output_shade
+        )
+
+    def _draw_marks(self, opened: int, row: int, col: int) -> hv.Rectangles:
+        layout = self.explained.layout if self.explained else MapsLayout((1, 1), (1, 1))
+        return window_marks(layout, *layout.clamp(row, col))
+
+    def _show_numbers(self, *_events) -> None:
+        if self._slides:
+            self._numbers.object = numbers_html(self.explained, self.state.row, self.state.col)
 
     def _refresh(self, *_events) -> None:
-        if not self.showing:
-            self._panel.open = False
-            return
         state = self.state
+        if not self.showing:
+            self._stop_sweep()
+            self.pinned = False
+            self.dialog.open = False
+            return
         kind = state.network.info(state.layer).kind
-        shown = (state.trace, state.layer, state.neuron, state.input_channel, state.color_mode)
+        key = (state.trace, state.layer, state.neuron, state.input_channel if kind == "conv2d" else 0, state.color_mode)
         with pn.io.hold():
-            if shown != self._shown:
+            if key != self._key:
+                self._stop_sweep()
+                self.pinned = False
                 ranges = color_ranges(state.trace, state.color_mode)
-                data = formula_data(state.trace, state.layer, state.neuron, state.input_channel, ranges)
-                self._formula.object = tex_to_mathml(state.trace.network.layer(state.layer).formula, display=True)
-                self._panel.param.update(
-                    payload=data.pack(),
-                    section=SECTION_ANCHORS[LAYER_KIND_SECTIONS[kind]],
-                    position=[0, 0] if kind == "softmax" else self._position(),
+                self.explained = explained = explain(
+                    state.trace, state.layer, state.neuron, state.input_channel, ranges
                 )
-                self._shown = shown
-            self._panel.open = True
+                self._key = key
+                self._formula.object = tex_to_mathml(state.trace.network.layer(state.layer).formula, display=True)
+                slides = kind in MAP_KINDS
+                self._hint.object = f'<p class="fv-hint">{HINTS["map" if slides else "softmax"]}</p>'
+                self._maps.visible = slides
+                if slides:
+                    self._captions.object = captions_html(explained)
+                    row, col = explained.layout.clamp(state.row, state.col)
+                    state.param.update(row=row, col=col)  # a selection may come from a bigger layer or the URL
+                self.opened += 1
+                self._numbers.object = numbers_html(explained, state.row, state.col)
+                self.dialog.param.update(
+                    heading=explained.title,
+                    kind=kind,
+                    playable=slides,
+                    section=SECTION_ANCHORS[LAYER_KIND_SECTIONS[kind]],
+                )
+            self.dialog.open = True
 
-    def _follow_state(self, *_events) -> None:
-        if self.showing and self.state.network.info(self.state.layer).kind != "softmax":
-            self._panel.position = self._position()
+    # -- what the learner does ----------------------------------------------------------------------------
+    def move_to(self, row: int, col: int) -> None:
+        """Explain output (row, col) of the open map (clamped into it)."""
+        if self._slides:
+            row, col = self.explained.layout.clamp(row, col)
+            if (row, col) != (self.state.row, self.state.col):
+                self.state.param.update(row=row, col=col)
 
-    def _on_move(self, event: param.parameterized.Event) -> None:
-        if self.showing and self.state.network.info(self.state.layer).kind != "softmax":
-            row, col = event.new
-            self.state.param.update(row=int(row), col=int(col))
+    def _on_pointer(self, x: float | None = None, y: float | None = None) -> None:
+        if self._slides and not self.pinned and self._sweep is None:
+            position = self.explained.layout.position_at(x, y)
+            if position is not None:
+                self.move_to(*position)
 
-    def _on_close(self, event: param.parameterized.Event) -> None:
-        if event.new and self.state.level == "formula":
+    def _on_tap(self, x: float | None = None, y: float | None = None) -> None:
+        """A tap pins the window where it lands; a tap on the pinned cell lets it follow the pointer again."""
+        if not self._slides or x is None or y is None:
+            return
+        position = self.explained.layout.position_at(x, y)
+        self._stop_sweep()
+        self.pinned = not (self.pinned and position == (self.state.row, self.state.col))
+        self.move_to(*position)
+
+    def _on_action(self, message: dict) -> None:
+        action = message.get("action")
+        if action == "close" and self.state.level == "formula":
             self.state.back()
+        elif action == "play":
+            self.toggle_sweep()
+        elif action == "move" and self._slides:
+            self._stop_sweep()
+            self.move_to(self.state.row + int(message.get("rows", 0)), self.state.col + int(message.get("cols", 0)))
+        elif action == "pick" and self.showing:
+            index = int(message.get("index", -1))
+            if 0 <= index < self.state.network.info(self.state.layer).shape[-1]:
+                self.state.select(self.state.layer, index, level="formula")
 
-    def _on_pick(self, event: param.parameterized.Event) -> None:
-        if event.new:
-            self.state.select(self.state.layer, int(event.new[0]), level="formula")
+    # -- the sweep ----------------------------------------------------------------------------------------
+    def toggle_sweep(self) -> None:
+        if self._sweep is not None:
+            self._stop_sweep()
+        elif self._slides:
+            rows, cols = self.explained.layout.output_size
+            if (self.state.row, self.state.col) == (rows - 1, cols - 1):
+                self.state.param.update(row=0, col=0)
+            self.pinned = False
+            self._sweep = pn.state.add_periodic_callback(self.step, period=self._period)
+            self.dialog.playing = True
+
+    @property
+    def _period(self) -> int:
+        return round(1000 / self.dialog.speed)
+
+    def step(self) -> None:
+        """Move the window one place along the rows (the sweep's tick); stop at the end."""
+        if not self._slides:
+            self._stop_sweep()
+            return
+        rows, cols = self.explained.layout.output_size
+        row, col = self.state.row, self.state.col + 1
+        if col == cols:
+            row, col = row + 1, 0
+        if row == rows:
+            self._stop_sweep()
+            return
+        self.state.param.update(row=row, col=col)
+        if (row, col) == (rows - 1, cols - 1):
+            self._stop_sweep()
+
+    def _stop_sweep(self) -> None:
+        if self._sweep is not None:
+            self._sweep.stop()
+            self._sweep = None
+        self.dialog.playing = False
+
+    def _follow_speed(self, *_events) -> None:
+        if self._sweep is not None:
+            self._sweep.period = self._period

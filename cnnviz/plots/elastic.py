@@ -40,7 +40,7 @@ OUTPUT_TILE = 6.0
 POOL_GRID_COLUMNS = 2
 STRIP_WIDTH = 0.45
 PLUS_RADIUS = 0.35
-LOGIT_RADIUS = 0.42
+LOGIT_RADIUS = 0.48
 
 
 def encode(array: np.ndarray) -> str:

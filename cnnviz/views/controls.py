@@ -125,6 +125,44 @@ class BrowserControl(JSComponent):
         self.received = received
 
 
+class LabelledSwitch(JSComponent):
+    """An on/off switch whose words belong to it: a click or tap on the label toggles it, as in any form.
+
+    (Bokeh's Switch and Checkbox draw their label as a plain div, which ignores clicks.)
+    """
+
+    value = param.Boolean(default=False)
+    label = param.String(default="")
+
+    _esm = """
+    export function render({ model, el }) {
+      const label = document.createElement("label");
+      const box = Object.assign(document.createElement("input"), { type: "checkbox", checked: model.value });
+      box.setAttribute("role", "switch");
+      const words = document.createElement("span");
+      words.textContent = model.label;
+      label.append(box, words);
+      box.addEventListener("change", () => { model.value = box.checked; });
+      model.on("value", () => { box.checked = model.value; });
+      model.on("label", () => { words.textContent = model.label; });
+      el.append(label);
+    }
+    """
+    _stylesheets: ClassVar[list[str]] = [
+        """
+        label { display: inline-flex; align-items: center; gap: 8px; cursor: pointer; font: 14px system-ui, sans-serif;
+          color: #222; padding: 2px 0; }
+        input[type="checkbox"][role="switch"] { appearance: none; position: relative; width: 34px; height: 20px; margin: 0; border-radius: 10px;
+          background: #b9c0c8; cursor: pointer; transition: background 0.15s; }
+        input[role="switch"]::before { content: ""; position: absolute; top: 2px; left: 2px; width: 16px; height: 16px; border-radius: 50%;
+          background: #fff; box-shadow: 0 1px 2px rgba(0, 0, 0, 0.3); transition: left 0.15s; }
+        input[role="switch"]:checked { background: #2f3e4e; }
+        input[role="switch"]:checked::before { left: 16px; }
+        input[role="switch"]:focus-visible { outline: 3px solid #f59e0b; outline-offset: 2px; }
+        """
+    ]
+
+
 class ReloadFromUrl(JSComponent):
     """Reload the page whenever its URL must bring a view back, since the URL restores image and selection:
 
@@ -194,7 +232,7 @@ class ControlPanel(Viewer):
             height=GALLERY_HEIGHT,
         )
         self.dropzone = BrowserControl(kind="upload", sizing_mode="stretch_width", height=64)
-        self.details = pn.widgets.Switch.from_param(state.param.show_details, label="Show details")
+        self.details = LabelledSwitch(label="Show details", value=state.show_details)
         self.color_mode = pn.widgets.RadioButtonGroup(
             label="Colour range", options=COLOR_MODE_LABELS, value=state.color_mode, color="light"
         )
@@ -213,6 +251,8 @@ class ControlPanel(Viewer):
         state.param.watch(self._follow_image, ["image", "original"])  # a new example always brings a new image
         state.param.watch(self._follow_message, "message")
         state.param.watch(self._follow_color_mode, "color_mode")
+        self.details.param.watch(self._choose_details, "value")
+        state.param.watch(self._follow_details, "show_details")
 
     def __panel__(self) -> pn.viewable.Viewable:
         pick = pn.Column(
@@ -270,6 +310,12 @@ class ControlPanel(Viewer):
         text = html.escape(event.new)  # never render user-influenced text as HTML
         self.message.object = f"<div role='alert' class='upload-error'>{text}</div>" if text else ""
         self.message.visible = bool(text)
+
+    def _choose_details(self, event: param.parameterized.Event) -> None:
+        self.state.show_details = event.new
+
+    def _follow_details(self, event: param.parameterized.Event) -> None:
+        self.details.value = event.new
 
     def _follow_color_mode(self, event: param.parameterized.Event) -> None:
         self.color_mode.value = event.new

@@ -86,6 +86,7 @@ export function render({ model, el }) {
   el.append(host, overlay, summary);
 
   const context = canvas.getContext("2d");
+  canvas.textBoxes = [];  // what draw() wrote, for tests (see text())
   let palettes = {};
   let thumbs = {};  // column name -> [canvas per neuron]
   let geometry = null;  // the open view's geometry (model.geometries[key])
@@ -304,7 +305,7 @@ export function render({ model, el }) {
     }
     stepSweep(now);
     draw(now);
-    const softmaxAppearing = data?.kind === "softmax" && phase === "open" && now - reveal < LOGIT_STEP_MS * 14;
+    const softmaxAppearing = data?.kind === "softmax" && phase === "open" && now - reveal < softmaxRevealMs() + 50;
     if (transition || sweep?.playing || softmaxAppearing) schedule();
   }
 
@@ -382,6 +383,9 @@ export function render({ model, el }) {
   function draw(now) {
     const { width, height } = layout();
     context.clearRect(0, 0, width, height);
+    canvas.textBoxes = [];
+    canvas.textBoxesWidth = width;
+    canvas.textBoxesHeight = height;
     context.imageSmoothingEnabled = false;
     if (!geometry) return;
     const f = focus;
@@ -498,12 +502,28 @@ export function render({ model, el }) {
     text(`bias ${format(bias)}`, plus.x, plus.y + plus.r + 0.3, 0.3, "#333", "center", 600);
   }
 
-  function text(value, x, y, size, color, align = "center", weight = 400) {
+  // Canvas text, also recorded (in layout units, with the shape it must fit in) so that tests can check what a
+  // person reads on the canvas for overlaps and clipping, as they do for the page's HTML text.
+  function text(value, x, y, size, color, align = "center", weight = 400, within = null) {
     context.fillStyle = color;
     context.textAlign = align;
     context.textBaseline = "middle";
     context.font = `${weight} ${size}px system-ui, sans-serif`;
     context.fillText(value, x, y);
+    if (context.globalAlpha < 0.5) return;
+    context.font = `${weight} ${100 * size}px system-ui, sans-serif`;  // fonts below a pixel measure coarsely
+    const m = context.measureText(value);
+    canvas.textBoxes.push({
+      text: value, x: x - m.actualBoundingBoxLeft / 100, y: y - m.actualBoundingBoxAscent / 100,
+      w: (m.actualBoundingBoxLeft + m.actualBoundingBoxRight) / 100,
+      h: (m.actualBoundingBoxAscent + m.actualBoundingBoxDescent) / 100, within,
+    });
+  }
+
+  // The widest box of text height `height` that fits inside a circle, for text written in it.
+  function insideCircle(x, y, r, height, name) {
+    const half = Math.sqrt(Math.max(0, r * r - (height / 2) ** 2));
+    return { x: x - half, y: y - r, w: 2 * half, h: 2 * r, name };
   }
 
   function plusSign(plus) {
@@ -548,7 +568,7 @@ export function render({ model, el }) {
     context.fillStyle = "#fff4e8";
     context.fillRect(score.x, score.y, score.w, score.h);
     frameRect(score, "#b35806", 2);
-    text(format(data.score), score.x + score.w / 2, score.y + score.h / 2, 0.55, "#7f2704", "center", 700);
+    text(format(data.score), score.x + score.w / 2, score.y + score.h / 2, 0.55, "#7f2704", "center", 700, { ...score, name: "the score box" });
     text(data.class_name, score.x + score.w / 2, score.y + score.h + 0.35, 0.36, "#b35806", "center", 700);
     if (typeof inspect === "number") {
       const [row, col, channel] = data.order.slice(3 * inspect, 3 * inspect + 3);
@@ -591,6 +611,12 @@ export function render({ model, el }) {
     frameRect({ x, y: y0, w: 0.6, h: (2 * span + 1) * cell }, "#8a96a3");
   }
 
+  // When the last probability has fully appeared (see drawSoftmax): logits one by one, then the probabilities.
+  function softmaxRevealMs() {
+    const count = columns()[geometry.target].tops.length;
+    return (count + 4) * LOGIT_STEP_MS + count * 30;
+  }
+
   function drawSoftmax(f, detail, now) {
     const g = geometry;
     const column = columns()[g.target];
@@ -614,7 +640,7 @@ export function render({ model, el }) {
       context.lineWidth = (inspect === i || i === neuron ? 2.5 : 1) / units;
       context.stroke();
       if (!ready) return;
-      text(format(data.logits[i]), x, y, 0.3, data.logit_colors[i] > 150 ? "#fff" : "#4a1d00", "center", 600);
+      text(format(data.logits[i]), x, y, 0.25, data.logit_colors[i] > 150 ? "#fff" : "#4a1d00", "center", 600, insideCircle(x, y, r, 0.25, "its circle"));
       text(data.classes[i], x - r - 0.25, y, 0.36, "#333", "right", i === neuron ? 700 : 400);
       const after = clamp01((elapsed - (column.tops.length + 1) * LOGIT_STEP_MS - i * 30) / (3 * LOGIT_STEP_MS)) * detail;
       if (after <= 0) return;

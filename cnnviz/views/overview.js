@@ -187,6 +187,17 @@ export function render({ model, el }) {
       place(box, legend.x0, model.layout.height - 0.85, legend.x1 - legend.x0, 0.8);
       frame.append(box);
     }
+    fitTicks();
+  }
+
+  // A legend as narrow as one column has no room for three numbers: keep the two ends, which give the range.
+  function fitTicks() {
+    for (const ticks of frame.querySelectorAll(".ov-legend-ticks")) {
+      const spans = [...ticks.children];
+      spans.forEach((span) => { span.hidden = false; });
+      const needed = spans.reduce((sum, span) => sum + span.getBoundingClientRect().width, 0) + 6 * (spans.length - 1);
+      if (needed > ticks.clientWidth && spans.length > 2) spans[1].hidden = true;
+    }
   }
 
   function buildGrid() {
@@ -249,4 +260,7 @@ export function render({ model, el }) {
   model.on("stats", refreshText);
   model.on(["details", "legends"], buildLabels);
   model.on("selected", showSelected);
+  const resized = new ResizeObserver(fitTicks);
+  resized.observe(frame);
+  model.on("remove", () => resized.disconnect());
 }

@@ -20,6 +20,7 @@ from urllib.parse import urlparse
 
 import panel as pn
 import pytest
+from pages import SKIP_TOUR
 
 from cnnviz.app import Explainer
 from cnnviz.examples import build_catalog
@@ -36,8 +37,6 @@ CHROMIUM_ARGS = [
     "--disable-sync",
     "--no-first-run",
 ]
-# The guided tour opens on a first visit; tests that are not about it start as returning visitors.
-SKIP_TOUR = "try { localStorage.setItem('cnnviz-tour-seen', 'yes') } catch (e) {}"
 LOCAL_HOSTS = {"localhost", "127.0.0.1", "::1", "[::1]"}
 
 

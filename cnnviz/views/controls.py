@@ -22,7 +22,7 @@ from cnnviz.state import ExplainerState
 
 HERE = Path(__file__).parent
 ACCEPT = ".jpg,.jpeg,.png,.gif,.webp,.bmp,.tif,.tiff,image/*"
-COLOR_MODE_LABELS = {"Unit": "unit", "Module": "module", "Global": "global"}
+COLOR_MODE_LABELS = {"Unit": "unit", "Module": "module", "Global": "global", "Layer": "layer"}
 PREVIEW_SIZE = 128
 GALLERY_HEIGHT = 156
 SECTION_WIDTH = 300

@@ -8,10 +8,11 @@ function svg(tag, attrs) {
   return node;
 }
 
+// A real minus sign, and no "−0.00": a value that rounds to zero is written without a sign.
 function format(value) {
-  if (Math.abs(value) >= 100) return value.toFixed(0);
-  if (Math.abs(value) >= 10) return value.toFixed(1);
-  return value.toFixed(2).replace("-", "−");
+  const digits = Math.abs(value) >= 100 ? 0 : Math.abs(value) >= 10 ? 1 : 2;
+  const text = value.toFixed(digits);
+  return /^-[0.]*$/.test(text) ? text.slice(1) : text.replace("-", "−");
 }
 
 export function render({ model, el }) {
@@ -26,16 +27,19 @@ export function render({ model, el }) {
   plot.className = "ov-plot";
   plot.append(model.get_child("plot"));
   const drawing = svg("svg", { class: "ov-svg", preserveAspectRatio: "none", "aria-hidden": "true" });
+  const outlines = svg("g", { class: "ov-outlines" });  // every map framed: a pale map is not a missing one
   const edges = svg("g", { class: "ov-edges" });
   const marks = svg("g", { class: "ov-marks" });
-  drawing.append(edges, marks);
+  drawing.append(outlines, edges, marks);
   const grid = document.createElement("div");
   grid.className = "ov-grid";
   grid.setAttribute("role", "group");
   grid.setAttribute("aria-label", "Network overview: use the arrow keys to move between neurons and Enter to open one");
   frame.append(plot, drawing, grid);
   scroller.append(frame);
-  el.append(status, scroller);
+  const hint = document.createElement("p");
+  hint.className = "ov-hint";
+  el.append(status, scroller, hint);
 
   let buttons = [];  // buttons[column][neuron]
   let focus = [1, 0];
@@ -53,12 +57,20 @@ export function render({ model, el }) {
   const tileHeight = (column) => (column.kind === "output" ? model.layout.bar_height : model.layout.tile);
   const tileTop = (column, i) => column.tops[i] + (model.layout.tile - tileHeight(column)) / 2;
 
+  // A hidden layer's map with no value but zero for this image (a "dead" ReLU or what pools it).
+  const isDead = (column, i) => {
+    if (column.kind === "output" || column.kind === "input") return false;
+    const [min, max] = model.stats[column.name][i];
+    return min === 0 && max === 0;
+  };
+
   function describe(c, i) {
     const column = columns()[c];
     const [min, max, mean] = model.stats[column.name][i];
     if (column.kind === "output") {
       return `${model.classes[i]}: probability ${(100 * max).toFixed(1)} percent`;
     }
+    if (isDead(column, i)) return `${column.name}, neuron ${i + 1} of ${column.tops.length}: all zero for this image`;
     const what = column.kind === "input" ? `${["red", "green", "blue"][i] ?? "channel " + i} channel` : `neuron ${i + 1} of ${column.tops.length}`;
     return `${column.name}, ${what}: min ${format(min)}, max ${format(max)}, mean ${format(mean)}`;
   }
@@ -242,8 +254,26 @@ export function render({ model, el }) {
         button.querySelector(".ov-class-value").textContent = `${(100 * probabilities[i]).toFixed(1)}%`;
         button.classList.toggle("ov-predicted", i === best);
       }
+      button.classList.toggle("ov-dead", isDead(columns()[c], i));
     }));
+    showHint();
     if (grid.contains(el.getRootNode().activeElement)) highlight(...focus); else status.textContent = idle;
+  }
+
+  function showHint() {
+    const dead = columns().some((column) => column.tops.some((_, i) => isDead(column, i)));
+    const pale = model.color_mode === "layer"
+      ? "Each layer has its own colour range."
+      : "Pale maps hold values that are small next to the largest one in their colour range: choose Layer to give each layer its own range.";
+    hint.textContent = `${dead ? "Hatched maps are all zero for this image. " : ""}${pale}`;
+  }
+
+  function drawOutlines() {
+    outlines.replaceChildren();
+    columns().forEach((column) => {
+      if (column.kind === "output") return;
+      column.tops.forEach((_, i) => outlines.append(outline(column, i, "ov-outline")));
+    });
   }
 
   function resize() {
@@ -253,10 +283,12 @@ export function render({ model, el }) {
   }
 
   resize();
+  drawOutlines();
   buildGrid();
   buildLabels();
   showSelected();
-  model.on("layout", () => { resize(); buildGrid(); buildLabels(); showSelected(); });
+  model.on("layout", () => { resize(); drawOutlines(); buildGrid(); buildLabels(); showSelected(); });
+  model.on("color_mode", showHint);
   model.on("stats", refreshText);
   model.on(["details", "legends"], buildLabels);
   model.on("selected", showSelected);

@@ -36,13 +36,18 @@ def spotlight_shown(page) -> bool:
 
 def test_every_way_out_of_the_tour_leaves_the_page_undimmed(browser, app, wait_until):
     """Skip on the first visit, Done at the end, Esc on a reopened tour: the page looks as before the tour."""
-    context = browser.new_context(viewport={"width": 1280, "height": 800})
-    context.add_init_script(SKIP_TOUR)  # the first load is a returning visitor's: the picture before any tour
-    page = context.new_page()
+    viewport = {"width": 1280, "height": 800}
+    returning = browser.new_context(viewport=viewport)
+    returning.add_init_script(SKIP_TOUR)  # a returning visitor's page: the picture without any tour
+    page = returning.new_page()
     open_app(page, app.url)
-    page.locator(".ov-tile[data-layer='max_pool_2'][data-index='9']").wait_for()
     rest_the_pointer(page)
     before = pixels(page)
+    returning.close()
+
+    context = browser.new_context(viewport=viewport)  # a first visit: the tour opens by itself
+    page = context.new_page()
+    page.goto(app.url)
     card = page.locator(TOUR_CARD)
 
     def leave_and_compare(how: str) -> None:
@@ -53,10 +58,6 @@ def test_every_way_out_of_the_tour_leaves_the_page_undimmed(browser, app, wait_u
         difference = looks_like(pixels(page), before)
         assert not difference, f"after {how} the page does not look as before the tour: {difference}"
 
-    # a first visit: the tour opens by itself; Skip
-    page.evaluate("() => localStorage.removeItem('cnnviz-tour-seen')")
-    context.clear_cookies()
-    page.reload()
     card.wait_for()
     gallery_shot(page, "tour-first-visit")
     card.get_by_role("button", name="Skip tour").click()
@@ -86,6 +87,12 @@ def test_every_way_out_of_the_tour_leaves_the_page_undimmed(browser, app, wait_u
     page.locator(".fv-dialog").wait_for()
     assert not spotlight_shown(page)
     context.close()
+
+
+def intersect(a: dict, b: dict) -> bool:
+    return a["x"] < b["x"] + b["width"] and b["x"] < a["x"] + a["width"] and a["y"] < b["y"] + b["height"] and b[
+        "y"
+    ] < a["y"] + a["height"]
 
 
 def open_class(page, index: int, how: str, output: str) -> None:
@@ -146,6 +153,7 @@ def test_no_text_overlaps_or_is_clipped(browser, app, size):
     conv = next(info.name for info in network.infos if info.kind == "conv2d")
     history = page.evaluate("() => history.length")
     page.locator(f".ov-tile[data-layer='{conv}'][data-index='3']").click()
+    page.mouse.move(1, 1)  # a pointer resting on the view pauses its sweep
     wait_for_view(page, f"{conv}/3")
     page.locator(".el-overlay[data-sweep='ended']").wait_for(timeout=20_000)
     check("conv view")
@@ -155,8 +163,13 @@ def test_no_text_overlaps_or_is_clipped(browser, app, size):
     box = output.bounding_box()
     for step in range(6):  # hover positions are not places to go Back to
         page.mouse.move(box["x"] + box["width"] * (0.2 + 0.12 * step), box["y"] + box["height"] * 0.5)
-    page.locator(".el-tooltip:not([hidden])").wait_for()
+    tooltip = page.locator(".el-tooltip:not([hidden])")
+    tooltip.wait_for()
     check("conv view, output tooltip")
+    bias = page.locator(".el-hit[data-part='bias']").bounding_box()  # the ⊕, with the bias written under it
+    bias["height"] *= 2
+    if intersect(tooltip.bounding_box(), bias):
+        problems.setdefault("conv view, output tooltip", []).append("the tooltip covers the ⊕ and the bias")
     gallery_shot(page, f"conv-view-tooltip-{size}")
     assert page.evaluate("() => history.length") == opened, "hovering the conv view added history entries"
     assert opened == history + 1
@@ -180,3 +193,30 @@ def test_no_text_overlaps_or_is_clipped(browser, app, size):
     gallery_shot(page, f"softmax-mode-{size}")
     context.close()
     assert not problems, "\n".join(f"{where}: {problem}" for where, found in problems.items() for problem in found)
+
+
+def test_an_open_conv_view_is_not_replayed_by_a_colour_change_or_by_back(browser, app, wait_until):
+    """Changing the colour range redraws the view without a new sweep; Back from its formula view shows the
+    view as it was left, with no entry animation and no sweep."""
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    context.add_init_script(SKIP_TOUR)
+    page = context.new_page()
+    open_app(page, app.url)
+    conv = [info.name for info in app.sessions[-1].state.network.infos if info.kind == "conv2d"][1]
+    page.locator(f".ov-tile[data-layer='{conv}'][data-index='3']").click()
+    page.mouse.move(1, 1)
+    overlay = page.locator(".el-overlay")
+    page.locator(".el-overlay[data-sweep='ended']").wait_for(timeout=20_000)
+    received = overlay.evaluate("node => node.timings.received")
+    page.get_by_role("button", name="Global", exact=True).click()
+    wait_until(lambda: overlay.evaluate("node => node.timings.received") != received)
+    assert overlay.get_attribute("data-sweep") == "ended", "a new colour range replayed the sweep"
+
+    page.locator(".el-hit[data-part='intermediate'][data-channel='1']").click()
+    page.locator(".fv-dialog").wait_for()
+    wait_until(lambda: "view=formula" in page.url)
+    page.go_back()
+    page.locator(".el-overlay[data-phase='open']").wait_for()
+    assert overlay.get_attribute("data-sweep") == "ended", "Back replayed the entry animation and the sweep"
+    assert app.sessions[-1].state.level == "elastic"
+    context.close()

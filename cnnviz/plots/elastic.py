@@ -65,8 +65,6 @@ def _channels_first(maps: np.ndarray) -> np.ndarray:
     return np.moveaxis(np.asarray(maps), -1, 0)
 
 
-
-
 def _plus(value: float) -> str:
     """ "+ 0.13" or "− 0.09": a signed term of a written-out sum."""
     return f"{'−' if value < 0 else '+'} {abs(value):.2f}"
@@ -382,9 +380,10 @@ def softmax_view(trace: Trace, unit: int) -> dict[str, Any]:
         "total": terms.total,
         "probabilities": terms.probabilities.tolist(),
         "summary": (
-            f"Softmax turns the {terms.logits.size} class scores (logits, from {number_text(low)} to {number_text(high)}) into "
-            f"probabilities: p = e^score / Σ e^scores, where Σ = {terms.total:.4g}. “{names[unit]}”: "
-            f"e^{number_text(float(terms.logits[unit]))} / {terms.total:.4g} = {100 * terms.probabilities[unit]:.1f} %; "
+            f"Softmax turns the {terms.logits.size} class scores (logits, from {number_text(low)} to "
+            f"{number_text(high)}) into probabilities: p = e^score / Σ e^scores, where Σ = {terms.total:.4g}. "
+            f"“{names[unit]}”: e^{number_text(float(terms.logits[unit]))} / {terms.total:.4g} = "
+            f"{100 * terms.probabilities[unit]:.1f} %; "
             f"the prediction is “{names[best]}” at {100 * terms.probabilities[best]:.1f} %."
         ),
     }

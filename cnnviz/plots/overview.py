@@ -214,7 +214,8 @@ def legend_data(
         first, last = layout.column(group[0]), layout.column(group[-1])
         extent = ranges[group[0]]
         title = f"shared colour range of {', '.join(group)}"
-        legends.append(_legend(first, last, list(DIVERGING_STOPS), number_text(-extent), "0", number_text(extent), title))
+        ticks = number_text(-extent), "0", number_text(extent)
+        legends.append(_legend(first, last, list(DIVERGING_STOPS), *ticks, title))
     return legends
 
 

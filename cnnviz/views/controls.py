@@ -148,19 +148,7 @@ class LabelledSwitch(JSComponent):
       el.append(label);
     }
     """
-    _stylesheets: ClassVar[list[str]] = [
-        """
-        label { display: inline-flex; align-items: center; gap: 8px; cursor: pointer; font: 14px system-ui, sans-serif;
-          color: #222; padding: 2px 0; }
-        input[type="checkbox"][role="switch"] { appearance: none; position: relative; width: 34px; height: 20px; margin: 0; border-radius: 10px;
-          background: #b9c0c8; cursor: pointer; transition: background 0.15s; }
-        input[role="switch"]::before { content: ""; position: absolute; top: 2px; left: 2px; width: 16px; height: 16px; border-radius: 50%;
-          background: #fff; box-shadow: 0 1px 2px rgba(0, 0, 0, 0.3); transition: left 0.15s; }
-        input[role="switch"]:checked { background: #2f3e4e; }
-        input[role="switch"]:checked::before { left: 16px; }
-        input[role="switch"]:focus-visible { outline: 3px solid #f59e0b; outline-offset: 2px; }
-        """
-    ]
+    _stylesheets: ClassVar[list[str]] = [(HERE / "switch.css").read_text()]
 
 
 class ReloadFromUrl(JSComponent):

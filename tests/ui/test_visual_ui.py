@@ -7,7 +7,7 @@ screenshots to test-artifacts/gallery/ (overview, each view, the tour, the phone
 from __future__ import annotations
 
 import pytest
-from pages import SKIP_TOUR, edge_problems, gallery_shot, looks_like, open_app, pixels, text_problems
+from pages import SKIP_TOUR, canvas_texts, edge_problems, gallery_shot, looks_like, open_app, pixels, text_problems
 
 pytestmark = pytest.mark.ui
 
@@ -90,9 +90,12 @@ def test_every_way_out_of_the_tour_leaves_the_page_undimmed(browser, app, wait_u
 
 
 def intersect(a: dict, b: dict) -> bool:
-    return a["x"] < b["x"] + b["width"] and b["x"] < a["x"] + a["width"] and a["y"] < b["y"] + b["height"] and b[
-        "y"
-    ] < a["y"] + a["height"]
+    return (
+        a["x"] < b["x"] + b["width"]
+        and b["x"] < a["x"] + a["width"]
+        and a["y"] < b["y"] + b["height"]
+        and b["y"] < a["y"] + a["height"]
+    )
 
 
 def open_class(page, index: int, how: str, output: str) -> None:
@@ -127,7 +130,7 @@ def test_a_phone_opens_every_class_by_click_and_by_tap(browser, app):
 
 
 @pytest.mark.parametrize("size", list(SIZES))
-def test_no_text_overlaps_or_is_clipped(browser, app, size):
+def test_no_text_overlaps_or_is_clipped(browser, app, size, wait_until):
     """The overview (with and without details), the conv and flatten views and softmax mode, at each size."""
     width, height = SIZES[size]
     context = browser.new_context(viewport={"width": width, "height": height}, has_touch=width < 700)
@@ -182,13 +185,8 @@ def test_no_text_overlaps_or_is_clipped(browser, app, size):
     gallery_shot(page, f"flatten-view-{size}")
     page.locator(".el-softmax").click()
     wait_for_view(page, f"{network.infos[-1].name}/0")
-    page.wait_for_function("() => document.querySelector('*') && true")
-    page.wait_for_function(
-        """() => { const find = (root) => { const c = root.querySelector('.el-canvas'); if (c) return c;
-          for (const e of root.querySelectorAll('*')) if (e.shadowRoot) { const f = find(e.shadowRoot); if (f) return f; }
-          return null; };
-          const canvas = find(document); return canvas && canvas.textBoxes.filter((t) => t.text.endsWith('%')).length >= 10; }"""
-    )
+    classes = len(network.class_names)  # softmax mode writes each probability once all have appeared
+    wait_until(lambda: sum(text.endswith("%") for text in canvas_texts(page)) == classes)
     check("softmax mode")
     gallery_shot(page, f"softmax-mode-{size}")
     context.close()

@@ -33,8 +33,14 @@ def test_saliency_uses_the_apps_diverging_colours_blue_for_raising_the_score():
 
 @pytest.mark.parametrize(
     ("value", "digits", "text"),
-    [(-0.001, 2, "0.00"), (-0.004, 2, "0.00"), (0.0, 2, "0.00"), (-0.04, 1, "0.0")]
-    + [(-1.5, 2, "−1.50"), (2.345, 1, "2.3")],
+    [
+        (-0.001, 2, "0.00"),
+        (-0.004, 2, "0.00"),
+        (0.0, 2, "0.00"),
+        (-0.04, 1, "0.0"),
+        (-1.5, 2, "−1.50"),
+        (2.345, 1, "2.3"),
+    ],
 )
 def test_numbers_never_read_minus_zero(value, digits, text):
     assert number_text(value, digits) == text

@@ -6,14 +6,17 @@ import base64
 import binascii
 import html
 import io
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
+from urllib.parse import urlencode
 
 import numpy as np
 import panel as pn
 import param
 from panel.custom import JSComponent
+from panel.io.location import Location
 from panel.viewable import Viewer
 from PIL import Image
 
@@ -149,6 +152,21 @@ class LabelledSwitch(JSComponent):
     }
     """
     _stylesheets: ClassVar[list[str]] = [(HERE / "switch.css").read_text()]
+
+
+def keep_url_booleans_lowercase(location: Location) -> None:
+    """Write `details=true` every time, not `true` first and `True` after the next change of another option.
+
+    Panel's Location writes a changed boolean as JSON (`true`) but re-encodes the values it parsed back from the
+    query with `str()` (`True`); this session's Location writes them back as JSON too.
+    """
+
+    def update_query(**values: Any) -> None:
+        query = {name: json.dumps(v) if isinstance(v, bool) else v for name, v in location.query_params.items()}
+        query.update(values)
+        location.search = "?" + urlencode(query)
+
+    location.update_query = update_query
 
 
 class ReloadFromUrl(JSComponent):

@@ -563,6 +563,12 @@ export function render({ model, el }) {
     });
   }
 
+  // The font size (at most `size`) at which `value` is no wider than `width`, in layout units.
+  function fitting(value, size, width, weight) {
+    context.font = `${weight} 100px system-ui, sans-serif`;
+    return Math.min(size, (100 * width) / context.measureText(value).width);
+  }
+
   // The widest box of text height `height` that fits inside a circle, for text written in it.
   function insideCircle(x, y, r, height, name) {
     const half = Math.sqrt(Math.max(0, r * r - (height / 2) ** 2));
@@ -611,7 +617,9 @@ export function render({ model, el }) {
     context.fillStyle = "#fff4e8";
     context.fillRect(score.x, score.y, score.w, score.h);
     frameRect(score, "#b35806", 2);
-    text(format(data.score), score.x + score.w / 2, score.y + score.h / 2, 0.55, "#7f2704", "center", 700, { ...score, name: "the score box" });
+    const scoreText = format(data.score);
+    const scoreSize = fitting(scoreText, 0.55, 0.85 * score.w, 700);  // a long negative score still fits its box
+    text(scoreText, score.x + score.w / 2, score.y + score.h / 2, scoreSize, "#7f2704", "center", 700, { ...score, name: "the score box" });
     text(data.class_name, score.x + score.w / 2, score.y + score.h + 0.35, 0.36, "#b35806", "center", 700);
     if (typeof inspect === "number") {
       const [row, col, channel] = data.order.slice(3 * inspect, 3 * inspect + 3);

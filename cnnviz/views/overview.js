@@ -27,10 +27,9 @@ export function render({ model, el }) {
   plot.className = "ov-plot";
   plot.append(model.get_child("plot"));
   const drawing = svg("svg", { class: "ov-svg", preserveAspectRatio: "none", "aria-hidden": "true" });
-  const outlines = svg("g", { class: "ov-outlines" });  // every map framed: a pale map is not a missing one
   const edges = svg("g", { class: "ov-edges" });
   const marks = svg("g", { class: "ov-marks" });
-  drawing.append(outlines, edges, marks);
+  drawing.append(edges, marks);
   const grid = document.createElement("div");
   grid.className = "ov-grid";
   grid.setAttribute("role", "group");
@@ -268,14 +267,6 @@ export function render({ model, el }) {
     hint.textContent = `${dead ? "Hatched maps are all zero for this image. " : ""}${pale}`;
   }
 
-  function drawOutlines() {
-    outlines.replaceChildren();
-    columns().forEach((column) => {
-      if (column.kind === "output") return;
-      column.tops.forEach((_, i) => outlines.append(outline(column, i, "ov-outline")));
-    });
-  }
-
   function resize() {
     const { width, height } = model.layout;
     drawing.setAttribute("viewBox", `0 0 ${width} ${height}`);
@@ -283,11 +274,10 @@ export function render({ model, el }) {
   }
 
   resize();
-  drawOutlines();
   buildGrid();
   buildLabels();
   showSelected();
-  model.on("layout", () => { resize(); drawOutlines(); buildGrid(); buildLabels(); showSelected(); });
+  model.on("layout", () => { resize(); buildGrid(); buildLabels(); showSelected(); });
   model.on("color_mode", showHint);
   model.on("stats", refreshText);
   model.on(["details", "legends"], buildLabels);

@@ -75,7 +75,7 @@ POPUPS = ".el-tooltip, .tour-card, [role='tooltip']"  # what must be seen whole,
 def text_problems(page, within: str | None = None, popups: str = POPUPS) -> list[str]:
     """Overlapping, touching or clipped text in the page (or in the element `within` selects), as sentences.
 
-    - two texts of different containers overlap, or sit on one line less than 2 px apart;
+    - two texts of different containers overlap, or sit on one line less than about half a letter apart;
     - a text extends past a container that hides its overflow (or is cut with an ellipsis), past its canvas or
       the shape drawn around it on a canvas, or past the window's left or right edge (scrollable areas may
       hide text off to the side: it is reachable; popups such as tooltips must be seen whole).
@@ -105,8 +105,8 @@ def text_problems(page, within: str | None = None, popups: str = POPUPS) -> list
                 continue
             width, height = _overlap(a, b)
             smaller = min(a["bottom"] - a["top"], b["bottom"] - b["top"])
-            same_line = height > 0.5 * smaller
-            if (width > 1 and height > max(3.0, 0.25 * smaller)) or (same_line and width > -2):
+            same_line = height > 0.5 * smaller  # side by side, they must be at least about half a letter apart
+            if (width > 1 and height > max(3.0, 0.25 * smaller)) or (same_line and width > -0.4 * smaller):
                 problems.append(
                     f"“{first['text']}” ({first['where']}) and “{second['text']}” ({second['where']}) "
                     + ("overlap" if width > 1 else "touch")

@@ -175,6 +175,7 @@ def test_no_text_overlaps_or_is_clipped(browser, app, size, wait_until):
         problems.setdefault("conv view, output tooltip", []).append("the tooltip covers the ⊕ and the bias")
     gallery_shot(page, f"conv-view-tooltip-{size}")
     assert page.evaluate("() => history.length") == opened, "hovering the conv view added history entries"
+    assert "details=true" in page.url, "the URL spells the details option differently after another change"
     assert opened == history + 1
     page.keyboard.press("Escape")
     page.locator(".el-overlay").wait_for(state="hidden")

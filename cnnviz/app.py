@@ -19,7 +19,7 @@ from cnnviz.resources import shared_catalog, shared_network, single_threaded_bla
 from cnnviz.serve import return_memory_when_session_ends
 from cnnviz.state import ExplainerState
 from cnnviz.views.article import LAYER_KIND_SECTIONS, SECTION_ANCHORS, Article
-from cnnviz.views.controls import NARROW_SCREEN, ControlPanel, ReloadFromUrl
+from cnnviz.views.controls import NARROW_SCREEN, ControlPanel, ReloadFromUrl, keep_url_booleans_lowercase
 from cnnviz.views.elastic import ElasticView
 from cnnviz.views.formula import FormulaView
 from cnnviz.views.lab import ChangedNetworkNotice, Lab
@@ -113,6 +113,7 @@ class Explainer(Viewer):
     def sync_url(self) -> None:
         """Mirror image, selection and options in the URL query, and restore them from it."""
         if pn.state.location is not None:
+            keep_url_booleans_lowercase(pn.state.location)
             pn.state.location.sync(self.state, URL_PARAMETERS)
 
     def page(self) -> pn.template.BaseTemplate:

@@ -26,7 +26,7 @@ WEIGHT_STOPS = (  # ColorBrewer BrBG: brown negative, teal positive, for kernel 
 )  # fmt: skip
 ORANGE_STOPS = ("#fff5eb", "#fdd0a2", "#fd8d3c", "#d94801", "#7f2704")  # logits
 
-COLOR_MODES = ("unit", "module", "global")
+COLOR_MODES = ("unit", "module", "global", "layer")
 MAP_KINDS = ("conv2d", "relu", "maxpool2d")  # layers drawn as heatmaps with the diverging map
 
 
@@ -54,7 +54,9 @@ def layer_groups(network: Network, mode: str) -> list[list[str]]:
     """Layers that share one colour range.
 
     unit: each convolution with the ReLU/pooling layers after it; module: everything up to and including a
-    pooling layer; global: all hidden layers together.
+    pooling layer; global: all hidden layers together; layer: each layer on its own, so that a layer whose
+    values are all small next to the convolution before it (a ReLU that zeroes most of it) still shows its
+    structure.
     """
     if mode not in COLOR_MODES:
         raise ValueError(f"colour mode must be one of {COLOR_MODES}, not {mode!r}")
@@ -63,7 +65,7 @@ def layer_groups(network: Network, mode: str) -> list[list[str]]:
     for info in network.infos:
         if info.kind not in MAP_KINDS:
             continue
-        if starts_group or (mode == "unit" and info.kind == "conv2d"):
+        if starts_group or mode == "layer" or (mode == "unit" and info.kind == "conv2d"):
             groups.append([])
         groups[-1].append(info.name)
         starts_group = mode == "module" and info.kind == "maxpool2d"

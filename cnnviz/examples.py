@@ -80,6 +80,11 @@ def thumbnail_url(image: Image.Image, size: int = THUMBNAIL_SIZE) -> str:
     return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
+def with_article(noun: str) -> str:
+    """'a koala', 'an espresso', 'an orange': the article a reader expects before the class name."""
+    return f"{'an' if noun[:1].lower() in 'aeiou' else 'a'} {noun}"
+
+
 def _readonly(array: np.ndarray) -> np.ndarray:
     array.flags.writeable = False
     return array
@@ -131,7 +136,7 @@ def build_catalog(data_dir: Path | None = None, network: Network | None = None) 
             Example(
                 key,
                 entry.label.capitalize(),
-                f"A {entry.label} from the test images",
+                f"{with_article(entry.label).capitalize()} from the test images",
                 image,
                 entry.label,
                 thumbnail_url(array_to_image(image)),

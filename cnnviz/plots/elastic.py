@@ -29,7 +29,7 @@ from cnnviz.engine.explain import (
     flatten_source_shape,
     softmax_terms,
 )
-from cnnviz.plots.overview import OUTPUT_KIND, TILE, OverviewLayout
+from cnnviz.plots.overview import OUTPUT_KIND, TILE, OverviewLayout, number_text
 
 CONTEXT_WIDTH = 0.3  # a compressed context column
 CONTEXT_PITCH = 0.55
@@ -40,7 +40,7 @@ OUTPUT_TILE = 6.0
 POOL_GRID_COLUMNS = 2
 STRIP_WIDTH = 0.45
 PLUS_RADIUS = 0.35
-LOGIT_RADIUS = 0.42
+LOGIT_RADIUS = 0.48
 
 
 def encode(array: np.ndarray) -> str:
@@ -63,10 +63,6 @@ def _extent(values: np.ndarray) -> float:
 
 def _channels_first(maps: np.ndarray) -> np.ndarray:
     return np.moveaxis(np.asarray(maps), -1, 0)
-
-
-def _fmt(value: float) -> str:
-    return f"{value:.2f}".replace("-", "−")
 
 
 def _plus(value: float) -> str:
@@ -314,8 +310,8 @@ def conv_summary(layer: str, neuron: int, source: str, channels: int, bias: floa
     row, col = np.unravel_index(int(np.argmax(output)), output.shape)
     what = "colour channels of the input image" if source == "input" else f"neurons of {source}"
     return (
-        f"{layer} neuron {neuron + 1} = sum of {channels} intermediate maps + bias {_fmt(bias)}; "
-        f"max {_fmt(float(output.max()))} at ({row}, {col}), min {_fmt(float(output.min()))}. "
+        f"{layer} neuron {neuron + 1} = sum of {channels} intermediate maps + bias {number_text(bias)}; "
+        f"max {number_text(float(output.max()))} at ({row}, {col}), min {number_text(float(output.min()))}. "
         f"Each of the {channels} {what} is convolved with its own 3×3 kernel, giving one intermediate map per "
         f"channel; the {output.shape[0]}×{output.shape[1]} output adds them up pixel by pixel, then adds the bias."
     )
@@ -358,11 +354,11 @@ def flatten_summary(trace: Trace, unit: int, source: str, step) -> str:
     strongest = int(np.argmax(np.abs(step.products)))
     return (
         f"The score of “{name}” = sum of {step.inputs.size} flattened values × their weights + bias "
-        f"{_fmt(step.bias)} = {_fmt(step.total)} {_plus(step.bias)} = {_fmt(step.result)}. "
+        f"{number_text(step.bias)} = {number_text(step.total)} {_plus(step.bias)} = {number_text(step.result)}. "
         f"Flatten unrolls the {trace[source].shape[2]} maps of {source} ({trace[source].shape[0]}×"
         f"{trace[source].shape[1]} each) into one vector, pixel by pixel, all channels of a pixel side by side; "
-        f"the largest contribution is element {strongest} ({_fmt(float(step.inputs[strongest]))} × "
-        f"{_fmt(float(step.weights[strongest]))} = {_fmt(float(step.products[strongest]))})."
+        f"the largest contribution is element {strongest} ({number_text(float(step.inputs[strongest]))} × "
+        f"{number_text(float(step.weights[strongest]))} = {number_text(float(step.products[strongest]))})."
     )
 
 
@@ -384,9 +380,10 @@ def softmax_view(trace: Trace, unit: int) -> dict[str, Any]:
         "total": terms.total,
         "probabilities": terms.probabilities.tolist(),
         "summary": (
-            f"Softmax turns the {terms.logits.size} class scores (logits, from {_fmt(low)} to {_fmt(high)}) into "
-            f"probabilities: p = e^score / Σ e^scores, where Σ = {terms.total:.4g}. “{names[unit]}”: "
-            f"e^{_fmt(float(terms.logits[unit]))} / {terms.total:.4g} = {100 * terms.probabilities[unit]:.1f} %; "
+            f"Softmax turns the {terms.logits.size} class scores (logits, from {number_text(low)} to "
+            f"{number_text(high)}) into probabilities: p = e^score / Σ e^scores, where Σ = {terms.total:.4g}. "
+            f"“{names[unit]}”: e^{number_text(float(terms.logits[unit]))} / {terms.total:.4g} = "
+            f"{100 * terms.probabilities[unit]:.1f} %; "
             f"the prediction is “{names[best]}” at {100 * terms.probabilities[best]:.1f} %."
         ),
     }

@@ -8,6 +8,7 @@ import holoviews as hv
 import holoviews.plotting.bokeh  # registers the Bokeh backend the options below are for
 import numpy as np
 
+from cnnviz.colors import DIVERGING
 from cnnviz.engine import Network, Trace
 from cnnviz.engine.experiments import compare
 from cnnviz.lab_state import TrainingHistory
@@ -124,12 +125,13 @@ def input_picture(image: np.ndarray) -> hv.RGB:
 
 
 def saliency_map(image: np.ndarray, strength: np.ndarray, class_name: str) -> hv.Overlay:
-    """The saliency for one class over the greyed input: red pixels raise the class's score, blue ones lower it."""
+    """The saliency for one class over the greyed input, in the app's one convention (`colors.DIVERGING`):
+    blue pixels raise the class's score when they get brighter, red ones lower it."""
     height, width = strength.shape
     bounds = (0, 0, width, height)
     grey = hv.Image(np.asarray(image).mean(axis=-1), bounds=bounds).opts(cmap="gray", alpha=0.45)
     limit = float(np.percentile(np.abs(strength), 99)) or 1.0  # a few extreme pixels would wash out the rest
     gradient = hv.Image(strength, bounds=bounds, vdims=["d score / d pixel"]).opts(
-        cmap="RdBu_r", clim=(-limit, limit), alpha=0.85, tools=["hover"]
+        cmap=DIVERGING, clim=(-limit, limit), alpha=0.85, tools=["hover"]
     )
     return _square(grey * gradient, f"saliency · {class_name}")

@@ -195,8 +195,10 @@ def overview_plot(trace: Trace, layout: OverviewLayout, ranges: dict[str, float]
     return OverviewPlot(fig, heatmaps, inputs, bars)
 
 
-def _tick(value: float) -> str:
-    return f"{value:.2f}".replace("-", "−")
+def number_text(value: float, digits: int = 2) -> str:
+    """A value as people read it: a real minus sign, and never "−0.00" for a value that rounds to zero."""
+    text = f"{value:.{digits}f}"
+    return text[1:] if text.startswith("-") and not text.strip("-0.") else text.replace("-", "−")
 
 
 def legend_data(
@@ -212,7 +214,8 @@ def legend_data(
         first, last = layout.column(group[0]), layout.column(group[-1])
         extent = ranges[group[0]]
         title = f"shared colour range of {', '.join(group)}"
-        legends.append(_legend(first, last, list(DIVERGING_STOPS), _tick(-extent), "0", _tick(extent), title))
+        ticks = number_text(-extent), "0", number_text(extent)
+        legends.append(_legend(first, last, list(DIVERGING_STOPS), *ticks, title))
     return legends
 
 

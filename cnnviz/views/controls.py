@@ -6,14 +6,17 @@ import base64
 import binascii
 import html
 import io
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
+from urllib.parse import urlencode
 
 import numpy as np
 import panel as pn
 import param
 from panel.custom import JSComponent
+from panel.io.location import Location
 from panel.viewable import Viewer
 from PIL import Image
 
@@ -22,7 +25,7 @@ from cnnviz.state import ExplainerState
 
 HERE = Path(__file__).parent
 ACCEPT = ".jpg,.jpeg,.png,.gif,.webp,.bmp,.tif,.tiff,image/*"
-COLOR_MODE_LABELS = {"Unit": "unit", "Module": "module", "Global": "global"}
+COLOR_MODE_LABELS = {"Unit": "unit", "Module": "module", "Global": "global", "Layer": "layer"}
 PREVIEW_SIZE = 128
 GALLERY_HEIGHT = 156
 SECTION_WIDTH = 300
@@ -125,6 +128,47 @@ class BrowserControl(JSComponent):
         self.received = received
 
 
+class LabelledSwitch(JSComponent):
+    """An on/off switch whose words belong to it: a click or tap on the label toggles it, as in any form.
+
+    (Bokeh's Switch and Checkbox draw their label as a plain div, which ignores clicks.)
+    """
+
+    value = param.Boolean(default=False)
+    label = param.String(default="")
+
+    _esm = """
+    export function render({ model, el }) {
+      const label = document.createElement("label");
+      const box = Object.assign(document.createElement("input"), { type: "checkbox", checked: model.value });
+      box.setAttribute("role", "switch");
+      const words = document.createElement("span");
+      words.textContent = model.label;
+      label.append(box, words);
+      box.addEventListener("change", () => { model.value = box.checked; });
+      model.on("value", () => { box.checked = model.value; });
+      model.on("label", () => { words.textContent = model.label; });
+      el.append(label);
+    }
+    """
+    _stylesheets: ClassVar[list[str]] = [(HERE / "switch.css").read_text()]
+
+
+def keep_url_booleans_lowercase(location: Location) -> None:
+    """Write `details=true` every time, not `true` first and `True` after the next change of another option.
+
+    Panel's Location writes a changed boolean as JSON (`true`) but re-encodes the values it parsed back from the
+    query with `str()` (`True`); this session's Location writes them back as JSON too.
+    """
+
+    def update_query(**values: Any) -> None:
+        query = {name: json.dumps(v) if isinstance(v, bool) else v for name, v in location.query_params.items()}
+        query.update(values)
+        location.search = "?" + urlencode(query)
+
+    location.update_query = update_query
+
+
 class ReloadFromUrl(JSComponent):
     """Reload the page whenever its URL must bring a view back, since the URL restores image and selection:
 
@@ -194,7 +238,7 @@ class ControlPanel(Viewer):
             height=GALLERY_HEIGHT,
         )
         self.dropzone = BrowserControl(kind="upload", sizing_mode="stretch_width", height=64)
-        self.details = pn.widgets.Switch.from_param(state.param.show_details, label="Show details")
+        self.details = LabelledSwitch(label="Show details", value=state.show_details)
         self.color_mode = pn.widgets.RadioButtonGroup(
             label="Colour range", options=COLOR_MODE_LABELS, value=state.color_mode, color="light"
         )
@@ -213,6 +257,8 @@ class ControlPanel(Viewer):
         state.param.watch(self._follow_image, ["image", "original"])  # a new example always brings a new image
         state.param.watch(self._follow_message, "message")
         state.param.watch(self._follow_color_mode, "color_mode")
+        self.details.param.watch(self._choose_details, "value")
+        state.param.watch(self._follow_details, "show_details")
 
     def __panel__(self) -> pn.viewable.Viewable:
         pick = pn.Column(
@@ -270,6 +316,12 @@ class ControlPanel(Viewer):
         text = html.escape(event.new)  # never render user-influenced text as HTML
         self.message.object = f"<div role='alert' class='upload-error'>{text}</div>" if text else ""
         self.message.visible = bool(text)
+
+    def _choose_details(self, event: param.parameterized.Event) -> None:
+        self.state.show_details = event.new
+
+    def _follow_details(self, event: param.parameterized.Event) -> None:
+        self.details.value = event.new
 
     def _follow_color_mode(self, event: param.parameterized.Event) -> None:
         self.color_mode.value = event.new

@@ -4,6 +4,7 @@
 const ENTER_MS = 480;
 const SWEEP_MS_PER_POSITION = 0.8;
 const LOGIT_STEP_MS = 110;
+const NOTE_ROOM = 24;  // px below the neurons, past the overview's own bottom, for annotations that wrap
 const DOCK = "dock";  // readouts that would cover what they explain go to the top-right corner instead
 
 const ease = (t) => (t < 0.5 ? 4 * t * t * t : 1 - Math.pow(-2 * t + 2, 3) / 2);
@@ -11,9 +12,10 @@ const lerp = (a, b, t) => a + (b - a) * t;
 const lerpRect = (a, b, t) => ({ x: lerp(a.x, b.x, t), y: lerp(a.y, b.y, t), w: lerp(a.w, b.w, t), h: lerp(a.h, b.h, t) });
 const clamp01 = (t) => Math.max(0, Math.min(1, t));
 
+// A real minus sign, and no "−0.00": a value that rounds to zero is written without a sign.
 function format(value, digits = 2) {
-  if (Math.abs(value) >= 100) return value.toFixed(0).replace("-", "−");
-  return value.toFixed(digits).replace("-", "−");
+  const text = value.toFixed(Math.abs(value) >= 100 ? 0 : digits);
+  return /^-[0.]*$/.test(text) ? text.slice(1) : text.replace("-", "−");
 }
 
 function bytes(b64) {
@@ -86,6 +88,7 @@ export function render({ model, el }) {
   el.append(host, overlay, summary);
 
   const context = canvas.getContext("2d");
+  canvas.textBoxes = [];  // what draw() wrote, for tests (see text())
   let palettes = {};
   let thumbs = {};  // column name -> [canvas per neuron]
   let geometry = null;  // the open view's geometry (model.geometries[key])
@@ -99,6 +102,8 @@ export function render({ model, el }) {
   let inspect = null;  // conv: [row, col]; flatten: index; softmax: class
   let reveal = 0;  // softmax: time since the view was shown
   let scheduled = false;
+  let swept = null;  // the view whose sweep has been started: a redraw of the same view does not replay it
+  let restoring = false;  // the view is on screen as the page loads: no entry animation, no sweep
   let keyboard = false;  // the view was opened or closed from the keyboard: move focus along with it
   let units = 1;  // CSS pixels per layout unit
 
@@ -170,15 +175,23 @@ export function render({ model, el }) {
     key = layer;
     neuron = index;
     geometry = model.geometries[layer];
+    overlay.dataset.view = "";  // set again once this view's numbers are on screen (shown)
     inspect = null;
     hideTooltip();
     overlay.classList.add("el-visible");
-    if (phase === "closed") measure();
+    if (phase === "closed") {
+      measure();
+      scroller.scrollLeft = deepQuery(host, ".ov-scroll")?.scrollLeft ?? 0;  // grow out of what is on screen
+    }
     phase = "entering";
     host.inert = true;
     if (switching) focus = Math.min(focus, 0.35);
     buildLabels();
-    animateFocus(1, () => { phase = "open"; overlay.dataset.phase = phase; shown(); });
+    swept = null;
+    const ready = () => { phase = "open"; overlay.dataset.phase = phase; shown(); };
+    if (!restoring) return animateFocus(1, ready);
+    focus = 1;  // the page came back to this view (a reload, Back, a shared link): show it as it was left
+    ready();
   }
 
   function close() {
@@ -202,11 +215,31 @@ export function render({ model, el }) {
   function shown() {
     if (!data || data.layer !== key || data.neuron !== neuron || phase !== "open") return;
     overlay.dataset.view = `${key}/${neuron}`;
+    showResult();
     buildHits();
-    if (data.kind === "conv") startSweep();
+    const view = overlay.dataset.view;
+    if (data.kind === "conv" && swept !== view) {  // a new colour range or image redraws the view, no new sweep
+      if (restoring) endedSweep(); else startSweep();
+      swept = view;
+    }
+    restoring = false;
     if (data.kind === "softmax") reveal = performance.now();
     schedule();
     if (keyboard) title.focus({ preventScroll: true });
+  }
+
+  // On a screen narrower than the view, scroll sideways to what the view computes (the output or the
+  // probabilities), unless it is on screen already.
+  function showResult() {
+    if (scroller.scrollWidth <= scroller.clientWidth) return;
+    const target = geometry.output ?? geometry.probabilities?.[0];
+    const left = geometry.kind === "softmax" ? geometry.logits[0].x - 3 : target.x;
+    const right = geometry.kind === "softmax" ? target.x + 2 : target.x + target.w;
+    const toPixels = scroller.scrollWidth / layout().width;
+    const [from, to] = [left * toPixels, right * toPixels];
+    const view = scroller.scrollLeft;
+    if (from >= view && to <= view + scroller.clientWidth) return;
+    scroller.scrollTo({ left: Math.max(0, (from + to) / 2 - scroller.clientWidth / 2), behavior: "instant" });
   }
 
   function back() {
@@ -250,6 +283,16 @@ export function render({ model, el }) {
     pauseButton.textContent = "❚❚ Pause";
     overlay.dataset.sweep = "playing";
     schedule();
+  }
+
+  // The sweep as if it had run to its end: the whole map on screen, Play starts it again.
+  function endedSweep() {
+    startSweep();
+    sweep.playing = false;
+    sweep.pos = sweep.positions;
+    overlay.sweepStats.ended = true;
+    overlay.dataset.sweep = "ended";
+    pauseButton.textContent = "▶ Play";
   }
 
   function togglePause() {
@@ -304,7 +347,7 @@ export function render({ model, el }) {
     }
     stepSweep(now);
     draw(now);
-    const softmaxAppearing = data?.kind === "softmax" && phase === "open" && now - reveal < LOGIT_STEP_MS * 14;
+    const softmaxAppearing = data?.kind === "softmax" && phase === "open" && now - reveal < softmaxRevealMs() + 50;
     if (transition || sweep?.playing || softmaxAppearing) schedule();
   }
 
@@ -315,7 +358,8 @@ export function render({ model, el }) {
       const inner = frameOfOverview.getBoundingClientRect();
       bar.style.height = `${Math.max(34, inner.top - outer.top)}px`;
     }
-    overlay.style.height = `${host.getBoundingClientRect().height}px`;
+    overlay.style.height = `${host.getBoundingClientRect().height + NOTE_ROOM}px`;
+    scroller.style.paddingBottom = `${NOTE_ROOM}px`;
     const ratio = window.devicePixelRatio || 1;
     const width = frame.clientWidth;
     const height = frame.clientHeight;
@@ -382,6 +426,9 @@ export function render({ model, el }) {
   function draw(now) {
     const { width, height } = layout();
     context.clearRect(0, 0, width, height);
+    canvas.textBoxes = [];
+    canvas.textBoxesWidth = width;
+    canvas.textBoxesHeight = height;
     context.imageSmoothingEnabled = false;
     if (!geometry) return;
     const f = focus;
@@ -498,12 +545,34 @@ export function render({ model, el }) {
     text(`bias ${format(bias)}`, plus.x, plus.y + plus.r + 0.3, 0.3, "#333", "center", 600);
   }
 
-  function text(value, x, y, size, color, align = "center", weight = 400) {
+  // Canvas text, also recorded (in layout units, with the shape it must fit in) so that tests can check what a
+  // person reads on the canvas for overlaps and clipping, as they do for the page's HTML text.
+  function text(value, x, y, size, color, align = "center", weight = 400, within = null) {
     context.fillStyle = color;
     context.textAlign = align;
     context.textBaseline = "middle";
     context.font = `${weight} ${size}px system-ui, sans-serif`;
     context.fillText(value, x, y);
+    if (context.globalAlpha < 0.5) return;
+    context.font = `${weight} ${100 * size}px system-ui, sans-serif`;  // fonts below a pixel measure coarsely
+    const m = context.measureText(value);
+    canvas.textBoxes.push({
+      text: value, x: x - m.actualBoundingBoxLeft / 100, y: y - m.actualBoundingBoxAscent / 100,
+      w: (m.actualBoundingBoxLeft + m.actualBoundingBoxRight) / 100,
+      h: (m.actualBoundingBoxAscent + m.actualBoundingBoxDescent) / 100, within,
+    });
+  }
+
+  // The font size (at most `size`) at which `value` is no wider than `width`, in layout units.
+  function fitting(value, size, width, weight) {
+    context.font = `${weight} 100px system-ui, sans-serif`;
+    return Math.min(size, (100 * width) / context.measureText(value).width);
+  }
+
+  // The widest box of text height `height` that fits inside a circle, for text written in it.
+  function insideCircle(x, y, r, height, name) {
+    const half = Math.sqrt(Math.max(0, r * r - (height / 2) ** 2));
+    return { x: x - half, y: y - r, w: 2 * half, h: 2 * r, name };
   }
 
   function plusSign(plus) {
@@ -548,7 +617,9 @@ export function render({ model, el }) {
     context.fillStyle = "#fff4e8";
     context.fillRect(score.x, score.y, score.w, score.h);
     frameRect(score, "#b35806", 2);
-    text(format(data.score), score.x + score.w / 2, score.y + score.h / 2, 0.55, "#7f2704", "center", 700);
+    const scoreText = format(data.score);
+    const scoreSize = fitting(scoreText, 0.55, 0.85 * score.w, 700);  // a long negative score still fits its box
+    text(scoreText, score.x + score.w / 2, score.y + score.h / 2, scoreSize, "#7f2704", "center", 700, { ...score, name: "the score box" });
     text(data.class_name, score.x + score.w / 2, score.y + score.h + 0.35, 0.36, "#b35806", "center", 700);
     if (typeof inspect === "number") {
       const [row, col, channel] = data.order.slice(3 * inspect, 3 * inspect + 3);
@@ -591,6 +662,12 @@ export function render({ model, el }) {
     frameRect({ x, y: y0, w: 0.6, h: (2 * span + 1) * cell }, "#8a96a3");
   }
 
+  // When the last probability has fully appeared (see drawSoftmax): logits one by one, then the probabilities.
+  function softmaxRevealMs() {
+    const count = columns()[geometry.target].tops.length;
+    return (count + 4) * LOGIT_STEP_MS + count * 30;
+  }
+
   function drawSoftmax(f, detail, now) {
     const g = geometry;
     const column = columns()[g.target];
@@ -614,7 +691,7 @@ export function render({ model, el }) {
       context.lineWidth = (inspect === i || i === neuron ? 2.5 : 1) / units;
       context.stroke();
       if (!ready) return;
-      text(format(data.logits[i]), x, y, 0.3, data.logit_colors[i] > 150 ? "#fff" : "#4a1d00", "center", 600);
+      text(format(data.logits[i]), x, y, 0.25, data.logit_colors[i] > 150 ? "#fff" : "#4a1d00", "center", 600, insideCircle(x, y, r, 0.25, "its circle"));
       text(data.classes[i], x - r - 0.25, y, 0.36, "#333", "right", i === neuron ? 700 : 400);
       const after = clamp01((elapsed - (column.tops.length + 1) * LOGIT_STEP_MS - i * 30) / (3 * LOGIT_STEP_MS)) * detail;
       if (after <= 0) return;
@@ -665,7 +742,16 @@ export function render({ model, el }) {
     tooltip.textContent = text;
     tooltip.hidden = false;
     tooltip.classList.toggle("el-docked", rect === DOCK);
-    if (rect === DOCK) return;
+    tooltip.style.maxWidth = `${Math.min(360, scroller.clientWidth - 16)}px`;
+    if (rect === DOCK) return keepInView();
+    if (rect.below) {  // under the whole target, right-aligned with it: clear of what lies beside it (the ⊕)
+      const { width, height } = layout();
+      Object.assign(tooltip.style, {
+        left: "", right: `${100 - (100 * (rect.below.x + rect.below.w)) / width}%`,
+        top: `${(100 * (rect.below.y + rect.below.h + 0.25)) / height}%`, bottom: "",
+      });
+      return keepInView();
+    }
     const { width } = layout();
     const right = rect.x + rect.w + 0.3;
     const leftSide = right > width * 0.68;
@@ -675,6 +761,16 @@ export function render({ model, el }) {
     const low = rect.y + rect.h > 0.62 * height;  // grow upwards from low targets so the tooltip stays inside
     tooltip.style.top = low ? "" : `${(100 * Math.max(0.2, rect.y)) / height}%`;
     tooltip.style.bottom = low ? `${100 - (100 * (rect.y + rect.h)) / height}%` : "";
+    keepInView();
+  }
+
+  // On a narrow screen the view scrolls sideways: slide the tooltip into the part of it that is on screen.
+  function keepInView() {
+    tooltip.style.translate = "";
+    const box = tooltip.getBoundingClientRect();
+    const visible = scroller.getBoundingClientRect();
+    const shift = Math.max(0, visible.left + 8 - box.left) - Math.max(0, box.right - (visible.right - 8));
+    if (shift) tooltip.style.translate = `${shift}px 0`;
   }
 
   function hideTooltip() {
@@ -749,7 +845,7 @@ export function render({ model, el }) {
     const showOutput = (position) => {
       cursor = position;
       pause();
-      setInspect(position, outputText(position), cellRect(g.output, rows, cols, ...position));
+      setInspect(position, outputText(position), { below: g.output });
     };
     g.kernels.forEach((rect, c) => {
       const weights = data.kernels.slice(c * kr * kc, (c + 1) * kr * kc);
@@ -899,5 +995,8 @@ export function render({ model, el }) {
   model.on(["context", "palettes"], () => { loadContext(); schedule(); });
   model.on("view", showView);
   hideTooltip();
-  if (model.view?.kind) showView();
+  if (model.view?.kind) {
+    restoring = true;
+    showView();
+  }
 }

@@ -469,7 +469,8 @@ class Workbench:
         self.saliency_note.object = (
             f"<p class='lab-readout'>Gradient of the score of <b class='lab-saliency-class'>{html.escape(name)}</b>"
             f" ({'chosen' if chosen is not None else 'predicted'}) with respect to each input pixel.</p>"
-            "<p class='lab-note'>Red pixels raise the score when they get brighter, blue ones lower it. "
+            "<p class='lab-note'>Blue pixels raise the score when they get brighter, red ones lower it, as blue is "
+            "positive and red negative everywhere in cnnviz. "
             "Click a class in the overview's output column to see its map.</p>"
         )
         self.saliency_input.object = input_picture(state.image)

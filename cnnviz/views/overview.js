@@ -8,10 +8,11 @@ function svg(tag, attrs) {
   return node;
 }
 
+// A real minus sign, and no "−0.00": a value that rounds to zero is written without a sign.
 function format(value) {
-  if (Math.abs(value) >= 100) return value.toFixed(0);
-  if (Math.abs(value) >= 10) return value.toFixed(1);
-  return value.toFixed(2).replace("-", "−");
+  const digits = Math.abs(value) >= 100 ? 0 : Math.abs(value) >= 10 ? 1 : 2;
+  const text = value.toFixed(digits);
+  return /^-[0.]*$/.test(text) ? text.slice(1) : text.replace("-", "−");
 }
 
 export function render({ model, el }) {
@@ -35,7 +36,9 @@ export function render({ model, el }) {
   grid.setAttribute("aria-label", "Network overview: use the arrow keys to move between neurons and Enter to open one");
   frame.append(plot, drawing, grid);
   scroller.append(frame);
-  el.append(status, scroller);
+  const hint = document.createElement("p");
+  hint.className = "ov-hint";
+  el.append(status, scroller, hint);
 
   let buttons = [];  // buttons[column][neuron]
   let focus = [1, 0];
@@ -53,12 +56,20 @@ export function render({ model, el }) {
   const tileHeight = (column) => (column.kind === "output" ? model.layout.bar_height : model.layout.tile);
   const tileTop = (column, i) => column.tops[i] + (model.layout.tile - tileHeight(column)) / 2;
 
+  // A hidden layer's map with no value but zero for this image (a "dead" ReLU or what pools it).
+  const isDead = (column, i) => {
+    if (column.kind === "output" || column.kind === "input") return false;
+    const [min, max] = model.stats[column.name][i];
+    return min === 0 && max === 0;
+  };
+
   function describe(c, i) {
     const column = columns()[c];
     const [min, max, mean] = model.stats[column.name][i];
     if (column.kind === "output") {
       return `${model.classes[i]}: probability ${(100 * max).toFixed(1)} percent`;
     }
+    if (isDead(column, i)) return `${column.name}, neuron ${i + 1} of ${column.tops.length}: all zero for this image`;
     const what = column.kind === "input" ? `${["red", "green", "blue"][i] ?? "channel " + i} channel` : `neuron ${i + 1} of ${column.tops.length}`;
     return `${column.name}, ${what}: min ${format(min)}, max ${format(max)}, mean ${format(mean)}`;
   }
@@ -187,6 +198,17 @@ export function render({ model, el }) {
       place(box, legend.x0, model.layout.height - 0.85, legend.x1 - legend.x0, 0.8);
       frame.append(box);
     }
+    fitTicks();
+  }
+
+  // A legend as narrow as one column has no room for three numbers: keep the two ends, which give the range.
+  function fitTicks() {
+    for (const ticks of frame.querySelectorAll(".ov-legend-ticks")) {
+      const spans = [...ticks.children];
+      spans.forEach((span) => { span.hidden = false; });
+      const needed = spans.reduce((sum, span) => sum + span.getBoundingClientRect().width, 0) + 6 * (spans.length - 1);
+      if (needed > ticks.clientWidth && spans.length > 2) spans[1].hidden = true;
+    }
   }
 
   function buildGrid() {
@@ -231,8 +253,18 @@ export function render({ model, el }) {
         button.querySelector(".ov-class-value").textContent = `${(100 * probabilities[i]).toFixed(1)}%`;
         button.classList.toggle("ov-predicted", i === best);
       }
+      button.classList.toggle("ov-dead", isDead(columns()[c], i));
     }));
+    showHint();
     if (grid.contains(el.getRootNode().activeElement)) highlight(...focus); else status.textContent = idle;
+  }
+
+  function showHint() {
+    const dead = columns().some((column) => column.tops.some((_, i) => isDead(column, i)));
+    const pale = model.color_mode === "layer"
+      ? "Each layer has its own colour range."
+      : "Pale maps hold values that are small next to the largest one in their colour range: choose Layer to give each layer its own range.";
+    hint.textContent = `${dead ? "Hatched maps are all zero for this image. " : ""}${pale}`;
   }
 
   function resize() {
@@ -246,7 +278,11 @@ export function render({ model, el }) {
   buildLabels();
   showSelected();
   model.on("layout", () => { resize(); buildGrid(); buildLabels(); showSelected(); });
+  model.on("color_mode", showHint);
   model.on("stats", refreshText);
   model.on(["details", "legends"], buildLabels);
   model.on("selected", showSelected);
+  const resized = new ResizeObserver(fitTicks);
+  resized.observe(frame);
+  model.on("remove", () => resized.disconnect());
 }

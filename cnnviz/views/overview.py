@@ -27,6 +27,7 @@ class OverviewOverlay(JSComponent):
     classes = param.List(doc="Class names of the output column.")
     details = param.Boolean(default=False)
     legends = param.List(doc="Colour legends, shown with details.")
+    color_mode = param.String(default="unit", doc="Which layers share a colour range, for the hint under the maps.")
     sections = param.Dict(doc="Layer kind -> article anchor id, for the layer labels.")
     selected = param.List(default=[], doc="[layer, neuron] outlined as the selection.")
     picked = param.List(default=[], doc="[layer, neuron, nonce] set by the browser on click or Enter.")
@@ -52,6 +53,7 @@ class Overview(Viewer):
             classes=list(state.network.class_names),
             details=state.show_details,
             legends=legend_data(state.trace, self.layout, state.color_mode),
+            color_mode=state.color_mode,
             sections=sections or {},
             selected=self._selection(),
             sizing_mode="stretch_width",
@@ -73,7 +75,9 @@ class Overview(Viewer):
         with pn.io.hold():
             self._plot.update(trace, self.layout, ranges)
             self._overlay.param.update(
-                stats=neuron_stats(trace, self.layout), legends=legend_data(trace, self.layout, mode, ranges)
+                stats=neuron_stats(trace, self.layout),
+                legends=legend_data(trace, self.layout, mode, ranges),
+                color_mode=mode,
             )
 
     def _show_details(self, event: param.parameterized.Event) -> None:

@@ -77,8 +77,12 @@ export function render({ model, el }) {
 
   function show() {
     const open = model.step >= 0 && model.step < model.steps.length;
-    spotlight.hidden = card.hidden = !open;
-    if (!open) return;
+    card.hidden = !open;
+    if (!open) {  // place() shows the spotlight with an inline display, which the hidden attribute cannot beat
+      clearTimeout(timer);
+      spotlight.style.display = "none";
+      return;
+    }
     const step = model.steps[model.step];
     progress.textContent = `Step ${model.step + 1} of ${model.steps.length}`;
     title.textContent = step.title;

@@ -20,6 +20,7 @@ from urllib.parse import urlparse
 
 import panel as pn
 import pytest
+from pages import SKIP_TOUR
 
 from cnnviz.app import Explainer
 from cnnviz.examples import build_catalog
@@ -36,12 +37,10 @@ CHROMIUM_ARGS = [
     "--disable-sync",
     "--no-first-run",
 ]
-# The guided tour opens on a first visit; tests that are not about it start as returning visitors.
-SKIP_TOUR = "try { localStorage.setItem('cnnviz-tour-seen', 'yes') } catch (e) {}"
 LOCAL_HOSTS = {"localhost", "127.0.0.1", "::1", "[::1]"}
 
 
-def _wait_until(condition: Callable[[], object], timeout: float = 10.0, interval: float = 0.05) -> None:
+def _wait_until(condition: Callable[[], object], timeout: float = 30.0, interval: float = 0.05) -> None:
     """Poll until `condition()` is truthy or stops raising AssertionError; fail with its last error if not."""
     __tracebackhide__ = True
     deadline = time.monotonic() + timeout
@@ -67,7 +66,7 @@ def browser():
     sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
     if not CHROMIUM.is_file():
         pytest.skip(f"no Chromium at {CHROMIUM} (set CNNVIZ_CHROMIUM)")
-    sync_api.expect.set_options(timeout=15_000)  # UI assertions wait longer than 5 s: this machine is often busy
+    sync_api.expect.set_options(timeout=30_000)  # UI assertions wait longer than 5 s: this machine is often busy
     with sync_api.sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         yield browser

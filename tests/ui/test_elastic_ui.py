@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from pages import open_app
+from pages import canvas_texts, open_app
 
 from cnnviz.engine.explain import conv_channel_results, dense_step, flatten_position
 from cnnviz.plots.elastic import decode
@@ -117,7 +117,8 @@ def test_flatten_view_follows_a_pixel_and_opens_softmax_mode(page, app, wait_unt
     page.get_by_role("button", name="Softmax →").click()
     wait_for_view(page, "softmax/2")
     assert (state.layer, state.level) == ("softmax", "elastic")
-    page.wait_for_timeout(1800)  # the logits appear one after another, then the probabilities
+    classes = len(state.network.class_names)  # the logits appear one after another, then the probabilities
+    wait_until(lambda: sum(text.endswith("%") for text in canvas_texts(page)) == classes)
     page.locator(".el-hit[data-part='logit'][data-index='2']").hover()
     probability = float(state.trace.probabilities[2])
     assert f"= {100 * probability:.2f}%" in tooltip(page)

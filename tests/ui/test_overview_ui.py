@@ -42,20 +42,24 @@ def test_canvas_pixels_have_the_engines_colours(page, app, mode, wait_until):
         page.get_by_role("button", name=mode.capitalize(), exact=True).click()
     state = app.sessions[-1].state
     wait_until(lambda: state.color_mode == mode)
-    page.wait_for_timeout(400)
     ranges = color_ranges(state.trace, mode)
-    png = Image.open(io.BytesIO(page.screenshot())).convert("RGB")
-    for layer, neuron in [("max_pool_2", 0), ("max_pool_2", 7), ("conv_2_2", 3), ("relu_1_2", 5)]:
-        box = page.locator(f".ov-tile[data-layer='{layer}'][data-index='{neuron}']").bounding_box()
-        values = state.trace[layer][..., neuron]
-        rows, cols = values.shape
-        for row, col in [(rows // 2, cols // 2), (1, cols - 2), (rows - 2, 1)]:
-            x = box["x"] + (col + 0.5) * box["width"] / cols
-            y = box["y"] + (row + 0.5) * box["height"] / rows
-            expected = DIVERGING[int(diverging_indices(values[row, col], ranges[layer]))]
-            expected_rgb = np.array([int(expected[i : i + 2], 16) for i in (1, 3, 5)])
-            seen = np.array(png.getpixel((round(x), round(y))))
-            assert np.abs(seen - expected_rgb).max() <= 24, f"{layer}[{neuron}] ({row},{col}) in {mode}"
+
+    def drawn_in_the_engines_colours() -> bool:
+        png = Image.open(io.BytesIO(page.screenshot())).convert("RGB")
+        for layer, neuron in [("max_pool_2", 0), ("max_pool_2", 7), ("conv_2_2", 3), ("relu_1_2", 5)]:
+            box = page.locator(f".ov-tile[data-layer='{layer}'][data-index='{neuron}']").bounding_box()
+            values = state.trace[layer][..., neuron]
+            rows, cols = values.shape
+            for row, col in [(rows // 2, cols // 2), (1, cols - 2), (rows - 2, 1)]:
+                x = box["x"] + (col + 0.5) * box["width"] / cols
+                y = box["y"] + (row + 0.5) * box["height"] / rows
+                expected = DIVERGING[int(diverging_indices(values[row, col], ranges[layer]))]
+                expected_rgb = np.array([int(expected[i : i + 2], 16) for i in (1, 3, 5)])
+                seen = np.array(png.getpixel((round(x), round(y))))
+                assert np.abs(seen - expected_rgb).max() <= 24, f"{layer}[{neuron}] ({row},{col}) in {mode}"
+        return True
+
+    wait_until(drawn_in_the_engines_colours, timeout=30)  # the canvas redraws once the new colours arrive
 
 
 def test_choosing_another_example_updates_the_prediction(page, app, catalog, wait_until, screenshot):

@@ -1,0 +1,221 @@
+"""What a person sees, checked the way a person would look: pixels, text boxes, real clicks and taps.
+
+Each test loads the page once and runs several checks on it, so the suite stays lean. Every test writes
+screenshots to test-artifacts/gallery/ (overview, each view, the tour, the phone layout) for people to look at.
+"""
+
+from __future__ import annotations
+
+import pytest
+from pages import SKIP_TOUR, canvas_texts, edge_problems, gallery_shot, looks_like, open_app, pixels, text_problems
+
+pytestmark = pytest.mark.ui
+
+SIZES = {"1440x900": (1440, 900), "1280x800": (1280, 800), "390x844": (390, 844)}
+TOUR_CARD = ".tour-card"
+
+
+def rest_the_pointer(page) -> None:
+    """Scroll to the top and move the pointer off the network, so two screenshots show the same page."""
+    page.mouse.move(1, 1)
+    page.evaluate("() => window.scrollTo(0, 0)")
+    page.wait_for_function("() => window.scrollY === 0")
+
+
+def wait_for_view(page, view: str) -> None:
+    page.locator(f".el-overlay[data-phase='open'][data-view='{view}']").wait_for()
+
+
+def spotlight_shown(page) -> bool:
+    return page.evaluate(
+        """() => { const root = document.querySelector('.cnnviz-tour')?.shadowRoot;
+        const spot = root?.querySelector('.tour-spotlight');
+        return Boolean(spot && spot.checkVisibility() && spot.getBoundingClientRect().width > 0); }"""
+    )
+
+
+def test_every_way_out_of_the_tour_leaves_the_page_undimmed(browser, app, wait_until):
+    """Skip on the first visit, Done at the end, Esc on a reopened tour: the page looks as before the tour."""
+    viewport = {"width": 1280, "height": 800}
+    returning = browser.new_context(viewport=viewport)
+    returning.add_init_script(SKIP_TOUR)  # a returning visitor's page: the picture without any tour
+    page = returning.new_page()
+    open_app(page, app.url)
+    rest_the_pointer(page)
+    before = pixels(page)
+    returning.close()
+
+    context = browser.new_context(viewport=viewport)  # a first visit: the tour opens by itself
+    page = context.new_page()
+    page.goto(app.url)
+    card = page.locator(TOUR_CARD)
+
+    def leave_and_compare(how: str) -> None:
+        card.wait_for(state="hidden")
+        wait_until(lambda: app.sessions[-1].state.level == "overview")
+        rest_the_pointer(page)
+        wait_until(lambda: not spotlight_shown(page), timeout=5)
+        difference = looks_like(pixels(page), before)
+        assert not difference, f"after {how} the page does not look as before the tour: {difference}"
+
+    card.wait_for()
+    gallery_shot(page, "tour-first-visit")
+    card.get_by_role("button", name="Skip tour").click()
+    leave_and_compare("Skip tour")
+
+    # every step, then Done
+    launcher = page.get_by_role("button", name="Take the tour")
+    launcher.click()
+    steps = len(app.sessions[-1]._tour.steps)
+    for step in range(steps):
+        card.locator(".tour-progress").filter(has_text=f"Step {step + 1} of {steps}").wait_for()
+        if step == 3:
+            gallery_shot(page, "tour-formula-step")
+        card.get_by_role("button", name="Done" if step == steps - 1 else "Next").click()
+    leave_and_compare("Done")
+
+    # reopened, then Esc in the middle, while the tour shows the elastic view
+    launcher.click()
+    card.get_by_role("button", name="Next").click()
+    card.get_by_role("button", name="Next").click()
+    wait_until(lambda: app.sessions[-1].state.level == "elastic")
+    page.keyboard.press("Escape")
+    leave_and_compare("Esc")
+
+    # a formula dialog opened afterwards has no frame drawn over it
+    page.locator(".ov-tile[data-layer='relu_1_1'][data-index='2']").click()
+    page.locator(".fv-dialog").wait_for()
+    assert not spotlight_shown(page)
+    context.close()
+
+
+def intersect(a: dict, b: dict) -> bool:
+    return (
+        a["x"] < b["x"] + b["width"]
+        and b["x"] < a["x"] + a["width"]
+        and a["y"] < b["y"] + b["height"]
+        and b["y"] < a["y"] + a["height"]
+    )
+
+
+def open_class(page, index: int, how: str, output: str) -> None:
+    """Open a class of the output column with a real pointer click or a touch tap at its centre."""
+    tile = page.locator(f".ov-class[data-index='{index}']")
+    tile.scroll_into_view_if_needed()
+    box = tile.bounding_box()
+    x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    if how == "tap":
+        page.touchscreen.tap(x, y)
+    else:
+        page.mouse.click(x, y)
+    wait_for_view(page, f"{output}/{index}")
+
+
+def test_a_phone_opens_every_class_by_click_and_by_tap(browser, app):
+    width, height = SIZES["390x844"]
+    context = browser.new_context(viewport={"width": width, "height": height}, has_touch=True)
+    context.add_init_script(SKIP_TOUR)
+    page = context.new_page()
+    open_app(page, app.url)
+    network = app.sessions[-1].state.network
+    output = network.infos[-2].name
+    for index in range(len(network.class_names)):
+        for how in ("click", "tap"):
+            open_class(page, index, how, output)
+            if index == 0 and how == "tap":
+                gallery_shot(page, "phone-flatten-view")
+            page.keyboard.press("Escape")
+            page.locator(".el-overlay").wait_for(state="hidden")
+    context.close()
+
+
+@pytest.mark.parametrize("size", list(SIZES))
+def test_no_text_overlaps_or_is_clipped(browser, app, size, wait_until):
+    """The overview (with and without details), the conv and flatten views and softmax mode, at each size."""
+    width, height = SIZES[size]
+    context = browser.new_context(viewport={"width": width, "height": height}, has_touch=width < 700)
+    context.add_init_script(SKIP_TOUR)
+    page = context.new_page()
+    open_app(page, app.url)
+    network = app.sessions[-1].state.network
+    problems: dict[str, list[str]] = {}
+
+    def check(where: str, within: str | None = None) -> None:
+        found = text_problems(page, within) + edge_problems(page)
+        if found:
+            problems[where] = found
+
+    check("overview")
+    gallery_shot(page, f"overview-{size}", full_page=True)
+    page.locator("label span", has_text="Show details").click()  # the label toggles its switch, as labels do
+    page.locator(".ov-legend").first.wait_for()
+    assert page.evaluate("() => location.search").count("details=true") == 1
+    check("overview with details")
+    gallery_shot(page, f"overview-details-{size}")
+
+    conv = next(info.name for info in network.infos if info.kind == "conv2d")
+    history = page.evaluate("() => history.length")
+    page.locator(f".ov-tile[data-layer='{conv}'][data-index='3']").click()
+    page.mouse.move(1, 1)  # a pointer resting on the view pauses its sweep
+    wait_for_view(page, f"{conv}/3")
+    page.locator(".el-overlay[data-sweep='ended']").wait_for(timeout=20_000)
+    check("conv view")
+    opened = page.evaluate("() => history.length")
+    output = page.locator(".el-hit[data-part='output']")
+    output.scroll_into_view_if_needed()
+    box = output.bounding_box()
+    for step in range(6):  # hover positions are not places to go Back to
+        page.mouse.move(box["x"] + box["width"] * (0.2 + 0.12 * step), box["y"] + box["height"] * 0.5)
+    tooltip = page.locator(".el-tooltip:not([hidden])")
+    tooltip.wait_for()
+    check("conv view, output tooltip")
+    bias = page.locator(".el-hit[data-part='bias']").bounding_box()  # the ⊕, with the bias written under it
+    bias["height"] *= 2
+    if intersect(tooltip.bounding_box(), bias):
+        problems.setdefault("conv view, output tooltip", []).append("the tooltip covers the ⊕ and the bias")
+    gallery_shot(page, f"conv-view-tooltip-{size}")
+    assert page.evaluate("() => history.length") == opened, "hovering the conv view added history entries"
+    assert "details=true" in page.url, "the URL spells the details option differently after another change"
+    assert opened == history + 1
+    page.keyboard.press("Escape")
+    page.locator(".el-overlay").wait_for(state="hidden")
+
+    output_layer = network.infos[-2].name
+    open_class(page, 0, "tap" if width < 700 else "click", output_layer)
+    check("flatten view")
+    gallery_shot(page, f"flatten-view-{size}")
+    page.locator(".el-softmax").click()
+    wait_for_view(page, f"{network.infos[-1].name}/0")
+    classes = len(network.class_names)  # softmax mode writes each probability once all have appeared
+    wait_until(lambda: sum(text.endswith("%") for text in canvas_texts(page)) == classes)
+    check("softmax mode")
+    gallery_shot(page, f"softmax-mode-{size}")
+    context.close()
+    assert not problems, "\n".join(f"{where}: {problem}" for where, found in problems.items() for problem in found)
+
+
+def test_an_open_conv_view_is_not_replayed_by_a_colour_change_or_by_back(browser, app, wait_until):
+    """Changing the colour range redraws the view without a new sweep; Back from its formula view shows the
+    view as it was left, with no entry animation and no sweep."""
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    context.add_init_script(SKIP_TOUR)
+    page = context.new_page()
+    open_app(page, app.url)
+    conv = [info.name for info in app.sessions[-1].state.network.infos if info.kind == "conv2d"][1]
+    page.locator(f".ov-tile[data-layer='{conv}'][data-index='3']").click()
+    page.mouse.move(1, 1)
+    overlay = page.locator(".el-overlay")
+    page.locator(".el-overlay[data-sweep='ended']").wait_for(timeout=20_000)
+    received = overlay.evaluate("node => node.timings.received")
+    page.get_by_role("button", name="Global", exact=True).click()
+    wait_until(lambda: overlay.evaluate("node => node.timings.received") != received)
+    assert overlay.get_attribute("data-sweep") == "ended", "a new colour range replayed the sweep"
+
+    page.locator(".el-hit[data-part='intermediate'][data-channel='1']").click()
+    page.locator(".fv-dialog").wait_for()
+    wait_until(lambda: "view=formula" in page.url)
+    page.go_back()
+    page.locator(".el-overlay[data-phase='open']").wait_for()
+    assert overlay.get_attribute("data-sweep") == "ended", "Back replayed the entry animation and the sweep"
+    assert app.sessions[-1].state.level == "elastic"
+    context.close()

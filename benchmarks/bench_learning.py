@@ -22,13 +22,15 @@ from cnnviz.resources import shared_network, single_threaded_blas
 from cnnviz.state import ExplainerState
 
 
+def cpu_seconds(action: Callable[[], object]) -> float:
+    """CPU time of one call: what it costs the server, however busy the machine is."""
+    start = time.process_time()
+    action()
+    return time.process_time() - start
+
+
 def median_cpu_ms(action: Callable[[], object], repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        start = time.process_time()
-        action()
-        times.append(time.process_time() - start)
-    return statistics.median(times) * 1e3
+    return statistics.median(cpu_seconds(action) for _ in range(repeats)) * 1e3
 
 
 def main() -> None:

@@ -327,7 +327,7 @@ def describe_architecture(network: Network) -> dict[str, Any]:
 
 
 # Recipes per image source; any `--option` given on the command line overrides its field.
-SHAPES_RECIPE = TrainingSettings(epochs=16, warmup_epochs=1, crop_padding=0, colour_jitter=0.0)
+SHAPES_RECIPE = TrainingSettings(epochs=8, warmup_epochs=1, crop_padding=0, colour_jitter=0.0)
 FOLDER_RECIPE = TrainingSettings(epochs=40, warmup_epochs=2, crop_padding=4)
 SHAPES_TRAIN_IMAGES, SHAPES_TEST_IMAGES = 4000, 1000
 

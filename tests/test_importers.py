@@ -285,3 +285,18 @@ def test_bad_model_files_get_one_sentence(tmp_path, capsys, name, content, messa
     error = capsys.readouterr().err
     assert message in error and "Traceback" not in error
     assert error.count("\n") == 1
+
+
+def test_the_app_never_imports_a_training_or_import_framework():
+    """Pyodide has none of them: importers and datasets load TensorFlow, onnx and torch only when a file needs it."""
+    import subprocess
+    import sys
+
+    heavy = ("tensorflow", "keras", "onnx", "onnxruntime", "torch")
+    code = (
+        "import sys, cnnviz.app, cnnviz.importers, cnnviz.datasets.folder, cnnviz.datasets.shapes, "
+        "cnnviz.training.architecture; "
+        f"print(sorted(name for name in {heavy!r} if name in sys.modules))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"

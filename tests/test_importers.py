@@ -6,6 +6,7 @@ import collections
 
 import numpy as np
 import pytest
+from test_architecture_matrix import check_explanations
 
 from cnnviz.cli import main
 from cnnviz.engine import Network
@@ -79,6 +80,7 @@ def test_keras_file_reproduces_every_layer(keras_model, tmp_path, suffix):
     }
     for engine_name, keras_name in imported.sources.items():
         np.testing.assert_allclose(ours[engine_name], expected[keras_name], atol=TOLERANCE, err_msg=engine_name)
+    check_explanations(imported.network.trace(batch[0]))
     notes = " ".join(imported.notes)
     assert "norm_a folded into conv_a" in notes and "drop" in notes and "Rescaling" in notes
     assert imported.network.class_names == ("a", "b", "c", "d")
@@ -196,6 +198,7 @@ def test_pytorch_onnx_reproduces_every_layer(torch_model, tmp_path, fold_constan
         np.testing.assert_allclose(ours[engine_name], expected[module], atol=TOLERANCE, err_msg=engine_name)
         compared.add(module)
     assert {"relu1", "pool1", "conv2", "leaky2", "pool2", "fc1", "relu3", "fc2"} <= compared
+    check_explanations(network.trace(batch[0]))
     assert "bn1" in compared
     notes = " ".join(imported.notes)
     assert "channels-first" in notes and "flatten" in notes

@@ -206,23 +206,36 @@ def test_pytorch_onnx_reproduces_every_layer(torch_model, tmp_path, fold_constan
     assert network.layers[-1].kind == "softmax" and "added a softmax" in notes
 
 
+def export_with_dynamo(model, path) -> None:
+    """PyTorch's default exporter since 2.9 (torch.export based; needs onnxscript)."""
+    import torch
+
+    pytest.importorskip("onnxscript", reason="PyTorch's default ONNX exporter needs onnxscript")
+    torch.onnx.export(model, (torch.zeros(1, 3, 32, 32),), str(path), verbose=False)
+
+
 @pytest.mark.onnx
-def test_onnx_reference_evaluator_agrees_layer_by_layer(torch_model, tmp_path):
-    """The same check against onnx's own reference evaluator, reading every intermediate tensor."""
+@pytest.mark.parametrize("exporter", ["torchscript", "dynamo"])
+def test_onnx_reference_evaluator_agrees_layer_by_layer(torch_model, tmp_path, exporter):
+    """The same check against onnx's own reference evaluator, reading every intermediate tensor, for both of
+    PyTorch's exporters; the final probabilities are also PyTorch's own."""
     import onnx
+    import torch
     from onnx.reference import ReferenceEvaluator
 
     path = tmp_path / "net.onnx"
-    export_onnx(torch_model, path, fold_constants=False)
+    if exporter == "dynamo":
+        export_with_dynamo(torch_model, path)
+    else:
+        export_onnx(torch_model, path, fold_constants=False)
     imported = import_model(path)
     model = onnx.load(str(path))
     wanted = [tensor for tensor in imported.sources.values() if tensor not in {o.name for o in model.graph.output}]
     model.graph.output.extend(onnx.helper.make_empty_tensor_value_info(name) for name in wanted)
-    batch = images((32, 32, 3), count=2, seed=3)
+    batch = images((32, 32, 3), count=1 if exporter == "dynamo" else 2, seed=3)  # dynamo fixes the batch size
     names = [output.name for output in model.graph.output]
-    values = dict(
-        zip(names, ReferenceEvaluator(model).run(None, {"input.1": batch.transpose(0, 3, 1, 2)}), strict=True)
-    )
+    feed = {model.graph.input[0].name: batch.transpose(0, 3, 1, 2)}
+    values = dict(zip(names, ReferenceEvaluator(model).run(None, feed), strict=True))
     ours = engine_outputs(imported.network, batch)
     for engine_name, tensor in imported.sources.items():
         reference = values[tensor]
@@ -231,6 +244,9 @@ def test_onnx_reference_evaluator_agrees_layer_by_layer(torch_model, tmp_path):
         elif imported.network.layer(engine_name).kind == "flatten":
             reference = ours[engine_name]  # compared through the dense layer that follows
         np.testing.assert_allclose(ours[engine_name], reference, atol=TOLERANCE, err_msg=engine_name)
+    with torch.no_grad():
+        expected = torch.softmax(torch_model(torch.from_numpy(feed[model.graph.input[0].name])), dim=1).numpy()
+    np.testing.assert_allclose(imported.network.predict(batch), expected, atol=TOLERANCE)
 
 
 @pytest.mark.onnx

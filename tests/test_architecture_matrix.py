@@ -8,6 +8,8 @@ the traced value, and the example images must come at the network's own size and
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -19,6 +21,7 @@ from cnnviz.engine import (
     Network,
     ReLU,
     Softmax,
+    Trace,
     conv_step,
     dense_step,
     flatten_index,
@@ -30,6 +33,8 @@ from cnnviz.engine import (
 )
 from cnnviz.examples import build_catalog
 from cnnviz.training.architecture import Architecture, ArchitectureError
+
+SHAPES_WEIGHTS = Path(__file__).resolve().parents[1] / "weights" / "shapes" / "shapes.npz"
 
 
 def classes(count: int) -> tuple[str, ...]:
@@ -61,6 +66,7 @@ MATRIX = {
     "same + stride 2": strided_same,
     "5x5 kernels": lambda: Architecture(kernel_size=5).engine_network((64, 64, 3), classes(10), seed=4),
     "average pooling": lambda: Architecture(pooling="average").engine_network((48, 48, 3), classes(4), seed=5),
+    "bundled shapes model (trained)": lambda: Network.load(SHAPES_WEIGHTS),
     "16 filters, one 7x7 block": lambda: Architecture(
         conv_blocks=1, convs_per_block=1, filters=16, kernel_size=7
     ).engine_network((40, 40, 1), classes(3), seed=6),
@@ -91,8 +97,12 @@ def test_examples_come_at_the_networks_size_and_channels(network, catalog):
 
 
 def test_every_explained_number_equals_the_trace(network, catalog):
-    rng = np.random.default_rng(0)
-    trace = network.trace(catalog.examples[1].image)
+    check_explanations(network.trace(catalog.examples[1].image))
+
+
+def check_explanations(trace: Trace) -> None:
+    """Every number an explanation shows equals the traced value (shared with the import tests)."""
+    network, rng = trace.network, np.random.default_rng(0)
     assert [output.shape for output in trace.outputs.values()] == [info.shape for info in network.infos]
     for layer in network.layers:
         name = layer.name

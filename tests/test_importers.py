@@ -6,6 +6,7 @@ import collections
 
 import numpy as np
 import pytest
+from test_architecture_matrix import check_explanations
 
 from cnnviz.cli import main
 from cnnviz.engine import Network
@@ -79,6 +80,7 @@ def test_keras_file_reproduces_every_layer(keras_model, tmp_path, suffix):
     }
     for engine_name, keras_name in imported.sources.items():
         np.testing.assert_allclose(ours[engine_name], expected[keras_name], atol=TOLERANCE, err_msg=engine_name)
+    check_explanations(imported.network.trace(batch[0]))
     notes = " ".join(imported.notes)
     assert "norm_a folded into conv_a" in notes and "drop" in notes and "Rescaling" in notes
     assert imported.network.class_names == ("a", "b", "c", "d")
@@ -196,6 +198,7 @@ def test_pytorch_onnx_reproduces_every_layer(torch_model, tmp_path, fold_constan
         np.testing.assert_allclose(ours[engine_name], expected[module], atol=TOLERANCE, err_msg=engine_name)
         compared.add(module)
     assert {"relu1", "pool1", "conv2", "leaky2", "pool2", "fc1", "relu3", "fc2"} <= compared
+    check_explanations(network.trace(batch[0]))
     assert "bn1" in compared
     notes = " ".join(imported.notes)
     assert "channels-first" in notes and "flatten" in notes
@@ -203,23 +206,36 @@ def test_pytorch_onnx_reproduces_every_layer(torch_model, tmp_path, fold_constan
     assert network.layers[-1].kind == "softmax" and "added a softmax" in notes
 
 
+def export_with_dynamo(model, path) -> None:
+    """PyTorch's default exporter since 2.9 (torch.export based; needs onnxscript)."""
+    import torch
+
+    pytest.importorskip("onnxscript", reason="PyTorch's default ONNX exporter needs onnxscript")
+    torch.onnx.export(model, (torch.zeros(1, 3, 32, 32),), str(path), verbose=False)
+
+
 @pytest.mark.onnx
-def test_onnx_reference_evaluator_agrees_layer_by_layer(torch_model, tmp_path):
-    """The same check against onnx's own reference evaluator, reading every intermediate tensor."""
+@pytest.mark.parametrize("exporter", ["torchscript", "dynamo"])
+def test_onnx_reference_evaluator_agrees_layer_by_layer(torch_model, tmp_path, exporter):
+    """The same check against onnx's own reference evaluator, reading every intermediate tensor, for both of
+    PyTorch's exporters; the final probabilities are also PyTorch's own."""
     import onnx
+    import torch
     from onnx.reference import ReferenceEvaluator
 
     path = tmp_path / "net.onnx"
-    export_onnx(torch_model, path, fold_constants=False)
+    if exporter == "dynamo":
+        export_with_dynamo(torch_model, path)
+    else:
+        export_onnx(torch_model, path, fold_constants=False)
     imported = import_model(path)
     model = onnx.load(str(path))
     wanted = [tensor for tensor in imported.sources.values() if tensor not in {o.name for o in model.graph.output}]
     model.graph.output.extend(onnx.helper.make_empty_tensor_value_info(name) for name in wanted)
-    batch = images((32, 32, 3), count=2, seed=3)
+    batch = images((32, 32, 3), count=1 if exporter == "dynamo" else 2, seed=3)  # dynamo fixes the batch size
     names = [output.name for output in model.graph.output]
-    values = dict(
-        zip(names, ReferenceEvaluator(model).run(None, {"input.1": batch.transpose(0, 3, 1, 2)}), strict=True)
-    )
+    feed = {model.graph.input[0].name: batch.transpose(0, 3, 1, 2)}
+    values = dict(zip(names, ReferenceEvaluator(model).run(None, feed), strict=True))
     ours = engine_outputs(imported.network, batch)
     for engine_name, tensor in imported.sources.items():
         reference = values[tensor]
@@ -228,6 +244,9 @@ def test_onnx_reference_evaluator_agrees_layer_by_layer(torch_model, tmp_path):
         elif imported.network.layer(engine_name).kind == "flatten":
             reference = ours[engine_name]  # compared through the dense layer that follows
         np.testing.assert_allclose(ours[engine_name], reference, atol=TOLERANCE, err_msg=engine_name)
+    with torch.no_grad():
+        expected = torch.softmax(torch_model(torch.from_numpy(feed[model.graph.input[0].name])), dim=1).numpy()
+    np.testing.assert_allclose(imported.network.predict(batch), expected, atol=TOLERANCE)
 
 
 @pytest.mark.onnx
@@ -285,3 +304,18 @@ def test_bad_model_files_get_one_sentence(tmp_path, capsys, name, content, messa
     error = capsys.readouterr().err
     assert message in error and "Traceback" not in error
     assert error.count("\n") == 1
+
+
+def test_the_app_never_imports_a_training_or_import_framework():
+    """Pyodide has none of them: importers and datasets load TensorFlow, onnx and torch only when a file needs it."""
+    import subprocess
+    import sys
+
+    heavy = ("tensorflow", "keras", "onnx", "onnxruntime", "torch")
+    code = (
+        "import sys, cnnviz.app, cnnviz.importers, cnnviz.datasets.folder, cnnviz.datasets.shapes, "
+        "cnnviz.training.architecture; "
+        f"print(sorted(name for name in {heavy!r} if name in sys.modules))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"

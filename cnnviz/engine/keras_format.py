@@ -73,9 +73,9 @@ def layers_from_keras(class_name: str, config: dict[str, Any], weights: list[np.
     if class_name == "Activation":
         return _activation(name, config["activation"])
     if class_name == "ReLU":
-        if config.get("max_value") is not None or config.get("negative_slope", 0) or config.get("threshold", 0):
-            raise ValueError(f"{name}: only the plain ReLU is supported")
-        return [ReLU(name)]
+        if config.get("max_value") is not None or config.get("threshold", 0):
+            raise ValueError(f"{name}: only the ReLU without a cap or threshold is supported")
+        return [ReLU(name, negative_slope=float(config.get("negative_slope") or 0.0))]
     if class_name == "LeakyReLU":
         slope = config.get("negative_slope", config.get("alpha", KERAS_LEAKY_LAYER_SLOPE))
         return [ReLU(name, negative_slope=float(slope))]

@@ -136,7 +136,8 @@ class OnnxReader:
     def _name(self, node: Any) -> str:
         """A readable layer name: PyTorch's "/features/conv1/Conv" becomes "features_conv1"."""
         parts = [part for part in (node.name or "").split("/") if part and part != node.op_type]
-        return "_".join(parts).replace(".", "_") or node.op_type.lower()
+        name = "_".join(parts).replace(".", "_").removeprefix("node_")  # the dynamo exporter's "node_relu"
+        return name or node.op_type.lower()
 
     def _need_image(self, node: Any) -> None:
         if len(self.shape) != 3:
@@ -288,4 +289,5 @@ class OnnxReader:
 def _attributes(node: Any) -> dict[str, Any]:
     from onnx import helper
 
-    return {attribute.name: helper.get_attribute_value(attribute) for attribute in node.attribute}
+    values = {attribute.name: helper.get_attribute_value(attribute) for attribute in node.attribute}
+    return {name: value.decode() if isinstance(value, bytes) else value for name, value in values.items()}

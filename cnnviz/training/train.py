@@ -327,7 +327,7 @@ def describe_architecture(network: Network) -> dict[str, Any]:
 
 
 # Recipes per image source; any `--option` given on the command line overrides its field.
-SHAPES_RECIPE = TrainingSettings(epochs=16, warmup_epochs=1, crop_padding=0, colour_jitter=0.0)
+SHAPES_RECIPE = TrainingSettings(epochs=8, warmup_epochs=1, crop_padding=0, colour_jitter=0.0)
 FOLDER_RECIPE = TrainingSettings(epochs=40, warmup_epochs=2, crop_padding=4)
 SHAPES_TRAIN_IMAGES, SHAPES_TEST_IMAGES = 4000, 1000
 
@@ -422,9 +422,9 @@ def plan(args: argparse.Namespace) -> Job:
         return Job(data, settings, target, out, args.plot or out / "training_curves.png", gallery=True)
     if args.input_size not in (None, IMAGE_SHAPE[0]) or architecture != Architecture():
         raise CnnvizError("Tiny ImageNet trains the Tiny VGG at 64 px; use --data or --shapes for other models.")
-    out = args.weights_dir or DEFAULT_WEIGHTS_DIR
+    out, settings = args.weights_dir or DEFAULT_WEIGHTS_DIR, replace(TrainingSettings(), **given)
     data = None if args.replot else load_prepared(args.data_dir)
-    return Job(data, replace(TrainingSettings(), **given), Target(), out, args.plot or DEFAULT_PLOT, gallery=False)
+    return Job(data, settings, Target(), out, args.plot or DEFAULT_PLOT, gallery=False)
 
 
 def _check_size(size: int, architecture: Architecture) -> None:

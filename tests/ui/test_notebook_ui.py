@@ -25,7 +25,7 @@ REPO = Path(__file__).resolve().parents[2]
 NOTEBOOK = REPO / "notebooks" / "explainer.ipynb"
 LAST_IMAGE_TITLE = "A red-to-blue gradient"  # what the notebook's last show_array call names its image
 START_TIMEOUT_S = 180
-RUN_TIMEOUT_MS = 300_000  # a cold kernel imports Panel and HoloViews and renders the app
+RUN_TIMEOUT_MS = 240_000  # a cold kernel imports Panel and HoloViews and renders the app
 
 pytest.importorskip("jupyterlab", reason="JupyterLab is not installed (pip install -e '.[test]')")
 
@@ -144,19 +144,22 @@ def check_view(page, screenshot, name: str) -> None:
     )
 
 
-def run_all(page) -> None:
+def run_all(page, screenshot) -> None:
     page.wait_for_function(
         "document.querySelector('.jp-Notebook-ExecutionIndicator')?.getAttribute('data-status') === 'idle'",
         timeout=120_000,
     )
     menu(page, "Run", "Run All Cells")
-    wait_for_every_cell(page)
+    try:
+        wait_for_every_cell(page)
+    finally:
+        screenshot(page, "notebook-after-run-all")
 
 
 @pytest.mark.timeout(900)
 def test_run_all_and_restart_run_all_end_on_the_last_image(lab_page, screenshot):
     page, _ = lab_page
-    run_all(page)
+    run_all(page, screenshot)
     check_view(page, screenshot, "notebook-run-all")
 
     menu(page, "Kernel", "Restart Kernel and Run All Cells")
@@ -176,8 +179,8 @@ def test_run_all_and_restart_run_all_end_on_the_last_image(lab_page, screenshot)
     reason="Panel 1.9 links its loading.css and theme stylesheets from cdn.holoviz.org even with inline=True "
     "(the page still draws and works without them)",
 )
-def test_the_notebook_asks_nothing_of_the_internet(lab_page):
+def test_the_notebook_asks_nothing_of_the_internet(lab_page, screenshot):
     page, remote = lab_page
-    run_all(page)
+    run_all(page, screenshot)
     explainer_shows(page, LAST_IMAGE_TITLE)
     assert remote == [], f"requests left the machine: {remote[:5]}"

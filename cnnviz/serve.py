@@ -54,20 +54,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="a host name students' browsers use to reach this server (repeat for several)",
     )
     classroom.add_argument("--prefix", default="", help="URL prefix, e.g. behind a reverse proxy at /cnnviz")
-    classroom.add_argument(
-        "--unused-session-lifetime",
-        type=bounded_int(1),
-        default=15000,
-        metavar="MS",
-        help="how long a closed tab's session is kept, in milliseconds (default: %(default)s)",
-    )
-    classroom.add_argument(
-        "--check-unused-sessions",
-        type=bounded_int(1),
-        default=17000,
-        metavar="MS",
-        help="how often to look for closed tabs' sessions, in milliseconds (default: %(default)s)",
-    )
+    for option, default, what in (
+        ("--unused-session-lifetime", 15000, "how long a closed tab's session is kept"),
+        ("--check-unused-sessions", 17000, "how often to look for closed tabs' sessions"),
+    ):  # Bokeh's defaults
+        classroom.add_argument(
+            option, type=bounded_int(1), default=default, metavar="MS", help=f"{what}, in ms (default: {default})"
+        )
     classroom.add_argument(
         "--basic-auth", default=None, metavar="PASSWORD_OR_FILE", help="a shared password, or a JSON file of users"
     )

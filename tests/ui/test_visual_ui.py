@@ -75,8 +75,12 @@ def test_every_way_out_of_the_tour_leaves_the_page_undimmed(browser, app, wait_u
     steps = len(app.sessions[-1]._tour.steps)
     for step in range(steps):
         card.locator(".tour-progress").filter(has_text=f"Step {step + 1} of {steps}").wait_for()
-        if step == 3:
-            gallery_shot(page, "tour-formula-step")
+        if app.sessions[-1]._tour.steps[step].opens:  # a step that opens a view: once the view is there
+            level = app.sessions[-1]._tour.steps[step].opens[2]
+            wait_until(lambda level=level: app.sessions[-1].state.level == level)
+            page.locator(app.sessions[-1]._tour.steps[step].selector).first.wait_for()
+            wait_until(lambda: spotlight_shown(page))
+            gallery_shot(page, f"tour-step-{step + 1}-{level}")
         card.get_by_role("button", name="Done" if step == steps - 1 else "Next").click()
     leave_and_compare("Done")
 

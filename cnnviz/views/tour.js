@@ -54,7 +54,7 @@ export function render({ model, el }) {
     if (!step) return;
     const target = deepQuery(document, step.selector);
     card.style.visibility = "visible";
-    if (!target) {  // the part is not on screen (yet): centre the card, no spotlight
+    if (!target || !target.getBoundingClientRect().width) {  // not on screen (yet): centre the card, no spotlight
       spotlight.style.display = "none";
       Object.assign(card.style, { left: "50%", top: "30%", transform: "translateX(-50%)" });
       return;

@@ -19,6 +19,9 @@ ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--d
         "--disable-sync", "--no-first-run"]  # fmt: skip
 
 
+STARTUP_SECONDS = 180  # a busy 2-core machine can take over a minute to import and load the app
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -26,19 +29,20 @@ def free_port() -> int:
 
 
 def start_server(port: int) -> subprocess.Popen:
-    """`panel serve apps/explainer.py` on 127.0.0.1, returned once it answers (at most 60 s)."""
+    """`panel serve apps/explainer.py` on 127.0.0.1, returned once it answers (at most STARTUP_SECONDS)."""
     command = [sys.executable, "-m", "panel", "serve", "apps/explainer.py", "--port", str(port),
                "--address", "127.0.0.1", "--allow-websocket-origin", f"127.0.0.1:{port}"]  # fmt: skip
     server = subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + STARTUP_SECONDS
     while time.monotonic() < deadline:
         try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/explainer", timeout=2).read()
+            # a timeout long enough for a busy machine, where one page takes 15 s: shorter probes never succeed
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/explainer", timeout=60).read()
             return server
         except OSError:
             time.sleep(0.3)
     server.kill()
-    raise SystemExit("panel serve did not start within 60 s")
+    raise SystemExit(f"panel serve did not start within {STARTUP_SECONDS} s")
 
 
 def run_in_browser(

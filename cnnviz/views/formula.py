@@ -55,11 +55,6 @@ HINTS = {
 }
 
 
-def _square_cells(plot, element) -> None:
-    """Keep map cells square when the dialog is narrower than the maps (phones): Bokeh widens the y range instead."""
-    plot.state.match_aspect = True
-
-
 class FormulaDialog(JSComponent):
     """The modal frame around the formula view's panes; reports what the person asks for as messages."""
 
@@ -114,7 +109,7 @@ class FormulaView(Viewer):
         self.tap.add_subscriber(self._on_tap)
         plot = (maps * self.marks).opts(
             xaxis=None, yaxis=None, toolbar=None, default_tools=[], xlim=PLOT_RANGE["x"], ylim=PLOT_RANGE["y"],
-            responsive=True, height=MAPS_HEIGHT, hooks=[_square_cells], show_frame=False, border=0, bgcolor="#ffffff",
+            responsive=True, height=MAPS_HEIGHT, show_frame=False, border=0, bgcolor="#ffffff",
         )  # fmt: skip
         self._maps = pn.Column(
             self._captions,

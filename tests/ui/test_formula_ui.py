@@ -236,6 +236,9 @@ def test_a_tap_pins_the_window(page, app, wait_until):
         assert_shown(terms.nth(i), step.window[i // 2, i % 2])
     assert page.locator(".fv-equation .fv-term.fv-max").count() == 1
     assert_shown(page.locator(".fv-equation .fv-y"), step.result)
+    page.mouse.click(640, 890)  # a click outside the dialog, on the dimmed page, closes it
+    wait_until(lambda: session.state.level == "overview")
+    page.locator(".fv-backdrop").wait_for(state="hidden")
 
 
 def test_softmax_formula_opens_a_class_by_click_tap_and_enter(page, app, screenshot, wait_until):

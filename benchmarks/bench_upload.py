@@ -83,6 +83,7 @@ def click_part(clicks: int = 15) -> None:
     """Session B's clicks while session A's upload is decoded, timed on the server's event loop."""
     import threading
     import urllib.request
+    import uuid
 
     import panel as pn
 
@@ -90,22 +91,22 @@ def click_part(clicks: int = 15) -> None:
     from cnnviz.resources import shared_catalog, shared_network
     from cnnviz.views.controls import ReceivedFile
 
-    explainers: list[Explainer] = []
+    sessions: list[tuple[Explainer, object]] = []
 
     def factory() -> object:
         explainer = Explainer(network=shared_network(), catalog=shared_catalog())
-        explainers.append(explainer)
+        sessions.append((explainer, pn.state.curdoc))
         return explainer.page()
 
-    server = pn.serve(factory, port=0, threaded=True, show=False, unused_session_lifetime_milliseconds=600_000)
-    while not getattr(server, "_port", None) and not hasattr(server, "server"):
+    server_id = uuid.uuid4().hex
+    pn.serve(factory, port=0, threaded=True, show=False, server_id=server_id, unused_session_lifetime_milliseconds=600_000)
+    while server_id not in pn.state._servers:
         time.sleep(0.1)
-    time.sleep(2)
-    port = server.server.port
-    for _ in range(2):
-        urllib.request.urlopen(f"http://localhost:{port}/", timeout=120).read()
-    first, second = explainers[:2]
-    loop = server.server.io_loop
+    server = pn.state._servers[server_id][0]
+    for _ in range(2):  # two page loads: two sessions
+        urllib.request.urlopen(f"http://localhost:{server.port}/", timeout=120).read()
+    (first, doc_a), (second, doc_b) = sessions[:2]
+    loop = server.io_loop
     content = sixteen_bit_png()
     layer = second.state.network.layer_names[0]
 
@@ -119,10 +120,6 @@ def click_part(clicks: int = 15) -> None:
         loop.add_callback(lambda: doc.add_next_tick_callback(run))
         return done
 
-    def session_doc(explainer: Explainer):
-        return explainer.controls.dropzone._documents and next(iter(explainer.controls.dropzone._documents))
-
-    doc_a, doc_b = session_doc(first), session_doc(second)
     for label, upload in (("idle", False), ("during upload", True)):
         waits = []
         if upload:
@@ -136,7 +133,7 @@ def click_part(clicks: int = 15) -> None:
         while upload and first.state.example and time.monotonic() < deadline:
             time.sleep(0.1)
         print(f"session B click, {label:>13}: median {np.median(waits) * 1000:5.0f} ms, max {max(waits) * 1000:5.0f} ms")
-    server.stop()
+    pn.state.kill_all_servers()
 
 
 if __name__ == "__main__":

@@ -13,12 +13,11 @@ from cnnviz.colors import COLOR_MODES
 from cnnviz.engine import Network, Trace
 from cnnviz.engine.experiments import WhatIf, apply
 from cnnviz.examples import ExampleCatalog
-from cnnviz.images import ImageError, read_image, to_network_input
+from cnnviz.images import ImageError, PreparedUpload, prepare_upload
 from cnnviz.lab_state import TrainingHistory, describe_experiment, parse_experiment, shared_history
+from cnnviz.offload import LatestOnly, Superseded, TooSlow
 
 LEVELS = ("overview", "elastic", "formula")
-# A session keeps only a preview-sized copy of an upload: a 40-megapixel photo would otherwise hold 120 MB.
-ORIGINAL_KEPT_SIZE = 512
 # What a click on a neuron of each kind opens: a convolution or an output class explains itself in the elastic
 # view; ReLU and pooling are one small formula each; the input has nothing below it.
 LEVEL_OPENED_BY_KIND = {"conv2d": "elastic", "dense": "elastic", "relu": "formula", "maxpool2d": "formula"}
@@ -30,7 +29,7 @@ class ExplainerState(param.Parameterized):
     example = param.String(default="", doc="Key of the chosen example image; empty for an upload.")
     image = param.Array(default=None, doc="The network's 64×64×3 input, values in [0, 1].")
     image_title = param.String(default="", doc="What the current image is, for people.")
-    original = param.Parameter(default=None, doc="The uploaded picture, shrunk to ORIGINAL_KEPT_SIZE (PIL), or None.")
+    original = param.Parameter(default=None, doc="The uploaded picture, preview-sized (PIL), or None.")
     trace = param.ClassSelector(class_=Trace, doc="Every layer's output for the current image.")
     layer = param.String(default="", doc="Selected layer; empty when nothing is selected.")
     neuron = param.Integer(default=0, bounds=(0, None), doc="Selected neuron (channel or class) of `layer`.")
@@ -59,6 +58,7 @@ class ExplainerState(param.Parameterized):
         self.catalog = catalog
         params.setdefault("example", catalog.default.key)
         super().__init__(**params)
+        self._decoding = LatestOnly()  # this session's uploads: one decode at a time, the newest wins
         self._show_example()
 
     @param.depends("example", watch=True)
@@ -100,15 +100,33 @@ class ExplainerState(param.Parameterized):
     def upload(self, content: bytes) -> bool:
         """Use an uploaded file as the input; on bad input keep the current image and say why."""
         try:
-            original = read_image(content)
+            prepared = prepare_upload(content)
         except ImageError as error:
             self.message = str(error)
             return False
-        image = to_network_input(original)
-        image.flags.writeable = False
-        original.thumbnail((ORIGINAL_KEPT_SIZE, ORIGINAL_KEPT_SIZE))
-        self.param.update(example="", image=image, image_title="Your image", original=original, message="")
+        self._use_upload(prepared)
         return True
+
+    async def upload_off_loop(self, content: bytes) -> bool:
+        """`upload` for servers: decodes in a worker thread, within a time limit; a newer upload supersedes it."""
+        try:
+            prepared = await self._decoding.run(prepare_upload, content)
+        except Superseded:
+            return False
+        except TooSlow:
+            limit = self._decoding.time_limit
+            self.message = f"Reading this image took longer than {limit:g} seconds, so cnnviz gave up; try a smaller one."
+            return False
+        except ImageError as error:
+            self.message = str(error)
+            return False
+        self._use_upload(prepared)
+        return True
+
+    def _use_upload(self, prepared: PreparedUpload) -> None:
+        self.param.update(
+            example="", image=prepared.image, image_title="Your image", original=prepared.original, message=""
+        )
 
     def use_array(self, image: np.ndarray, title: str = "Your array") -> None:
         """Use an array (64×64×3, values in [0, 1]) as the input, e.g. from a notebook."""

@@ -246,12 +246,13 @@ class ControlPanel(Viewer):
         if event.new:
             self.state.param.update(example=event.new, message="")
 
-    def _receive_upload(self, event: param.parameterized.Event) -> None:
+    async def _receive_upload(self, event: param.parameterized.Event) -> None:
+        """Decoding runs off the event loop (Panel runs async callbacks there), so other sessions stay responsive."""
         received: ReceivedFile = event.new
         if received.content is None:
             self.state.message = received.problem
         else:
-            self.state.upload(received.content)
+            await self.state.upload_off_loop(received.content)
 
     def _choose_color_mode(self, event: param.parameterized.Event) -> None:
         self.state.color_mode = event.new

@@ -20,7 +20,7 @@ from PIL import Image
 from playwright.sync_api import expect
 
 from cnnviz.app import Explainer
-from cnnviz.images import MAX_UPLOAD_BYTES, ImageError, read_image, to_network_input
+from cnnviz.images import MAX_UPLOAD_BYTES, ImageError, prepare_upload
 from cnnviz.resources import shared_catalog, shared_network
 from cnnviz.state import ExplainerState
 
@@ -193,7 +193,7 @@ def corpus() -> list[Case]:
 def expected_outcome(content: bytes) -> np.ndarray | str:
     """What the engine makes of the file: the network input, or the message the student must see."""
     try:
-        return to_network_input(read_image(content))
+        return prepare_upload(content).image
     except ImageError as error:
         return str(error)
 

@@ -27,7 +27,7 @@ Result = TypeVar("Result")
 TIME_LIMIT_SECONDS = 30.0
 
 
-class Superseded(Exception):  # noqa: N818 (not an error: a newer request took this one's place)
+class Superseded(Exception):
     """A newer request from the same session replaced this one before it finished."""
 
 
@@ -66,7 +66,7 @@ class LatestOnly:
             result = await asyncio.wait_for(pending, self.time_limit)  # on time-out it cancels `pending`
         except asyncio.CancelledError:
             raise Superseded from None
-        except asyncio.TimeoutError:
+        except TimeoutError:
             raise TooSlow from None
         finally:
             if self._pending is pending:

@@ -115,7 +115,7 @@ class ExplainerState(param.Parameterized):
             return False
         except TooSlow:
             limit = self._decoding.time_limit
-            self.message = f"Reading this image took longer than {limit:g} seconds, so cnnviz gave up; try a smaller one."
+            self.message = f"Reading this image took over {limit:g} seconds, so cnnviz gave up; try a smaller one."
             return False
         except ImageError as error:
             self.message = str(error)

@@ -99,7 +99,8 @@ def click_part(clicks: int = 15) -> None:
         return explainer.page()
 
     server_id = uuid.uuid4().hex
-    pn.serve(factory, port=0, threaded=True, show=False, server_id=server_id, unused_session_lifetime_milliseconds=10**6)
+    keep_sessions = {"unused_session_lifetime_milliseconds": 10**6}
+    pn.serve(factory, port=0, threaded=True, show=False, server_id=server_id, **keep_sessions)
     while server_id not in pn.state._servers:
         time.sleep(0.1)
     server = pn.state._servers[server_id][0]

@@ -14,7 +14,7 @@ from cnnviz.examples import ExampleCatalog
 from cnnviz.plots.overview import OUTPUT_KIND
 from cnnviz.resources import shared_catalog, shared_network, single_threaded_blas
 from cnnviz.serve import return_memory_when_session_ends
-from cnnviz.state import ExplainerState
+from cnnviz.state import ExplainerState, SharedLink
 from cnnviz.views.article import LAYER_KIND_SECTIONS, SECTION_ANCHORS, Article
 from cnnviz.views.controls import NARROW_SCREEN, ControlPanel, ReloadFromUrl
 from cnnviz.views.elastic import ElasticView
@@ -24,19 +24,6 @@ from cnnviz.views.overview import Overview
 from cnnviz.views.tour import Tour
 
 TITLE = "cnnviz · CNN Explainer"
-URL_PARAMETERS = {
-    "example": "image",
-    "layer": "layer",
-    "neuron": "neuron",
-    "level": "view",
-    "input_channel": "channel",
-    "row": "row",
-    "col": "col",
-    "show_details": "details",
-    "color_mode": "colors",
-    "epoch": "epoch",
-    "experiment": "whatif",
-}
 APP_CSS = """
 .controls-title { margin: 4px 0; font-size: 1.05em; }
 .upload-error { color: #8a1c1c; background: #fdecea; border: 1px solid #f5c2c0; border-radius: 6px; padding: 6px 10px; }
@@ -102,7 +89,8 @@ class Explainer(Viewer):
     def sync_url(self) -> None:
         """Mirror image, selection and options in the URL query, and restore them from it."""
         if pn.state.location is not None:
-            pn.state.location.sync(self.state, URL_PARAMETERS)
+            self.link = SharedLink(self.state)  # checks every value a link brings (cnnviz.state)
+            self.link.sync_with(pn.state.location)
 
     def page(self) -> pn.template.BaseTemplate:
         self.sync_url()

@@ -17,6 +17,8 @@ from cnnviz.engine.experiments import WhatIf
 from cnnviz.resources import default_weights_path
 
 POOLING_MODES = ("max", "average", "min")
+# Edited kernel weights stay finite and of a size whose products cannot overflow float32 (trained ones are < 1).
+KERNEL_WEIGHT_LIMIT = 1000.0
 
 
 @dataclass(frozen=True)
@@ -162,4 +164,6 @@ def _kernel(network: Network, where: str, weights: str) -> list[float]:
     values = [float(w) for w in weights.split(",")]
     if len(values) != height * width or not (0 <= int(neuron) < neurons and 0 <= int(channel) < channels):
         raise IndexError(where)
+    if not all(abs(value) <= KERNEL_WEIGHT_LIMIT for value in values):  # also false for nan
+        raise ValueError(f"kernel weights must be numbers between -{KERNEL_WEIGHT_LIMIT:g} and {KERNEL_WEIGHT_LIMIT:g}")
     return values

@@ -58,9 +58,7 @@ class ImageError(CnnvizError, ValueError):
     """A user-facing message: why this file can't be used (no traceback, plain text)."""
 
 
-def read_image(
-    source: str | os.PathLike | bytes | bytearray | BinaryIO, *, at_least: int | None = None
-) -> Image.Image:
+def read_image(source: str | os.PathLike | bytes | bytearray | BinaryIO, *, at_least: int | None = None) -> Image.Image:
     """Decode an upload into an upright RGB image (the UI shows it as the original).
 
     ``bytes``/``bytearray`` are file contents, ``str``/``PathLike`` are paths, anything with ``read`` is a

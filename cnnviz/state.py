@@ -78,7 +78,7 @@ class ExplainerState(param.Parameterized):
         try:
             trained = self.network if self.epoch is None else self.history.network(self.epoch, like=self.network)
             active = apply(trained, parse_experiment(self.experiment, self.network))
-        except (ValueError, CnnvizError) as error:  # a mistyped link, a damaged checkpoint: say so, show the trained one
+        except (ValueError, CnnvizError) as error:  # a mistyped link, a damaged checkpoint: say so, show trained
             self.param.update(epoch=None, experiment="", message=str(error))
             return
         trace = active.trace(self.image)

@@ -25,8 +25,10 @@ ON_CONV = "layer=conv_1_1&view=formula&"
 HOSTILE = [
     *[(f"image={value}", "image") for value in ("nope", "[1,2]", "nan", LONG, "%00", "{}")],
     *[(f"layer={value}", "layer") for value in ("nope", "5", "[1]", "nan", LONG, "conv_1_1%0A")],
-    *[(f"layer=conv_1_1&view=elastic&neuron={value}", "neuron") for value in
-      ("-1", "1.5", "nan", "inf", "-inf", "99999", HUGE, "abc", "true", "[1]", "1e999", "0x1")],
+    *[
+        (f"layer=conv_1_1&view=elastic&neuron={value}", "neuron")
+        for value in ("-1", "1.5", "nan", "inf", "-inf", "99999", HUGE, "abc", "true", "[1]", "1e999", "0x1")
+    ],
     ("neuron=99999&view=elastic", "neuron"),  # no layer at all
     *[(f"view={value}", "view") for value in ("elastic", "formula", "nope", "3", "nan", "[]", LONG)],
     *[(f"{ON_CONV}channel={value}", "channel") for value in ("99", "3", "-1", "nan", "inf", HUGE, "2.5")],
@@ -35,13 +37,24 @@ HOSTILE = [
     *[(f"details={value}", "details") for value in ("maybe", "5", "nan", "[1]", "{}")],
     *[(f"colors={value}", "colors") for value in ("rainbow", "1", "nan", "[1]", LONG)],
     *[(f"epoch={value}", "epoch") for value in ("4", "99999", "-1", "nan", "inf", "abc", "1.5", HUGE, "[]")],
-    *[(f"whatif={value}", "whatif") for value in (
-        "kernel:conv_1_1.0.0=nan,0,0,0,0,0,0,0,0",
-        "kernel:conv_1_1.0.0=inf,0,0,0,0,0,0,0,0",
-        "kernel:conv_1_1.0.0=1e300,0,0,0,0,0,0,0,0",
-        "kernel:conv_1_1.99.0=0,0,0,0,0,0,0,0,0",
-        "relu:nan", "relu:inf", "relu:-1", "pool:median", "off:conv_1_1.99", "off:nope.1", "garbage", LONG, "5",
-    )],
+    *[
+        (f"whatif={value}", "whatif")
+        for value in (
+            "kernel:conv_1_1.0.0=nan,0,0,0,0,0,0,0,0",
+            "kernel:conv_1_1.0.0=inf,0,0,0,0,0,0,0,0",
+            "kernel:conv_1_1.0.0=1e300,0,0,0,0,0,0,0,0",
+            "kernel:conv_1_1.99.0=0,0,0,0,0,0,0,0,0",
+            "relu:nan",
+            "relu:inf",
+            "relu:-1",
+            "pool:median",
+            "off:conv_1_1.99",
+            "off:nope.1",
+            "garbage",
+            LONG,
+            "5",
+        )
+    ],
     ("layer=conv_1_1&neuron=3&view=elastic&neuron=99", "neuron"),  # repeated: the last one counts
     ("layer=nope&layer=conv_1_1&neuron=99&view=elastic", "neuron"),
 ]
@@ -102,7 +115,8 @@ def test_good_links_are_applied_silently(explainer, link):
     key = state.catalog.examples[2].key
     assert link.apply(parse_query("?" + query.format(key))) == []
     assert (state.example, state.layer, state.neuron, state.level) == (key, "conv_2_1", 7, "formula")
-    assert (state.input_channel, state.row, state.col, state.show_details, state.color_mode) == (9, 27, 0, True, "global")
+    shown = (state.input_channel, state.row, state.col, state.show_details, state.color_mode)
+    assert shown == (9, 27, 0, True, "global")
     assert state.message == ""
 
 

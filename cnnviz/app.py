@@ -9,11 +9,12 @@ import numpy as np
 import panel as pn
 from panel.viewable import Viewer
 
-from cnnviz.engine import Network, Trace, WeightsError
+from cnnviz.engine import Network, Trace
+from cnnviz.errors import CnnvizError
 from cnnviz.examples import ExampleCatalog
 from cnnviz.plots.overview import OUTPUT_KIND
 from cnnviz.resources import shared_catalog, shared_network, single_threaded_blas
-from cnnviz.serve import return_memory_when_session_ends
+from cnnviz.serve import close_half_open_connections, return_memory_when_session_ends
 from cnnviz.state import ExplainerState, SharedLink
 from cnnviz.views.article import LAYER_KIND_SECTIONS, SECTION_ANCHORS, Article
 from cnnviz.views.controls import NARROW_SCREEN, ControlPanel, ReloadFromUrl
@@ -147,10 +148,11 @@ def create_app() -> pn.viewable.Viewable:
     """The served page of one session."""
     trim_served_bundle()
     single_threaded_blas()
+    close_half_open_connections()
     pn.extension(raw_css=[APP_CSS])
     try:
         explainer = Explainer()
-    except WeightsError as error:
+    except CnnvizError as error:  # weights, model card, example photos: damaged, missing or not answering
         logging.getLogger(__name__).error("cnnviz cannot start: %s", error)  # for whoever runs `panel serve`
         return error_page(error)
     return explainer.page()

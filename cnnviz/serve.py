@@ -10,6 +10,32 @@ from pathlib import Path
 
 TRIM_DELAY_SECONDS = 1.0
 _trim_pending = False
+# A tab whose network vanished (a laptop closed mid-lesson, Wi-Fi gone) leaves a half-open websocket that the
+# server would keep, with its session, until TCP gives up (minutes to hours). Tornado pings every connection and
+# closes one whose answer is late; Bokeh then drops the session once it has been unused for its lifetime
+# (15 s: the page reloads into a new session after a drop anyway, see ReloadFromUrl).
+PING_INTERVAL_SECONDS = 20
+PING_TIMEOUT_SECONDS = 30
+CONNECTION_SETTINGS = {
+    "websocket_ping_interval": PING_INTERVAL_SECONDS,
+    "websocket_ping_timeout": PING_TIMEOUT_SECONDS,
+}
+
+
+def close_half_open_connections() -> None:
+    """Ping settings for `panel serve`, which has no option for them (`cnnviz serve` passes CONNECTION_SETTINGS).
+
+    Tornado reads them through the websocket handler's `ping_interval` / `ping_timeout` properties, which it
+    documents for overriding; these keep any value the server was given and add ours otherwise.
+    """
+    from bokeh.server.views.ws import WSHandler
+
+    WSHandler.ping_interval = property(
+        lambda handler: handler.settings.get("websocket_ping_interval", PING_INTERVAL_SECONDS)
+    )
+    WSHandler.ping_timeout = property(
+        lambda handler: handler.settings.get("websocket_ping_timeout", PING_TIMEOUT_SECONDS)
+    )
 
 
 def return_memory_when_session_ends(_session_context: object) -> None:
@@ -48,11 +74,15 @@ def run(args: argparse.Namespace) -> int:
     import panel as pn
 
     from cnnviz.app import create_app
-    from cnnviz.resources import shared_network
+    from cnnviz.lab_state import shared_history
+    from cnnviz.resources import shared_catalog, shared_network
 
     if args.weights:
         os.environ["CNNVIZ_WEIGHTS"] = str(args.weights.resolve())
-    network = shared_network()  # a missing or damaged file stops here, with its message, before serving
+    # A missing, damaged or unanswering file stops here, with its message (cnnviz.cli), before serving.
+    network = shared_network()
+    shared_history()
+    shared_catalog()
     print(f"Serving cnnviz with {network.parameter_count:,} weights on http://{args.address}:{args.port}/explainer")
     pn.serve(
         {"explainer": create_app},
@@ -61,6 +91,7 @@ def run(args: argparse.Namespace) -> int:
         show=args.show,
         num_procs=args.num_procs,
         compress_response=True,  # gzip the page and its JavaScript: a quarter of the bytes on first load
+        **CONNECTION_SETTINGS,
         title="cnnviz",
     )
     return 0

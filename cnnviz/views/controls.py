@@ -126,31 +126,19 @@ class BrowserControl(JSComponent):
 
 
 class ReloadFromUrl(JSComponent):
-    """Reload the page whenever its URL must bring a view back, since the URL restores image and selection:
+    """Say when the connection drops and when it is back, and reload the page whenever its URL must bring a view
+    back, since the URL restores image and selection:
 
     - after a dropped websocket, as soon as the server answers (Bokeh's own reconnect re-pulls the document
-      without its binary buffers and fails on this app's images);
+      without its binary buffers and fails on this app's images). Meanwhile an alert says the connection is lost
+      (and that an upload was, if one was on its way or on screen: a URL cannot carry it); after the reload a
+      status line says it is back;
     - after the browser's Back or Forward, which change the URL that Panel pushed but not the page.
 
     Only for served pages (a notebook has neither a websocket to lose nor its own URL).
     """
 
-    _esm = """
-    export function render({ model }) {
-      model.document.on_event("connection_lost", () => {
-        const script = document.querySelector("script[src*='bokeh']");  // a static file: no new session per try
-        const retry = () => fetch(script.src, { method: "HEAD", cache: "no-store" })
-          .then(() => location.reload(), () => setTimeout(retry, 1000));
-        retry();
-      });
-      let shown = location.search;  // the query of the view on screen: Panel pushes one per change
-      for (const name of ["pushState", "replaceState"]) {
-        const original = history[name].bind(history);
-        history[name] = (...args) => { original(...args); shown = location.search; };
-      }
-      window.addEventListener("popstate", () => { if (location.search !== shown) location.reload(); });
-    }
-    """
+    _esm = HERE / "connection.js"
 
 
 def png_bytes(image: Image.Image) -> bytes:

@@ -227,3 +227,35 @@ def test_a_read_that_blocks_gives_up_and_later_calls_fail_at_once(monkeypatch, t
     finally:
         with open(fifo, "wb"):  # a writer that closes at once: the stuck read ends
             pass
+
+
+def test_websocket_pings_close_half_open_connections_under_both_servers(monkeypatch):
+    """`panel serve` gets the ping settings through the handler's properties, `cnnviz serve` as server settings."""
+    import argparse
+
+    import panel as pn
+    from bokeh.server.views.ws import WSHandler
+
+    from cnnviz import serve
+
+    monkeypatch.setattr(WSHandler, "ping_interval", WSHandler.ping_interval)  # restored after the test
+    monkeypatch.setattr(WSHandler, "ping_timeout", WSHandler.ping_timeout)
+    serve.close_half_open_connections()
+
+    class Handler(WSHandler):
+        def __init__(self, settings: dict) -> None:  # no connection: only the settings matter here
+            self._settings = settings
+
+        settings = property(lambda handler: handler._settings)
+
+    assert (Handler({}).ping_interval, Handler({}).ping_timeout) == (20, 30)
+    given = Handler({"websocket_ping_interval": 5, "websocket_ping_timeout": 7})
+    assert (given.ping_interval, given.ping_timeout) == (5, 7)
+
+    if not WEIGHTS.is_file():
+        pytest.skip(f"needs the trained weights at {WEIGHTS}")
+    served: dict = {}
+    monkeypatch.setattr(pn, "serve", lambda *args, **kwargs: served.update(kwargs))
+    args = argparse.Namespace(weights=None, port=0, address="127.0.0.1", show=False, num_procs=1)
+    assert serve.run(args) == 0
+    assert served["websocket_ping_interval"] == 20 and served["websocket_ping_timeout"] == 30

@@ -310,7 +310,7 @@ class SharedLink(param.Parameterized):
         if name == "colors":
             return _one_of(name, _text(name, raw), tuple(COLOR_MODES))
         if name == "epoch":
-            if raw in ("", None):
+            if raw in ("", None, "null"):  # "null": how links made before this check wrote "the final weights"
                 return None
             epoch = _whole_number(name, raw)
             if epoch not in state.history.epochs:

@@ -120,6 +120,11 @@ def test_good_links_are_applied_silently(explainer, link):
     assert state.message == ""
 
 
+def test_links_written_by_earlier_versions_still_work(explainer, link):
+    assert link.apply(parse_query("?image=&layer=&neuron=0&view=overview&epoch=null&whatif=&details=false")) == []
+    assert explainer.state.epoch is None and explainer.state.message == ""
+
+
 def test_the_url_shows_what_is_on_screen_not_what_was_refused(link):
     location = Location(search="?layer=conv_1_1&neuron=99999&view=elastic&colors=global")
     link.sync_with(location)

@@ -3,25 +3,18 @@ connection. Every check waits for a condition and asserts what happened in which
 
 from __future__ import annotations
 
-import io
 import threading
 
 import pytest
-from PIL import Image
+from pages import open_app
 from playwright.sync_api import expect
+from test_sessions_ui import RECORD_WEBSOCKETS, predicted_label, solid_png
 
 import cnnviz.state
 from cnnviz.app import Explainer
 from cnnviz.resources import shared_catalog, shared_network
 
 pytestmark = pytest.mark.ui
-
-RECORD_WEBSOCKETS = """
-window.__sockets = [];
-window.WebSocket = class extends window.WebSocket {
-  constructor(...args) { super(...args); window.__sockets.push(this); }
-};
-"""
 
 
 @pytest.fixture
@@ -41,19 +34,8 @@ def app(serve):
     return App()
 
 
-def open_app(page, url: str) -> Explainer:
-    page.goto(url)
-    page.locator(".ov-class").first.wait_for()
-
-
-def predicted_label(page) -> str:
-    return page.locator(".ov-class.ov-predicted .ov-class-name").inner_text()
-
-
-def png(color: tuple[int, int, int]) -> dict:
-    buffer = io.BytesIO()
-    Image.new("RGB", (96, 80), color).save(buffer, "PNG")
-    return {"name": "red.png", "mimeType": "image/png", "buffer": buffer.getvalue()}
+def red_png() -> dict:
+    return {"name": "red.png", "mimeType": "image/png", "buffer": solid_png((230, 20, 20))}
 
 
 def test_one_sessions_slow_upload_does_not_hold_up_another_sessions_click(app, new_page, wait_until, monkeypatch):
@@ -72,7 +54,7 @@ def test_one_sessions_slow_upload_does_not_hold_up_another_sessions_click(app, n
     open_app(clicker, app.url)
     clicking = app.sessions[-1]
     try:
-        uploader.locator("input[type=file]").set_input_files(png((230, 20, 20)))
+        uploader.locator("input[type=file]").set_input_files(red_png())
         wait_until(decoding.is_set, timeout=30)
 
         key = clicking.state.catalog.examples[3].key
@@ -116,7 +98,7 @@ def test_a_lost_connection_is_announced_with_the_lost_upload_and_so_is_its_retur
     page = new_page()
     page.add_init_script(RECORD_WEBSOCKETS)
     open_app(page, app.url)
-    page.locator("input[type=file]").set_input_files(png((230, 20, 20)))
+    page.locator("input[type=file]").set_input_files(red_png())
     expect(page.locator(".image-caption")).to_contain_text("Your image")
 
     # the server goes out of reach: the websocket closes and the page's checks for the server fail

@@ -320,8 +320,10 @@ class SharedLink(param.Parameterized):
         text = _text(name, raw)  # whatif
         try:
             parse_experiment(text, state.network)
-        except ValueError as error:
-            raise LinkError(f"The link's {name}: {error}") from None
+        except ValueError:
+            raise LinkError(
+                f"The link's {name}={_shown(text)} is not a change this network can make; showing it unchanged."
+            ) from None
         return text
 
     def _check_selection(self, selection: dict[str, object]) -> None:

@@ -116,7 +116,10 @@ class ExplainerState(param.Parameterized):
             return False
         except TooSlow:
             limit = self._decoding.time_limit
-            self.message = f"Reading this image took over {limit:g} seconds, so cnnviz gave up; try a smaller one."
+            self.message = (
+                f"cnnviz could not read this image within {limit:g} seconds (the server may be busy); "
+                "please try again, or use a smaller image."
+            )
             return False
         except ImageError as error:
             self.message = str(error)

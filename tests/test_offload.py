@@ -121,3 +121,17 @@ def test_a_bad_upload_off_the_loop_says_why_and_keeps_the_image(state):
     before = state.image
     assert asyncio.run(state.upload_off_loop(b"GIF89a not really")) is False
     assert state.image is before and "not an image cnnviz can read" in state.message
+
+
+def test_an_upload_past_the_time_limit_says_so_and_keeps_the_image(state, monkeypatch):
+    import cnnviz.state
+
+    gate = threading.Event()
+    monkeypatch.setattr(cnnviz.state, "prepare_upload", lambda content: gate.wait(30))
+    state._decoding.time_limit = 0.05
+    before = state.image
+    try:
+        assert asyncio.run(state.upload_off_loop(png((0, 255, 0)))) is False
+    finally:
+        gate.set()
+    assert state.image is before and "could not read this image within 0.05 seconds" in state.message

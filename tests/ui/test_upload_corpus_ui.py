@@ -237,7 +237,8 @@ def test_every_odd_upload_is_processed_or_refused_and_the_session_keeps_working(
 
         expected = expected_outcome(case.content)
         assert isinstance(expected, np.ndarray) == case.processed, f"{case.name}: the engine disagrees: {expected}"
-        upload.set_input_files({"name": case.name, "mimeType": case.mime, "buffer": case.content})
+        # generous: Playwright itself takes a while to hand a 30 MB buffer to a busy browser
+        upload.set_input_files({"name": case.name, "mimeType": case.mime, "buffer": case.content}, timeout=180_000)
         if case.processed:
             wait_until(lambda: state.example == "", timeout=30)
             np.testing.assert_allclose(state.image, expected, atol=1e-6, err_msg=case.name)

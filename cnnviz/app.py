@@ -10,16 +10,17 @@ import numpy as np
 import panel as pn
 from panel.viewable import Viewer
 
-from cnnviz.engine import Network, Trace, WeightsError
+from cnnviz.engine import Network, Trace
+from cnnviz.errors import CnnvizError
 from cnnviz.examples import ExampleCatalog
 from cnnviz.importers import explained_model
 from cnnviz.learning_state import LearningState
 from cnnviz.plots.overview import OUTPUT_KIND
 from cnnviz.resources import shared_catalog, shared_network, single_threaded_blas
-from cnnviz.serve import return_memory_when_session_ends
-from cnnviz.state import ExplainerState
+from cnnviz.serve import close_half_open_connections, return_memory_when_session_ends
+from cnnviz.state import ExplainerState, SharedLink
 from cnnviz.views.article import LAYER_KIND_SECTIONS, SECTION_ANCHORS, Article
-from cnnviz.views.controls import NARROW_SCREEN, ControlPanel, ReloadFromUrl, keep_url_booleans_lowercase
+from cnnviz.views.controls import NARROW_SCREEN, ControlPanel, ReloadFromUrl
 from cnnviz.views.elastic import ElasticView
 from cnnviz.views.formula import FormulaView
 from cnnviz.views.lab import ChangedNetworkNotice, Lab
@@ -28,19 +29,6 @@ from cnnviz.views.overview import Overview
 from cnnviz.views.tour import Tour
 
 TITLE = "cnnviz · CNN Explainer"
-URL_PARAMETERS = {
-    "example": "image",
-    "layer": "layer",
-    "neuron": "neuron",
-    "level": "view",
-    "input_channel": "channel",
-    "row": "row",
-    "col": "col",
-    "show_details": "details",
-    "color_mode": "colors",
-    "epoch": "epoch",
-    "experiment": "whatif",
-}
 APP_CSS = """
 .controls-title { margin: 4px 0; font-size: 1.05em; }
 .upload-error { color: #8a1c1c; background: #fdecea; border: 1px solid #f5c2c0; border-radius: 6px; padding: 6px 10px; }
@@ -113,8 +101,8 @@ class Explainer(Viewer):
     def sync_url(self) -> None:
         """Mirror image, selection and options in the URL query, and restore them from it."""
         if pn.state.location is not None:
-            keep_url_booleans_lowercase(pn.state.location)
-            pn.state.location.sync(self.state, URL_PARAMETERS)
+            self.link = SharedLink(self.state)  # checks every value a link brings (cnnviz.state)
+            self.link.sync_with(pn.state.location)
 
     def page(self) -> pn.template.BaseTemplate:
         self.sync_url()
@@ -171,10 +159,11 @@ def create_app() -> pn.viewable.Viewable:
     """The served page of one session."""
     trim_served_bundle()
     single_threaded_blas()
+    close_half_open_connections()
     pn.extension(raw_css=[APP_CSS])
     try:
         explainer = Explainer()
-    except WeightsError as error:
+    except CnnvizError as error:  # weights, model card, example photos: damaged, missing or not answering
         logging.getLogger(__name__).error("cnnviz cannot start: %s", error)  # for whoever runs `panel serve`
         return error_page(error)
     return explainer.page()

@@ -18,12 +18,11 @@ from PIL import Image
 
 from cnnviz.data import GALLERY_DIR_NAME, GALLERY_INDEX_NAME, DataError, default_data_dir, load_gallery
 from cnnviz.engine import Network
-from cnnviz.images import ImageError, array_to_image, read_image, to_network_input
+from cnnviz.images import ImageError, array_to_image, fit_to_network, read_image
 from cnnviz.probes import probe_images
 
 THUMBNAIL_SIZE = 64
 DEFAULT_INPUT_SHAPE = (64, 64, 3)
-LUMINANCE = np.array([0.299, 0.587, 0.114], np.float32)  # ITU-R 601 weights, as Pillow's RGB → L
 ADD_PHOTOS_HINT = (
     "No example photos are prepared yet, so cnnviz shows generated probe images. "
     "To add the Tiny ImageNet photos, run: cnnviz data --source <folder, tiny-imagenet-200.zip or URL>"
@@ -63,12 +62,6 @@ class ExampleCatalog:
     @property
     def default(self) -> Example:
         return self.examples[0]
-
-
-def fit_to_network(picture: Image.Image, input_shape: tuple[int, ...]) -> np.ndarray:
-    """A decoded picture as the network's input: centre square at its size, grey if it reads one channel."""
-    rgb = to_network_input(picture, input_shape[0])
-    return rgb @ LUMINANCE[:, np.newaxis] if input_shape[2] == 1 else rgb
 
 
 def thumbnail_url(image: Image.Image, size: int = THUMBNAIL_SIZE) -> str:

@@ -13,16 +13,24 @@ import stat
 import struct
 import warnings
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import BinaryIO
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, UnidentifiedImageError
 
 from cnnviz.errors import CnnvizError
 
 MAX_UPLOAD_BYTES: int = 20 * 1024 * 1024
 MAX_PIXELS: int = 40_000_000
 INPUT_SIZE: int = 64
+LUMINANCE = np.array([0.299, 0.587, 0.114], np.float32)  # ITU-R 601 weights, as Pillow's RGB → L
+# An upload is kept no bigger than this (a 40-megapixel photo would hold 120 MB per session), and decoded no
+# bigger than needed for it: JPEG decodes at 1/2, 1/4 or 1/8 scale, other formats shrink right after decoding.
+ORIGINAL_KEPT_SIZE: int = 512
+# Numeric (16-bit, 32-bit, float) images are scaled to 8 bits this many rows at a time, so a 40-megapixel
+# 16-bit picture needs a few MB of floats on top of its pixels, not 1.5 GB.
+_ROWS_PER_STRIP = 256
 
 _MEGABYTE = 1024 * 1024
 ACCEPTED_FORMATS = ("JPEG", "PNG", "GIF", "WEBP", "BMP", "TIFF")  # JPEG also covers MPO (phone photos)
@@ -51,11 +59,15 @@ class ImageError(CnnvizError, ValueError):
     """A user-facing message: why this file can't be used (no traceback, plain text)."""
 
 
-def read_image(source: str | os.PathLike | bytes | bytearray | BinaryIO) -> Image.Image:
-    """Decode an upload into an upright RGB image at full resolution (the UI shows it as the original).
+def read_image(source: str | os.PathLike | bytes | bytearray | BinaryIO, *, at_least: int | None = None) -> Image.Image:
+    """Decode an upload into an upright RGB image (the UI shows it as the original).
 
     ``bytes``/``bytearray`` are file contents, ``str``/``PathLike`` are paths, anything with ``read`` is a
     binary file object. Raises ``ImageError`` for every problem with the file itself.
+
+    Full resolution by default. With ``at_least``, the image may come back smaller, but with its short side
+    still at least ``at_least`` pixels (or its own size): the decoder works at reduced scale where the format
+    allows, and the full-size pixels are dropped as soon as they are shrunk, which bounds time and memory.
     """
     data = _read_capped(source)
     with warnings.catch_warnings(), _decoding_failures_as_image_error():
@@ -65,8 +77,32 @@ def read_image(source: str | os.PathLike | bytes | bytearray | BinaryIO) -> Imag
             _check_pixel_count(image.size)
             if ycbcr := _uncompressed_ycbcr_tiff(image, data):
                 return ycbcr.convert("RGB")
+            if at_least:
+                image.draft(None, (at_least, at_least))  # JPEG: decode at the smallest scale that is big enough
             image.load()
-            return _flatten_to_rgb(_upright(image))
+            turn = _orientation(image)
+            shrunk = _shrunk(image, at_least) if at_least else image
+            rgb = _flatten_to_rgb(shrunk.transpose(turn) if turn is not None else shrunk)
+            return rgb.copy() if rgb is image else rgb  # the file's own image closes with the `with`
+
+
+@dataclass(frozen=True, eq=False)
+class PreparedUpload:
+    """What a session keeps of an upload: the network input and a preview-sized picture."""
+
+    image: np.ndarray  # the network input (its size and channels), float32 in [0, 1], read-only
+    original: Image.Image  # at most ORIGINAL_KEPT_SIZE on its long side
+
+
+def prepare_upload(
+    content: bytes, input_shape: tuple[int, ...] = (INPUT_SIZE, INPUT_SIZE, 3), kept: int = ORIGINAL_KEPT_SIZE
+) -> PreparedUpload:
+    """Decode an upload at the size the session needs (thread-safe: servers run it off their event loop)."""
+    original = read_image(content, at_least=max(kept, input_shape[0]))
+    image = fit_to_network(original, input_shape)
+    image.flags.writeable = False
+    original.thumbnail((kept, kept))
+    return PreparedUpload(image, original)
 
 
 def _uncompressed_ycbcr_tiff(image: Image.Image, data: bytes) -> Image.Image | None:
@@ -80,6 +116,12 @@ def _uncompressed_ycbcr_tiff(image: Image.Image, data: bytes) -> Image.Image | N
     if len(strips) < 3 * image.width * image.height:
         raise ImageError(_DAMAGED)
     return Image.frombytes("YCbCr", image.size, strips[: 3 * image.width * image.height])
+
+
+def fit_to_network(picture: Image.Image, input_shape: tuple[int, ...]) -> np.ndarray:
+    """A decoded picture as the network's input: centre square at its size, grey if it reads one channel."""
+    rgb = to_network_input(picture, input_shape[0])
+    return rgb @ LUMINANCE[:, np.newaxis] if input_shape[2] == 1 else rgb
 
 
 def to_network_input(image: Image.Image, size: int = INPUT_SIZE) -> np.ndarray:
@@ -223,15 +265,41 @@ def _megapixels(pixels: int) -> str:
     return f"{pixels / 1_000_000:.1f}".removesuffix(".0")
 
 
-def _upright(image: Image.Image) -> Image.Image:
-    """Apply the EXIF orientation (phones store photos sideways).
+_EXIF_ORIENTATION = 0x0112
+_TURNS = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
 
-    A broken EXIF block is only metadata, so it should not make an otherwise readable photo unusable.
+
+def _orientation(image: Image.Image) -> Image.Transpose | None:
+    """The turn that shows the photo upright, from its EXIF orientation (phones store photos sideways).
+
+    Read before any shrinking, which drops the metadata. A broken EXIF block is only metadata, so it should
+    not make an otherwise readable photo unusable.
     """
     try:
-        return ImageOps.exif_transpose(image)
+        return _TURNS.get(image.getexif().get(_EXIF_ORIENTATION))
     except (SyntaxError, ValueError, TypeError, LookupError, OSError, struct.error):
-        return image.copy()
+        return None
+
+
+def _shrunk(image: Image.Image, at_least: int) -> Image.Image:
+    """Average whole blocks of pixels so the short side stays at least `at_least` (Pillow's own resize does
+    the same first step); modes that cannot be block-averaged are converted first."""
+    factor = min(image.size) // at_least
+    if factor < 2:
+        return image
+    if image.mode in ("I", "F") or image.mode.startswith("I;16"):
+        image = _numeric_to_8bit_grey(image)
+    elif image.mode in ("P", "PA", "1"):
+        image = image.convert("RGBA" if image.has_transparency_data else "RGB")
+    return image.reduce(factor)
 
 
 def _flatten_to_rgb(image: Image.Image) -> Image.Image:
@@ -249,26 +317,47 @@ def _flatten_to_rgb(image: Image.Image) -> Image.Image:
 
 
 def _numeric_to_8bit_grey(image: Image.Image) -> Image.Image:
-    """Scale 16-bit, 32-bit and float greys to 8 bits ourselves: Pillow's convert clips them at 255 instead."""
-    values = np.asarray(image).astype(np.float64)
-    low, high = _intensity_range(image.mode, values)
-    scaled = (np.nan_to_num(values, nan=low, posinf=high, neginf=low) - low) / max(high - low, 1e-12)
-    grey = Image.fromarray(np.rint(np.clip(scaled, 0.0, 1.0) * 255).astype(np.uint8))
+    """Scale 16-bit, 32-bit and float greys to 8 bits ourselves: Pillow's convert clips them at 255 instead.
+
+    Works a strip of rows at a time, so the floats never cost more than a strip (a 40-megapixel 16-bit image
+    held as float64 would take 320 MB per copy).
+    """
+    width, height = image.size
+    strips = [(top, min(top + _ROWS_PER_STRIP, height)) for top in range(0, height, _ROWS_PER_STRIP)]
+    rows = [lambda top=top, bottom=bottom: np.asarray(image.crop((0, top, width, bottom))) for top, bottom in strips]
+    low, high = _intensity_range(image.mode, rows)
     transparent_value = image.info.get("transparency")
-    if not isinstance(transparent_value, int):
-        return grey
-    alpha = np.where(values == transparent_value, 0, 255).astype(np.uint8)
-    return Image.merge("LA", (grey, Image.fromarray(alpha)))
+    keyed = isinstance(transparent_value, int)
+    grey = np.empty((height, width), np.uint8)
+    alpha = np.empty((height, width), np.uint8) if keyed else None
+    for (top, bottom), read in zip(strips, rows, strict=True):
+        values = read().astype(np.float64)
+        scaled = (np.nan_to_num(values, nan=low, posinf=high, neginf=low) - low) / max(high - low, 1e-12)
+        grey[top:bottom] = np.rint(np.clip(scaled, 0.0, 1.0) * 255)
+        if alpha is not None:
+            alpha[top:bottom] = np.where(values == transparent_value, 0, 255)
+    if alpha is None:
+        return Image.fromarray(grey)
+    return Image.merge("LA", (Image.fromarray(grey), Image.fromarray(alpha)))
 
 
-def _intensity_range(mode: str, values: np.ndarray) -> tuple[float, float]:
-    """Guess the black and white levels: 16-bit modes say so; otherwise the common ranges, else stretch."""
+def _intensity_range(mode: str, strips: list) -> tuple[float, float]:
+    """Guess the black and white levels: 16-bit modes say so; otherwise the common ranges, else stretch.
+
+    `strips` are callables that each return one strip of the pixel values (read only when needed).
+    """
     if mode.startswith("I;16"):
         return 0.0, _SIXTEEN_BIT_FULL_SCALE
-    finite = values[np.isfinite(values)]
-    if finite.size == 0:
+    lows, highs = [], []
+    for read in strips:
+        values = read()
+        finite = values[np.isfinite(values)]
+        if finite.size:
+            lows.append(float(finite.min()))
+            highs.append(float(finite.max()))
+    if not lows:
         return 0.0, 1.0
-    low, high = float(finite.min()), float(finite.max())
+    low, high = min(lows), max(highs)
     if low < 0:
         return low, high
     if mode == "F" and high <= 1:

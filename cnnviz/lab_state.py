@@ -14,9 +14,12 @@ from pathlib import Path
 
 from cnnviz.engine import Network, ReLU
 from cnnviz.engine.experiments import WhatIf
-from cnnviz.resources import default_weights_path
+from cnnviz.errors import CnnvizError
+from cnnviz.resources import default_weights_path, within_time_limit
 
 POOLING_MODES = ("max", "average", "min")
+# Edited kernel weights stay finite and of a size whose products cannot overflow float32 (trained ones are < 1).
+KERNEL_WEIGHT_LIMIT = 1000.0
 
 
 @dataclass(frozen=True)
@@ -60,20 +63,35 @@ class TrainingHistory:
         return network
 
 
+class ModelCardError(CnnvizError, ValueError):
+    """The model card beside the weights is damaged; the message says which file and how to fix it."""
+
+
 def read_history(card: Path) -> TrainingHistory:
     """The training record of a model card; an empty history when there is no card (no timeline then)."""
     if not card.is_file():
         return TrainingHistory()
-    data = json.loads(card.read_text(encoding="utf-8"))
-    checkpoints = tuple(
-        Checkpoint(int(entry["epoch"]), card.parent / entry["file"], float(entry["test_top1"]))
-        for entry in data.get("checkpoints", [])
-    )
-    curves = {name: tuple(values) for name, values in data.get("curves", {}).items()}
-    training, test = data.get("training", {}), data.get("test", {})
-    return TrainingHistory(
-        checkpoints, curves, int(training.get("epochs", 0)), training.get("selected_epoch"), test.get("top1")
-    )
+    try:
+        data = json.loads(card.read_text(encoding="utf-8"))
+        checkpoints = tuple(
+            Checkpoint(int(entry["epoch"]), card.parent / entry["file"], float(entry["test_top1"]))
+            for entry in data.get("checkpoints", [])
+        )
+        curves = {name: tuple(float(value) for value in values) for name, values in data.get("curves", {}).items()}
+        training, test = data.get("training", {}), data.get("test", {})
+        selected, top1 = training.get("selected_epoch"), test.get("top1")
+        return TrainingHistory(
+            checkpoints,
+            curves,
+            int(training.get("epochs", 0)),
+            None if selected is None else int(selected),
+            None if top1 is None else float(top1),
+        )
+    except (OSError, ValueError, TypeError, KeyError, AttributeError) as error:
+        raise ModelCardError(
+            f"The model card {card} is damaged ({type(error).__name__}: {error}); export the weights again with "
+            "`cnnviz train`, or remove the card to run without the training timeline."
+        ) from None
 
 
 def model_card_path(weights: Path) -> Path:
@@ -82,14 +100,15 @@ def model_card_path(weights: Path) -> Path:
 
 @cache
 def shared_history() -> TrainingHistory:
-    """The training record beside the shared weights, read once per process."""
-    return read_history(model_card_path(default_weights_path()))
+    """The training record beside the shared weights, read once per process (raises ModelCardError)."""
+    card = model_card_path(default_weights_path())
+    return within_time_limit(read_history, card, what=f"the model card {card}")
 
 
 @cache
 def load_checkpoint(path: Path) -> Network:
     """A checkpoint's network, read once per process on first use and shared read-only by every session."""
-    return Network.load(path)
+    return within_time_limit(Network.load, path, what=f"the checkpoint {path}")
 
 
 # -- experiments as text: "relu:0.1 pool:min off:conv_1_1.3,relu_2_1.0 kernel:conv_1_1.0.2=-1,0,1,-2,0,2,-1,0,1" --
@@ -162,4 +181,6 @@ def _kernel(network: Network, where: str, weights: str) -> list[float]:
     values = [float(w) for w in weights.split(",")]
     if len(values) != height * width or not (0 <= int(neuron) < neurons and 0 <= int(channel) < channels):
         raise IndexError(where)
+    if not all(abs(value) <= KERNEL_WEIGHT_LIMIT for value in values):  # also false for nan
+        raise ValueError(f"kernel weights must be numbers between -{KERNEL_WEIGHT_LIMIT:g} and {KERNEL_WEIGHT_LIMIT:g}")
     return values

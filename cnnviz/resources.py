@@ -4,11 +4,61 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
+from collections.abc import Callable
 from functools import cache
 from pathlib import Path
+from typing import TypeVar
 
+from cnnviz.data import DataError
 from cnnviz.engine import Network
+from cnnviz.errors import CnnvizError
 from cnnviz.examples import ExampleCatalog, catalog_for, gallery_folder
+
+Result = TypeVar("Result")
+# A file on a network drive that stops answering blocks its reader for good; the server gives up after this long
+# ($CNNVIZ_FILE_TIME_LIMIT seconds, default 15).
+FILE_TIME_LIMIT_SECONDS = float(os.environ.get("CNNVIZ_FILE_TIME_LIMIT", "15"))
+_still_reading: dict[str, threading.Thread] = {}
+
+
+class SlowFileError(CnnvizError, TimeoutError):
+    """A file read did not finish within the time limit."""
+
+
+def within_time_limit(function: Callable[..., Result], *args: object, what: str) -> Result:
+    """`function(*args)`, which reads `what`, given FILE_TIME_LIMIT_SECONDS (raises SlowFileError).
+
+    The read runs in a daemon thread, since a blocked read cannot be interrupted; the caller stops waiting.
+    While that read is still stuck, asking again fails at once instead of stalling every new session.
+    Under Pyodide (no threads, files served with the page) it simply runs.
+    """
+    if sys.platform == "emscripten":
+        return function(*args)
+    stuck = _still_reading.get(what)
+    if stuck is not None and stuck.is_alive():
+        raise SlowFileError(f"Reading {what} still has not finished; is it on a drive that does not answer?")
+    outcome: dict[str, object] = {}
+
+    def read() -> None:
+        try:
+            outcome["value"] = function(*args)
+        except BaseException as error:  # handed to the caller's thread below
+            outcome["error"] = error
+
+    reader = threading.Thread(target=read, name=f"cnnviz-read {what}", daemon=True)
+    reader.start()
+    reader.join(FILE_TIME_LIMIT_SECONDS)
+    if reader.is_alive():
+        _still_reading[what] = reader
+        raise SlowFileError(
+            f"Reading {what} took over {FILE_TIME_LIMIT_SECONDS:g} seconds, so cnnviz stopped waiting; "
+            "is it on a drive that does not answer?"
+        )
+    if "error" in outcome:
+        raise outcome["error"]  # type: ignore[misc]
+    return outcome["value"]  # type: ignore[return-value]
+
 
 WEIGHTS_FILE = "tiny_vgg.npz"
 _PACKAGE_DIR = Path(__file__).resolve().parent
@@ -40,12 +90,19 @@ def default_weights_path() -> Path:
 @cache
 def shared_network(path: Path | None = None) -> Network:
     """The trained network, read once and shared read-only by every session (raises WeightsError)."""
-    return Network.load(path or default_weights_path())
+    path = path or default_weights_path()
+    return within_time_limit(Network.load, path, what=f"the weights file {path}")
 
 
 def shared_catalog(data_dir: Path | None = None) -> ExampleCatalog:
-    """The shared network's example images (the gallery beside its weights, if any), built once and shared."""
-    return catalog_for(shared_network(), gallery_folder(data_dir, default_weights_path()))
+    """The shared network's example images (the gallery beside its weights, if any), built once and shared
+    read-only by every session (raises DataError)."""
+    network = shared_network()
+    folder = gallery_folder(data_dir, default_weights_path())
+    try:
+        return within_time_limit(catalog_for, network, folder, what=f"the example photos in {folder}")
+    except OSError as error:  # e.g. a folder cnnviz may not read
+        raise DataError(f"cnnviz cannot read the data folder {folder} ({error.strerror or error}).") from None
 
 
 def single_threaded_blas() -> None:

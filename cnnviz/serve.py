@@ -14,6 +14,32 @@ from cnnviz.errors import CnnvizError
 
 TRIM_DELAY_SECONDS = 1.0
 _trim_pending = False
+# A tab whose network vanished (a laptop closed mid-lesson, Wi-Fi gone) leaves a half-open websocket that the
+# server would keep, with its session, until TCP gives up (minutes to hours). Tornado pings every connection and
+# closes one whose answer is late; Bokeh then drops the session once it has been unused for its lifetime
+# (15 s: the page reloads into a new session after a drop anyway, see ReloadFromUrl).
+PING_INTERVAL_SECONDS = 20
+PING_TIMEOUT_SECONDS = 30
+CONNECTION_SETTINGS = {
+    "websocket_ping_interval": PING_INTERVAL_SECONDS,
+    "websocket_ping_timeout": PING_TIMEOUT_SECONDS,
+}
+
+
+def close_half_open_connections() -> None:
+    """Ping settings for `panel serve`, which has no option for them (`cnnviz serve` passes CONNECTION_SETTINGS).
+
+    Tornado reads them through the websocket handler's `ping_interval` / `ping_timeout` properties, which it
+    documents for overriding; these keep any value the server was given and add ours otherwise.
+    """
+    from bokeh.server.views.ws import WSHandler
+
+    WSHandler.ping_interval = property(
+        lambda handler: handler.settings.get("websocket_ping_interval", PING_INTERVAL_SECONDS)
+    )
+    WSHandler.ping_timeout = property(
+        lambda handler: handler.settings.get("websocket_ping_timeout", PING_TIMEOUT_SECONDS)
+    )
 
 
 def return_memory_when_session_ends(_session_context: object) -> None:
@@ -75,11 +101,14 @@ def run(args: argparse.Namespace) -> int:
     import panel as pn
 
     from cnnviz.app import create_app
+    from cnnviz.lab_state import shared_history
     from cnnviz.resources import shared_catalog, shared_network
 
     if args.weights:
         os.environ["CNNVIZ_WEIGHTS"] = str(args.weights.resolve())
-    network = shared_network()  # a missing or damaged file stops here, with its message, before serving
+    # A missing, damaged or unanswering file stops here, with its message (cnnviz.cli), before serving.
+    network = shared_network()
+    shared_history()
     catalog = shared_catalog()  # examples at the network's size; a gallery that does not fit is said here too
     if catalog.hint:
         print(catalog.hint)
@@ -94,6 +123,7 @@ def run(args: argparse.Namespace) -> int:
             show=args.show,
             num_procs=args.num_procs,
             compress_response=True,  # gzip the page and its JavaScript: a quarter of the bytes on first load
+            **CONNECTION_SETTINGS,
             title="cnnviz",
             start=False,
             verbose=False,  # the line below says where, with the app's path

@@ -12,13 +12,13 @@ import param
 from cnnviz.colors import COLOR_MODES
 from cnnviz.engine import Network, Trace
 from cnnviz.engine.experiments import WhatIf, apply
-from cnnviz.examples import ExampleCatalog, fit_to_network
-from cnnviz.images import ImageError, read_image
+from cnnviz.errors import CnnvizError
+from cnnviz.examples import ExampleCatalog
+from cnnviz.images import ImageError, PreparedUpload, prepare_upload
 from cnnviz.lab_state import TrainingHistory, describe_experiment, parse_experiment, shared_history
+from cnnviz.offload import LatestOnly, Superseded, TooSlow
 
 LEVELS = ("overview", "elastic", "formula")
-# A session keeps only a preview-sized copy of an upload: a 40-megapixel photo would otherwise hold 120 MB.
-ORIGINAL_KEPT_SIZE = 512
 # What a click on a neuron of each kind opens: a convolution or an output class explains itself in the elastic
 # view; ReLU and pooling are one small formula each; the input has nothing below it.
 LEVEL_OPENED_BY_KIND = {"conv2d": "elastic", "dense": "elastic", "relu": "formula", "maxpool2d": "formula"}
@@ -30,7 +30,7 @@ class ExplainerState(param.Parameterized):
     example = param.String(default="", doc="Key of the chosen example image; empty for an upload.")
     image = param.Array(default=None, doc="The network's 64×64×3 input, values in [0, 1].")
     image_title = param.String(default="", doc="What the current image is, for people.")
-    original = param.Parameter(default=None, doc="The uploaded picture, shrunk to ORIGINAL_KEPT_SIZE (PIL), or None.")
+    original = param.Parameter(default=None, doc="The uploaded picture, preview-sized (PIL), or None.")
     trace = param.ClassSelector(class_=Trace, doc="Every layer's output for the current image.")
     layer = param.String(default="", doc="Selected layer; empty when nothing is selected.")
     neuron = param.Integer(default=0, bounds=(0, None), doc="Selected neuron (channel or class) of `layer`.")
@@ -62,6 +62,7 @@ class ExplainerState(param.Parameterized):
         self.catalog = catalog
         params.setdefault("example", catalog.default.key)
         super().__init__(**params)
+        self._decoding = LatestOnly()  # this session's uploads: one decode at a time, the newest wins
         self._show_example()
 
     @param.depends("example", watch=True)
@@ -81,7 +82,7 @@ class ExplainerState(param.Parameterized):
             trained = self.network if self.epoch is None else self.history.network(self.epoch, like=self.network)
             active = apply(trained, parse_experiment(self.experiment, self.network))
             active = active if self.stepped is None else self.stepped
-        except ValueError as error:  # e.g. a mistyped shared link: say so and show the trained network
+        except (ValueError, CnnvizError) as error:  # a mistyped link, a damaged checkpoint: say so, show trained
             self.param.update(epoch=None, experiment="", message=str(error))
             return
         trace = active.trace(self.image)
@@ -104,15 +105,36 @@ class ExplainerState(param.Parameterized):
     def upload(self, content: bytes) -> bool:
         """Use an uploaded file as the input; on bad input keep the current image and say why."""
         try:
-            original = read_image(content)
+            prepared = prepare_upload(content, self.network.input_shape)
         except ImageError as error:
             self.message = str(error)
             return False
-        image = fit_to_network(original, self.network.input_shape)
-        image.flags.writeable = False
-        original.thumbnail((ORIGINAL_KEPT_SIZE, ORIGINAL_KEPT_SIZE))
-        self.param.update(example="", image=image, image_title="Your image", original=original, message="")
+        self._use_upload(prepared)
         return True
+
+    async def upload_off_loop(self, content: bytes) -> bool:
+        """`upload` for servers: decodes in a worker thread, within a time limit; a newer upload supersedes it."""
+        try:
+            prepared = await self._decoding.run(prepare_upload, content, self.network.input_shape)
+        except Superseded:
+            return False
+        except TooSlow:
+            limit = self._decoding.time_limit
+            self.message = (
+                f"cnnviz could not read this image within {limit:g} seconds (the server may be busy); "
+                "please try again, or use a smaller image."
+            )
+            return False
+        except ImageError as error:
+            self.message = str(error)
+            return False
+        self._use_upload(prepared)
+        return True
+
+    def _use_upload(self, prepared: PreparedUpload) -> None:
+        self.param.update(
+            example="", image=prepared.image, image_title="Your image", original=prepared.original, message=""
+        )
 
     def use_array(self, image: np.ndarray, title: str = "Your array") -> None:
         """Use an array (64×64×3, values in [0, 1]) as the input, e.g. from a notebook."""
@@ -150,3 +172,239 @@ class ExplainerState(param.Parameterized):
 
     def clear_selection(self) -> None:
         self.param.update(layer="", neuron=0, level="overview")
+
+
+# -- shared links: the state as a URL query, every value checked before the state takes it ---------------------
+# state parameter -> its name in a link
+LINK_NAMES = {
+    "example": "image",
+    "layer": "layer",
+    "neuron": "neuron",
+    "level": "view",
+    "input_channel": "channel",
+    "row": "row",
+    "col": "col",
+    "show_details": "details",
+    "color_mode": "colors",
+    "epoch": "epoch",
+    "experiment": "whatif",
+}
+MAX_LINK_TEXT = 2000  # characters of one value; longer ones are refused unread
+_SELECTION = ("layer", "neuron", "level", "input_channel", "row", "col")
+
+
+class LinkError(ValueError):
+    """One sentence about one value of a link."""
+
+
+class SharedLink(param.Parameterized):
+    """The session as a URL query (`pn.state.location.sync(link)`), with every incoming value checked.
+
+    A link can hold anything: text, numbers far out of range, nan, 400 digits, a layer that does not exist.
+    Values arrive as the URL parser made them (str, int, float, bool, list or dict). Each is checked for type,
+    range, finiteness and length against this session's network, examples and checkpoints; the good ones are
+    applied together, each bad one gets a sentence naming it in `state.message`, and a bad part of the selection
+    drops the whole selection, so the page never shows a neuron its layer does not have.
+    """
+
+    image = param.Parameter(default="")
+    layer = param.Parameter(default="")
+    neuron = param.Parameter(default="0")
+    view = param.Parameter(default="overview")
+    channel = param.Parameter(default="0")
+    row = param.Parameter(default="0")
+    col = param.Parameter(default="0")
+    details = param.Parameter(default="false")
+    colors = param.Parameter(default="unit")
+    epoch = param.Parameter(default="")
+    whatif = param.Parameter(default="")
+
+    def __init__(self, state: ExplainerState, **params) -> None:
+        super().__init__(**params)
+        self.state = state
+        self._writing = False
+        self._write_from_state()
+        self._state_watcher = state.param.watch(self._write_from_state, list(LINK_NAMES))
+        self.param.watch(self._read_into_state, list(LINK_NAMES.values()))
+
+    def sync_with(self, location: param.Parameterized) -> None:
+        """Mirror this link in Panel's `pn.state.location`; a query Panel's own parser chokes on is dropped."""
+        try:
+            location.query_params  # noqa: B018 (parsing is the check: e.g. a number of over 4,300 digits fails)
+        except ValueError:
+            location.search = ""
+            self.state.message = "This link could not be read (a value in it is far too long); showing the start."
+        location.sync(self, list(LINK_NAMES.values()))
+
+    # -- state -> link ------------------------------------------------------------------------------------
+    def _write_from_state(self, *_events) -> None:
+        state = self.state
+        values = {
+            "image": state.example,
+            "layer": state.layer,
+            "neuron": str(state.neuron),
+            "view": state.level,
+            "channel": str(state.input_channel),
+            "row": str(state.row),
+            "col": str(state.col),
+            "details": "true" if state.show_details else "false",
+            "colors": state.color_mode,
+            "epoch": "" if state.epoch is None else str(state.epoch),
+            "whatif": state.experiment,
+        }
+        self._writing = True
+        try:
+            self.param.update(values)
+        finally:
+            self._writing = False
+
+    # -- link -> state ------------------------------------------------------------------------------------
+    def _read_into_state(self, *events: param.parameterized.Event) -> None:
+        if self._writing:
+            return
+        self.apply({event.name: event.new for event in events})
+
+    def apply(self, values: dict[str, object]) -> list[str]:
+        """Check link values (by link name) and apply the good ones; returns the sentences about the bad ones."""
+        state = self.state
+        wanted: dict[str, object] = {}
+        problems: list[str] = []
+        link_name = {name: state_name for state_name, name in LINK_NAMES.items()}
+        selection_refused = False
+        for name, raw in values.items():
+            if name not in link_name:
+                continue
+            try:
+                wanted[link_name[name]] = self._check(name, raw)
+            except LinkError as error:
+                problems.append(str(error))
+                selection_refused = selection_refused or link_name[name] in _SELECTION
+        if not selection_refused:
+            try:
+                self._check_selection({name: wanted.get(name, getattr(state, name)) for name in _SELECTION})
+            except LinkError as error:
+                problems.append(str(error))
+                selection_refused = True
+        if selection_refused:
+            wanted.update(layer="", neuron=0, level="overview", input_channel=0, row=0, col=0)
+        changes = {name: value for name, value in wanted.items() if value != getattr(state, name)}
+        if problems:
+            changes["message"] = " ".join(problems)
+        if changes:
+            state.param.update(changes)
+        self._write_from_state()  # the URL shows what is on screen, not what was refused
+        return problems
+
+    def _check(self, name: str, raw: object) -> object:
+        state = self.state
+        if name == "image":
+            key = _text(name, raw)
+            if key and key not in state.catalog:
+                raise LinkError(f"The link's {name}={_shown(key)} is not one of the examples here; it was left out.")
+            return key or state.example
+        if name == "layer":
+            layer = _text(name, raw)
+            if layer and layer not in state.network.layer_names:
+                layers = ", ".join(state.network.layer_names)
+                raise LinkError(f"The link's {name}={_shown(layer)} is not a layer of this network ({layers}).")
+            return layer
+        if name in ("neuron", "channel", "row", "col"):
+            return _whole_number(name, raw)
+        if name == "view":
+            return _one_of(name, _text(name, raw), LEVELS)
+        if name == "details":
+            return _flag(name, raw)
+        if name == "colors":
+            return _one_of(name, _text(name, raw), tuple(COLOR_MODES))
+        if name == "epoch":
+            if raw in ("", None, "null"):  # "null": how links made before this check wrote "the final weights"
+                return None
+            epoch = _whole_number(name, raw)
+            if epoch not in state.history.epochs:
+                saved = ", ".join(map(str, state.history.epochs)) or "none"
+                raise LinkError(f"The link's {name}={_shown(raw)} is not a saved checkpoint (saved epochs: {saved}).")
+            return epoch
+        text = _text(name, raw)  # whatif
+        try:
+            parse_experiment(text, state.network)
+        except ValueError:
+            raise LinkError(
+                f"The link's {name}={_shown(text)} is not a change this network can make; showing it unchanged."
+            ) from None
+        return text
+
+    def _check_selection(self, selection: dict[str, object]) -> None:
+        """A neuron, channel and window its layer has, and a view that needs a layer only with one."""
+        layer, level = selection["layer"], selection["level"]
+        if not layer:
+            for name in ("neuron", "input_channel", "row", "col"):
+                if selection[name]:
+                    link = LINK_NAMES[name]
+                    raise LinkError(f"The link's {link}={_shown(selection[name])} needs a layer; showing the overview.")
+            if level != "overview":
+                raise LinkError(f"The link's view={level} needs a layer; showing the overview.")
+            return
+        network = self.state.network
+        index = network.layer_names.index(layer)
+        shape = network.info(layer).shape
+        below = network.input_shape if index == 0 else network.info(network.layer_names[index - 1]).shape
+        spatial = shape[:-1] if len(shape) == 3 else (1, 1)
+        limits = {
+            "neuron": (shape[-1], f"{layer} has {shape[-1]} neurons"),
+            "input_channel": (below[-1], f"{layer} reads {below[-1]} input channels"),
+            "row": (spatial[0], f"{layer} has {spatial[0]} rows"),
+            "col": (spatial[1], f"{layer} has {spatial[1]} columns"),
+        }
+        for name, (count, why) in limits.items():
+            if not selection[name] < count:
+                link = LINK_NAMES[name]
+                raise LinkError(
+                    f"The link's {link}={_shown(selection[name])} is out of range ({why}, numbered from 0); "
+                    "showing the overview."
+                )
+
+
+def _shown(raw: object) -> str:
+    """A value as the message quotes it: on one line (control characters escaped) and short, whatever its length."""
+    text = "".join(char if char.isprintable() else repr(char)[1:-1] for char in str(raw))
+    return text if len(text) <= 24 else f"{text[:20]}… ({len(text)} characters)"
+
+
+def _text(name: str, raw: object) -> str:
+    if isinstance(raw, bool) or not isinstance(raw, str | int | float):
+        raise LinkError(f"The link's {name} must be a single word or number, not {_shown(raw)}.")
+    text = raw if isinstance(raw, str) else str(raw)
+    if len(text) > MAX_LINK_TEXT:
+        raise LinkError(f"The link's {name} is {len(text):,} characters long; the limit is {MAX_LINK_TEXT:,}.")
+    return text
+
+
+def _whole_number(name: str, raw: object) -> int:
+    """A non-negative int from an int, an integral finite float, or digits (of a sensible length)."""
+    if isinstance(raw, bool):
+        raw = str(raw)
+    if isinstance(raw, float) and np.isfinite(raw) and raw.is_integer():
+        raw = int(raw)
+    if isinstance(raw, str) and raw.strip().isdigit() and len(raw.strip()) <= 18:
+        raw = int(raw.strip())
+    if not isinstance(raw, int) or raw < 0:
+        raise LinkError(f"The link's {name}={_shown(raw)} is not a whole number of 0 or more.")
+    if raw >= 10**18:
+        raise LinkError(f"The link's {name}={_shown(raw)} is far out of range.")
+    return raw
+
+
+def _one_of(name: str, value: str, options: tuple[str, ...]) -> str:
+    if value not in options:
+        raise LinkError(f"The link's {name}={_shown(value)} is not one of: {', '.join(options)}.")
+    return value
+
+
+def _flag(name: str, raw: object) -> bool:
+    if isinstance(raw, bool):
+        return raw
+    if str(raw).lower() in ("true", "1", "yes", "on"):
+        return True
+    if str(raw).lower() in ("false", "0", "no", "off"):
+        return False
+    raise LinkError(f"The link's {name}={_shown(raw)} is not true or false.")

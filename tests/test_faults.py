@@ -121,3 +121,141 @@ def test_without_example_photos_the_app_runs_on_probes_and_says_how_to_add_photo
     assert ADD_PHOTOS_HINT.startswith("No example photos are prepared yet")
     assert "probe-" in page  # the gallery offers the generated probe images
     assert "Traceback" not in log and "cannot start" not in page
+
+
+# -- every shared resource damaged, missing or blocking: a sentence in the page and in `cnnviz serve` ----------------
+GALLERY_ENTRY = {"file": "koala_1.jpg", "label": "koala", "class_index": 5, "source": "val_1.JPEG"}
+
+
+def weights_with_card(folder: Path, card: str) -> Path:
+    """A copy of the weights with the given model card text beside it."""
+    folder.mkdir()
+    weights = folder / "tiny_vgg.npz"
+    weights.write_bytes(WEIGHTS.read_bytes())
+    weights.with_suffix(".json").write_text(card)
+    return weights
+
+
+def data_with_index(folder: Path, index: str) -> Path:
+    (folder / "gallery").mkdir(parents=True)
+    (folder / "gallery" / "index.json").write_text(index)
+    return folder
+
+
+def blocking_gallery(folder: Path) -> Path:
+    """A gallery whose photo is a FIFO nobody writes to: reading it blocks, like a hung network drive."""
+    data_with_index(folder, json.dumps([GALLERY_ENTRY]))
+    os.mkfifo(folder / "gallery" / GALLERY_ENTRY["file"])
+    return folder
+
+
+@pytest.fixture
+def bad_resources(tmp_path) -> dict[str, tuple[dict[str, str], str]]:
+    """Environment for each damaged resource, with the words its message must contain."""
+    if not WEIGHTS.is_file():
+        pytest.skip(f"needs the trained weights at {WEIGHTS}")
+    card_with_bad_types = json.dumps({"checkpoints": [{"epoch": "one", "file": "x.npz", "test_top1": 0.5}]})
+    return {
+        "model card not JSON": (
+            {"CNNVIZ_WEIGHTS": str(weights_with_card(tmp_path / "a", "{ this is not json"))},
+            "The model card",
+        ),
+        "model card with wrong types": (
+            {"CNNVIZ_WEIGHTS": str(weights_with_card(tmp_path / "b", card_with_bad_types))},
+            "The model card",
+        ),
+        "gallery index not JSON": (
+            {"CNNVIZ_DATA_DIR": str(data_with_index(tmp_path / "c", "[{"))},
+            "is malformed",
+        ),
+        "gallery index of the wrong shape": (
+            {"CNNVIZ_DATA_DIR": str(data_with_index(tmp_path / "d", json.dumps([{"file": 3}])))},
+            "is malformed",
+        ),
+        "gallery photo that blocks": (
+            {"CNNVIZ_DATA_DIR": str(blocking_gallery(tmp_path / "e")), "CNNVIZ_FILE_TIME_LIMIT": "2"},
+            "took over 2 seconds, so cnnviz stopped waiting",
+        ),
+    }
+
+
+def test_cnnviz_serve_names_every_damaged_or_blocking_resource(bad_resources):
+    for case, (env, words) in bad_resources.items():
+        result = subprocess.run(
+            [sys.executable, "-m", "cnnviz.cli", "serve", "--port", "0"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env={**os.environ, **env},
+        )
+        assert result.returncode == 2, (case, result.stderr)
+        assert result.stderr.startswith("cnnviz serve: ") and words in result.stderr, case
+        assert "Traceback" not in result.stderr and "Serving" not in result.stdout, case
+
+
+def test_panel_serve_shows_why_for_every_damaged_or_blocking_resource(bad_resources, panel_serve):
+    for case, (env, words) in bad_resources.items():
+        page, log = panel_serve(**env)
+        assert "cnnviz cannot start" in page and words in page, case
+        assert "cnnviz cannot start" in log and "Traceback" not in log, case
+
+
+def test_an_unreadable_data_folder_is_a_sentence(monkeypatch, tmp_path):
+    from cnnviz import resources
+    from cnnviz.data import DataError
+
+    def refuse(_data_dir: object) -> object:
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(resources, "build_catalog", refuse)
+    with pytest.raises(DataError, match=f"cannot read the data folder {tmp_path} \\(Permission denied\\)"):
+        resources.shared_catalog.__wrapped__(tmp_path)
+
+
+def test_a_read_that_blocks_gives_up_and_later_calls_fail_at_once(monkeypatch, tmp_path):
+    from cnnviz import resources
+
+    fifo = tmp_path / "hung.npz"
+    os.mkfifo(fifo)
+    monkeypatch.setattr(resources, "FILE_TIME_LIMIT_SECONDS", 0.2)
+    try:
+        # the second call does not wait again while the first read is stuck
+        for words in ("so cnnviz stopped waiting", "still has not finished"):
+            with pytest.raises(resources.SlowFileError, match=words):
+                resources.within_time_limit(Path.read_bytes, fifo, what=f"the file {fifo}")
+        assert resources._still_reading[f"the file {fifo}"].is_alive()
+    finally:
+        with open(fifo, "wb"):  # a writer that closes at once: the stuck read ends
+            pass
+
+
+def test_websocket_pings_close_half_open_connections_under_both_servers(monkeypatch):
+    """`panel serve` gets the ping settings through the handler's properties, `cnnviz serve` as server settings."""
+    import argparse
+
+    import panel as pn
+    from bokeh.server.views.ws import WSHandler
+
+    from cnnviz import serve
+
+    monkeypatch.setattr(WSHandler, "ping_interval", WSHandler.ping_interval)  # restored after the test
+    monkeypatch.setattr(WSHandler, "ping_timeout", WSHandler.ping_timeout)
+    serve.close_half_open_connections()
+
+    class Handler(WSHandler):
+        def __init__(self, settings: dict) -> None:  # no connection: only the settings matter here
+            self._settings = settings
+
+        settings = property(lambda handler: handler._settings)
+
+    assert (Handler({}).ping_interval, Handler({}).ping_timeout) == (20, 30)
+    given = Handler({"websocket_ping_interval": 5, "websocket_ping_timeout": 7})
+    assert (given.ping_interval, given.ping_timeout) == (5, 7)
+
+    if not WEIGHTS.is_file():
+        pytest.skip(f"needs the trained weights at {WEIGHTS}")
+    served: dict = {}
+    monkeypatch.setattr(pn, "serve", lambda *args, **kwargs: served.update(kwargs))
+    args = argparse.Namespace(weights=None, port=0, address="127.0.0.1", show=False, num_procs=1)
+    assert serve.run(args) == 0
+    assert served["websocket_ping_interval"] == 20 and served["websocket_ping_timeout"] == 30

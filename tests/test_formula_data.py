@@ -12,7 +12,6 @@ import re
 import numpy as np
 import pytest
 
-from cnnviz.app import URL_PARAMETERS
 from cnnviz.colors import color_ranges
 from cnnviz.engine import Conv2D, Dense, Flatten, MaxPool2D, Network, ReLU, Softmax, tiny_vgg
 from cnnviz.engine.experiments import WhatIf, apply
@@ -27,7 +26,7 @@ from cnnviz.plots.formula import (
     maps_element,
     numbers_html,
 )
-from cnnviz.state import ExplainerState
+from cnnviz.state import LINK_NAMES, ExplainerState
 from cnnviz.views.formula import DEFAULT_SPEED, FormulaView
 
 
@@ -342,4 +341,4 @@ def test_moving_the_window_replaces_the_url_entry_under_the_names_the_app_uses()
     """The dialog's history rule needs the URL names of state.row / state.col."""
     from cnnviz.views.formula import FormulaDialog
 
-    assert FormulaDialog().window_keys == [URL_PARAMETERS["row"], URL_PARAMETERS["col"]]
+    assert FormulaDialog().window_keys == [LINK_NAMES["row"], LINK_NAMES["col"]]

@@ -655,3 +655,42 @@ def test_unreadable_path(tmp_path: pathlib.Path) -> None:
     path.chmod(0)
     with pytest.raises(ImageError, match="not allowed to read"):
         read_image(path)
+
+
+# -- uploads decode at the size a session keeps (bounded time and memory; figures: benchmarks/bench_upload.py) ----
+def test_prepare_upload_keeps_a_preview_and_matches_the_full_resolution_input() -> None:
+    from cnnviz.images import ORIGINAL_KEPT_SIZE, prepare_upload
+
+    for image_format in ("JPEG", "PNG"):
+        content = encode(noise((2100, 1500)), image_format)
+        prepared = prepare_upload(content)
+        assert max(prepared.original.size) == ORIGINAL_KEPT_SIZE and prepared.original.mode == "RGB"
+        assert not prepared.image.flags.writeable
+        full = load_image(content)
+        assert np.abs(prepared.image - full).mean() < 0.02, image_format
+
+
+def test_reduced_decoding_keeps_the_short_side_and_the_orientation() -> None:
+    wide = Image.new("RGB", (4000, 1200), RED)
+    wide.paste(Image.new("RGB", (2000, 1200), BLUE), (2000, 0))
+    exif = Image.Exif()
+    exif[0x0112] = 6  # stored sideways: shown turned 90° clockwise
+    for image_format in ("JPEG", "PNG"):
+        upright = read_image(encode(wide, image_format, exif=exif.tobytes()), at_least=512)
+        assert min(upright.size) >= 512 and upright.height > upright.width
+        middle = upright.width // 2
+        top, bottom = upright.getpixel((middle, 10)), upright.getpixel((middle, upright.height - 10))
+        assert top[0] > 200 and bottom[2] > 200, image_format  # red (left) ends up on top after the turn
+
+
+@pytest.mark.parametrize("mode", ["I;16", "I", "F"])
+def test_numeric_images_convert_the_same_in_strips(mode: str) -> None:
+    from cnnviz.images import _numeric_to_8bit_grey
+
+    rng = np.random.default_rng(3)
+    values = rng.uniform(0, 60000, (700, 90))  # 700 rows: several strips
+    image = Image.fromarray(values.astype(np.uint16)) if mode == "I;16" else Image.fromarray(values.astype(np.float32))
+    image = image if mode != "I" else image.convert("I")
+    # values up to 60,000 read as 16-bit in every mode: black at 0, white at 65,535
+    expected = np.rint(np.clip(np.asarray(image, np.float64) / 65535, 0, 1) * 255).astype(np.uint8)
+    np.testing.assert_array_equal(np.asarray(_numeric_to_8bit_grey(image)), expected)

@@ -9,13 +9,12 @@ import numpy as np
 import pytest
 from panel.io.location import Location
 
-from cnnviz.app import URL_PARAMETERS
 from cnnviz.engine import Network
 from cnnviz.engine.experiments import CLASSIC_KERNELS, WhatIf, apply
 from cnnviz.examples import build_catalog
 from cnnviz.lab_state import changes_in_words, describe_experiment, model_card_path, parse_experiment, shared_history
 from cnnviz.resources import default_weights_path, shared_network
-from cnnviz.state import ExplainerState
+from cnnviz.state import ExplainerState, SharedLink
 from cnnviz.views.lab import Lab
 
 EXPERIMENTS = {
@@ -133,14 +132,14 @@ def test_unknown_epoch_says_so(state):
 
 def test_url_round_trip(state, catalog):
     location = Location()
-    location.sync(state, URL_PARAMETERS)
+    SharedLink(state).sync_with(location)
     what_if = EXPERIMENTS["a classic kernel"]
     state.epoch = 21
     state.what_if = what_if
     assert "epoch=21" in location.search and "whatif=" in location.search
 
     shared = ExplainerState(shared_network(), catalog)
-    Location(search=location.search).sync(shared, URL_PARAMETERS)
+    SharedLink(shared).sync_with(Location(search=location.search))
     assert (shared.epoch, shared.what_if) == (21, what_if)
     assert_same_trace(shared.trace, state.trace)
 

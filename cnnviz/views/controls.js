@@ -35,7 +35,10 @@ function renderGallery(model, el) {
       img.src = item.src;
       img.alt = "";
       button.append(img);
-      button.addEventListener("click", () => { model.value = item.key; });
+      button.addEventListener("click", () => {
+        window.cnnvizUpload = null;  // no upload on screen any more (connection.js)
+        model.value = item.key;
+      });
       button.addEventListener("keydown", (event) => {
         // up and down move by a row of the grid as it is laid out now (its width follows the screen)
         const perRow = buttons.filter((other) => other.offsetTop === buttons[0].offsetTop).length || 1;
@@ -74,6 +77,7 @@ function renderDropZone(model, el) {
   model.on("msg:custom", async (reply) => {
     if (!pending || reply.id !== pending.id) return;
     if (reply.done) {
+      window.cnnvizUpload = { name: pending.file.name, sending: false };  // what a lost connection loses
       pending = null;
       text.textContent = idleText;
       return;
@@ -89,6 +93,7 @@ function renderDropZone(model, el) {
   const send = (file) => {
     if (!file) return;
     pending = { file, id: `${Date.now()}-${Math.random()}` };
+    window.cnnvizUpload = { name: file.name, sending: true };
     model.send_msg({ type: "start", id: pending.id, name: file.name, size: file.size });
   };
   input.addEventListener("change", () => { send(input.files[0]); input.value = ""; });

@@ -6,17 +6,14 @@ import base64
 import binascii
 import html
 import io
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
-from urllib.parse import urlencode
 
 import numpy as np
 import panel as pn
 import param
 from panel.custom import JSComponent
-from panel.io.location import Location
 from panel.viewable import Viewer
 from PIL import Image
 
@@ -154,47 +151,20 @@ class LabelledSwitch(JSComponent):
     _stylesheets: ClassVar[list[str]] = [(HERE / "switch.css").read_text()]
 
 
-def keep_url_booleans_lowercase(location: Location) -> None:
-    """Write `details=true` every time, not `true` first and `True` after the next change of another option.
-
-    Panel's Location writes a changed boolean as JSON (`true`) but re-encodes the values it parsed back from the
-    query with `str()` (`True`); this session's Location writes them back as JSON too.
-    """
-
-    def update_query(**values: Any) -> None:
-        query = {name: json.dumps(v) if isinstance(v, bool) else v for name, v in location.query_params.items()}
-        query.update(values)
-        location.search = "?" + urlencode(query)
-
-    location.update_query = update_query
-
-
 class ReloadFromUrl(JSComponent):
-    """Reload the page whenever its URL must bring a view back, since the URL restores image and selection:
+    """Say when the connection drops and when it is back, and reload the page whenever its URL must bring a view
+    back, since the URL restores image and selection:
 
     - after a dropped websocket, as soon as the server answers (Bokeh's own reconnect re-pulls the document
-      without its binary buffers and fails on this app's images);
+      without its binary buffers and fails on this app's images). Meanwhile an alert says the connection is lost
+      (and that an upload was, if one was on its way or on screen: a URL cannot carry it); after the reload a
+      status line says it is back;
     - after the browser's Back or Forward, which change the URL that Panel pushed but not the page.
 
     Only for served pages (a notebook has neither a websocket to lose nor its own URL).
     """
 
-    _esm = """
-    export function render({ model }) {
-      model.document.on_event("connection_lost", () => {
-        const script = document.querySelector("script[src*='bokeh']");  // a static file: no new session per try
-        const retry = () => fetch(script.src, { method: "HEAD", cache: "no-store" })
-          .then(() => location.reload(), () => setTimeout(retry, 1000));
-        retry();
-      });
-      let shown = location.search;  // the query of the view on screen: Panel pushes one per change
-      for (const name of ["pushState", "replaceState"]) {
-        const original = history[name].bind(history);
-        history[name] = (...args) => { original(...args); shown = location.search; };
-      }
-      window.addEventListener("popstate", () => { if (location.search !== shown) location.reload(); });
-    }
-    """
+    _esm = HERE / "connection.js"
 
 
 def png_bytes(image: Image.Image) -> bytes:
@@ -292,12 +262,13 @@ class ControlPanel(Viewer):
         if event.new:
             self.state.param.update(example=event.new, message="")
 
-    def _receive_upload(self, event: param.parameterized.Event) -> None:
+    async def _receive_upload(self, event: param.parameterized.Event) -> None:
+        """Decoding runs off the event loop (Panel runs async callbacks there), so other sessions stay responsive."""
         received: ReceivedFile = event.new
         if received.content is None:
             self.state.message = received.problem
         else:
-            self.state.upload(received.content)
+            await self.state.upload_off_loop(received.content)
 
     def _choose_color_mode(self, event: param.parameterized.Event) -> None:
         self.state.color_mode = event.new

@@ -20,7 +20,7 @@ from PIL import Image
 from playwright.sync_api import expect
 
 from cnnviz.app import Explainer
-from cnnviz.images import MAX_UPLOAD_BYTES, ImageError, read_image, to_network_input
+from cnnviz.images import MAX_UPLOAD_BYTES, ImageError, prepare_upload
 from cnnviz.resources import shared_catalog, shared_network
 from cnnviz.state import ExplainerState
 
@@ -193,7 +193,7 @@ def corpus() -> list[Case]:
 def expected_outcome(content: bytes) -> np.ndarray | str:
     """What the engine makes of the file: the network input, or the message the student must see."""
     try:
-        return to_network_input(read_image(content))
+        return prepare_upload(content).image
     except ImageError as error:
         return str(error)
 
@@ -237,7 +237,8 @@ def test_every_odd_upload_is_processed_or_refused_and_the_session_keeps_working(
 
         expected = expected_outcome(case.content)
         assert isinstance(expected, np.ndarray) == case.processed, f"{case.name}: the engine disagrees: {expected}"
-        upload.set_input_files({"name": case.name, "mimeType": case.mime, "buffer": case.content})
+        # generous: Playwright itself takes a while to hand a 30 MB buffer to a busy browser
+        upload.set_input_files({"name": case.name, "mimeType": case.mime, "buffer": case.content}, timeout=180_000)
         if case.processed:
             wait_until(lambda: state.example == "", timeout=30)
             np.testing.assert_allclose(state.image, expected, atol=1e-6, err_msg=case.name)

@@ -84,8 +84,9 @@ def _readonly(array: np.ndarray) -> np.ndarray:
 
 
 def gallery_folder(data_dir: str | os.PathLike | None, weights: str | os.PathLike | None = None) -> Path:
-    """Where the gallery comes from: `data_dir` if given, else beside the weights (`cnnviz train` puts one
-    there), else the default data folder of `cnnviz data`."""
+    """Where the gallery comes from: `data_dir` if given (or $CNNVIZ_DATA_DIR, which `cnnviz serve --data-dir`
+    sets), else beside the weights (`cnnviz train` puts one there), else the default data folder of `cnnviz data`."""
+    data_dir = data_dir or os.environ.get("CNNVIZ_DATA_DIR") or None
     if data_dir is not None:
         return Path(data_dir)
     if weights is not None and (Path(weights).parent / GALLERY_DIR_NAME / GALLERY_INDEX_NAME).is_file():

@@ -70,6 +70,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--address", default="localhost", help="address to listen on (default: %(default)s)")
     parser.add_argument("--weights", type=Path, default=None, help="a cnnviz .npz weights file")
+    parser.add_argument(
+        "--data-dir", type=Path, default=None, help="a folder whose gallery/ holds the example images (`cnnviz data`)"
+    )
     parser.add_argument("--show", action="store_true", help="open the app in the browser")
     parser.add_argument("--num-procs", type=bounded_int(0), default=1, help="server processes (0 = one per core)")
     classroom = parser.add_argument_group("classroom options, as for `panel serve`")
@@ -106,6 +109,8 @@ def run(args: argparse.Namespace) -> int:
 
     if args.weights:
         os.environ["CNNVIZ_WEIGHTS"] = str(args.weights.resolve())
+    if args.data_dir:
+        os.environ["CNNVIZ_DATA_DIR"] = str(args.data_dir.resolve())
     # A missing, damaged or unanswering file stops here, with its message (cnnviz.cli), before serving.
     network = shared_network()
     shared_history()

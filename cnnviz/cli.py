@@ -22,7 +22,7 @@ from cnnviz.errors import CnnvizError
 COMMANDS = {
     "serve": ("cnnviz.serve", "open the explainer in the browser (panel serve)"),
     "data": ("cnnviz.data", "prepare the 10-class Tiny ImageNet data and the example gallery"),
-    "train": ("cnnviz.training.train", "train Tiny VGG, or a CNN on your own images, with TensorFlow/Keras"),
+    "train": ("cnnviz.training.command", "train Tiny VGG, or a CNN on your own images, with TensorFlow/Keras"),
     "import": ("cnnviz.importers.command", "import a Keras (.keras, .h5) or ONNX (PyTorch) model to explain it"),
     "evaluate": ("cnnviz.evaluate", "accuracy of a weights file on the validation images (NumPy engine)"),
     "export": ("cnnviz.export", "build the static, Pyodide-powered site"),

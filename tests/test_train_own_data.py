@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -144,10 +145,23 @@ def test_a_small_shapes_model_learns_the_shapes(tmp_path):
     """A quick version of the bundled model (smaller images, fewer of them, fewer epochs): far above chance."""
     pytest.importorskip("tensorflow", reason="training needs the `train` extra (TensorFlow)")
     from cnnviz.training.architecture import Architecture
-    from cnnviz.training.train import SHAPES_RECIPE, Target, train_and_export
+    from cnnviz.training.settings import SHAPES_RECIPE, Target
+    from cnnviz.training.train import train_and_export
 
-    settings = SHAPES_RECIPE.__class__(**{**SHAPES_RECIPE.__dict__, "epochs": 6, "batch_size": 32})
+    settings = replace(SHAPES_RECIPE, epochs=6, batch_size=32)
     target = Target("shapes", "small shapes model", "generated shapes", Architecture(filters=8))
     card = train_and_export(shapes_dataset(1500, 500, size=32), settings, tmp_path, verbose=0, target=target).card
     assert card["test"]["top1"] >= 0.75  # chance is 0.2
     assert card["test"]["keras_engine_same_argmax"] == 500
+
+
+def test_a_bad_folder_is_refused_before_tensorflow_loads(tmp_path):
+    """As a person sees it in a terminal: one line on stderr, exit code 2, no TensorFlow start-up noise."""
+    import subprocess
+    import sys
+
+    root = bad_folder("empty class", tmp_path / "images")
+    command = [sys.executable, "-m", "cnnviz.cli", "train", "--data", str(root), "--out", str(tmp_path / "out")]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1 and "cross holds no images" in result.stderr

@@ -1,63 +1,38 @@
-"""`cnnviz train`: train the Tiny VGG with Keras, export it for the NumPy engine, and write its model card.
+"""Training with Keras (`cnnviz train`, see command.py): export for the NumPy engine and write the model card.
 
-The architecture is exactly CNN Explainer's; only the training recipe differs (augmentation, AdamW with a
-warm-up + cosine schedule, label smoothing, more epochs). Model selection sees a holdout split of the training
-images only; the 500 validation images are the test set, scored once at the end by the NumPy engine.
+By default the architecture is exactly CNN Explainer's Tiny VGG; only the training recipe differs (augmentation,
+AdamW with a warm-up + cosine schedule, label smoothing, more epochs). Model selection sees a holdout split of the
+training images only; the test images (Tiny ImageNet's 500 validation images) are scored once at the end by the
+NumPy engine.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import asdict, dataclass, field, fields, replace
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import keras
 import numpy as np
 
-from cnnviz.data import PreparedData, load_prepared
-from cnnviz.datasets.folder import COLOUR_CHOICES, INPUT_SIZES, write_gallery
+from cnnviz.data import PreparedData
 from cnnviz.engine import INPUT_NAME, Network
-from cnnviz.errors import CnnvizError
 from cnnviz.evaluate import evaluate_network, evaluate_predictions, pixels_to_input
 from cnnviz.training.architecture import Architecture
 from cnnviz.training.export import export_keras
-
-DEFAULT_WEIGHTS_DIR = Path("weights")
-DEFAULT_PLOT = Path("docs") / "training_curves.png"
-WEIGHTS_NAME = "tiny_vgg.npz"
-CARD_NAME = "tiny_vgg.json"
-CHECKPOINT_DIR_NAME = "checkpoints"
-NORMALISATION = "pixel / 255"
-IMAGE_SHAPE = (64, 64, 3)
-
-
-@dataclass(frozen=True)
-class TrainingSettings:
-    """The recipe; every field is also a `cnnviz train --option`, and all of them go into the model card."""
-
-    seed: int = field(default=0, metadata={"help": "seeds the holdout split, initialisation and augmentation"})
-    epochs: int = field(default=120, metadata={"help": "passes over the training images"})
-    batch_size: int = field(default=64, metadata={"help": "images per gradient step"})
-    learning_rate: float = field(default=3e-3, metadata={"help": "AdamW peak learning rate"})
-    warmup_epochs: int = field(default=3, metadata={"help": "linear warm-up before the cosine decay to 0"})
-    weight_decay: float = field(default=5e-3, metadata={"help": "AdamW decoupled weight decay (kernels only)"})
-    label_smoothing: float = field(default=0.1, metadata={"help": "share of the target spread over all classes"})
-    holdout_fraction: float = field(default=0.1, metadata={"help": "share of each class held out for selection"})
-    crop_padding: int = field(default=6, metadata={"help": "reflect-pad by this many pixels, then crop 64×64"})
-    colour_jitter: float = field(
-        default=0.2, metadata={"help": "max relative change of brightness/contrast/saturation"}
-    )
-
-    def __post_init__(self) -> None:
-        if self.epochs < 1 or self.batch_size < 1 or self.warmup_epochs < 0 or self.crop_padding < 0:
-            raise CnnvizError("epochs and batch size must be at least 1; warm-up and crop padding at least 0.")
-        if not 0 < self.holdout_fraction < 1:
-            raise CnnvizError("the holdout fraction must be between 0 and 1: model selection needs a holdout.")
+from cnnviz.training.settings import (  # noqa: F401 — the file names are re-exported for callers of train_and_export
+    CARD_NAME,
+    CHECKPOINT_DIR_NAME,
+    IMAGE_SHAPE,
+    NORMALISATION,
+    WEIGHTS_NAME,
+    Target,
+    TrainingSettings,
+)
 
 
 def checkpoint_epochs(epochs: int) -> list[int]:
@@ -180,24 +155,6 @@ class EpochCheckpoints(keras.callbacks.Callback):
             self.best_accuracy, self.best_epoch, self.best_weights = accuracy, epoch, self.model.get_weights()
         if epoch in self.epochs:
             self.saved[epoch] = self.save(epoch)
-
-
-@dataclass(frozen=True)
-class Target:
-    """What is trained on which images, and the file names it is written under (`<name>.npz`, `<name>.json`)."""
-
-    name: str = "tiny_vgg"
-    model: str = "Tiny VGG (CNN Explainer architecture)"
-    test_data: str = "validation images of the 10 classes"
-    architecture: Architecture = field(default_factory=Architecture)
-
-    @property
-    def weights_name(self) -> str:
-        return f"{self.name}.npz"
-
-    @property
-    def card_name(self) -> str:
-        return f"{self.name}.json"
 
 
 @dataclass(frozen=True)
@@ -324,144 +281,3 @@ def describe_architecture(network: Network) -> dict[str, Any]:
         for info, layer in zip(network.infos[1:], network.layers, strict=True)
     ]
     return {"parameters": network.parameter_count, "layers": layers}
-
-
-# Recipes per image source; any `--option` given on the command line overrides its field.
-SHAPES_RECIPE = TrainingSettings(epochs=8, warmup_epochs=1, crop_padding=0, colour_jitter=0.0)
-FOLDER_RECIPE = TrainingSettings(epochs=40, warmup_epochs=2, crop_padding=4)
-SHAPES_TRAIN_IMAGES, SHAPES_TEST_IMAGES = 4000, 1000
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    source = parser.add_mutually_exclusive_group()
-    source.add_argument(
-        "--data", type=Path, default=None, help="train on your own images: a folder with one sub-folder per class"
-    )
-    source.add_argument("--shapes", action="store_true", help="train on shapes cnnviz draws itself (no download)")
-    source.add_argument(
-        "--data-dir", type=Path, default=None, help="prepared Tiny ImageNet data (default: `cnnviz data`'s)"
-    )
-    parser.add_argument(
-        "--weights-dir",
-        "--out",
-        dest="weights_dir",
-        type=Path,
-        default=None,
-        help="where the weights, card, checkpoints and gallery go (default: weights/, weights/shapes/ for --shapes, "
-        "<folder>-model/ for --data)",
-    )
-    parser.add_argument("--input-size", type=int, default=None, help="input pixels per side, 32–128 (default: 64)")
-    parser.add_argument(
-        "--colour", choices=COLOUR_CHOICES, default="auto", help="grey (1 channel) or colour (3); auto: as the images"
-    )
-    parser.add_argument("--test-fraction", type=float, default=0.2, help="share of each class kept for the test")
-    parser.add_argument("--plot", type=Path, default=None, help="PNG of the training curves (needs matplotlib)")
-    parser.add_argument("--no-plot", action="store_true", help="skip the PNG (no matplotlib needed)")
-    parser.add_argument(
-        "--replot", action="store_true", help="only redraw --plot from the card in --weights-dir, without training"
-    )
-    architecture = parser.add_argument_group("architecture (default: Tiny VGG)")
-    for option in fields(Architecture):
-        architecture.add_argument(
-            f"--{option.name.replace('_', '-')}",
-            type=type(option.default),
-            default=option.default,
-            choices=option.metadata.get("choices"),
-            help=f"{option.metadata['help']} (default: {option.default})",
-        )
-    recipe = parser.add_argument_group("training recipe (defaults: Tiny ImageNet's; shorter for --shapes and --data)")
-    for setting in fields(TrainingSettings):
-        recipe.add_argument(
-            f"--{setting.name.replace('_', '-')}",
-            type=type(setting.default),
-            default=None,
-            help=f"{setting.metadata['help']} (default: {setting.default})",
-        )
-
-
-@dataclass(frozen=True, eq=False)
-class Job:
-    """One `cnnviz train` run: the images, the recipe, what is built and where it goes."""
-
-    data: PreparedData | None  # None: only --replot
-    settings: TrainingSettings
-    target: Target
-    out: Path
-    plot: Path
-    gallery: bool  # write the test images' gallery beside the weights (own data and shapes)
-
-
-def plan(args: argparse.Namespace) -> Job:
-    """Read the options into a Job; bad folders and options fail here, before TensorFlow does any work."""
-    architecture = Architecture(**{option.name: getattr(args, option.name) for option in fields(Architecture)})
-    given = {s.name: getattr(args, s.name) for s in fields(TrainingSettings) if getattr(args, s.name) is not None}
-    if args.shapes:
-        from cnnviz.datasets.shapes import DEFAULT_SIZE, shapes_dataset
-
-        size = args.input_size or DEFAULT_SIZE
-        out = args.weights_dir or DEFAULT_WEIGHTS_DIR / "shapes"
-        settings = replace(SHAPES_RECIPE, **given)
-        target = Target("shapes", f"cnnviz CNN ({architecture.describe()})", "generated shapes", architecture)
-        data = None
-        if not args.replot:
-            _check_size(size, architecture)
-            grey = args.colour == "grey"
-            data = shapes_dataset(SHAPES_TRAIN_IMAGES, SHAPES_TEST_IMAGES, size, settings.seed, grey)
-        return Job(data, settings, target, out, args.plot or out / "training_curves.png", gallery=True)
-    if args.data:
-        from cnnviz.datasets.folder import load_folder
-
-        size = args.input_size or IMAGE_SHAPE[0]
-        out = args.weights_dir or Path(f"{args.data.resolve().name}-model")
-        settings = replace(FOLDER_RECIPE, **given)
-        target = Target("model", f"cnnviz CNN ({architecture.describe()})", f"test images of {args.data}", architecture)
-        data = None
-        if not args.replot:
-            _check_size(size, architecture)
-            data = load_folder(args.data, size, args.colour, args.test_fraction, settings.seed, progress=_tqdm)
-        return Job(data, settings, target, out, args.plot or out / "training_curves.png", gallery=True)
-    if args.input_size not in (None, IMAGE_SHAPE[0]) or architecture != Architecture():
-        raise CnnvizError("Tiny ImageNet trains the Tiny VGG at 64 px; use --data or --shapes for other models.")
-    out, settings = args.weights_dir or DEFAULT_WEIGHTS_DIR, replace(TrainingSettings(), **given)
-    data = None if args.replot else load_prepared(args.data_dir)
-    return Job(data, settings, Target(), out, args.plot or DEFAULT_PLOT, gallery=False)
-
-
-def _check_size(size: int, architecture: Architecture) -> None:
-    """Refuse an input size out of range, or one the architecture shrinks to nothing, before reading images."""
-    if not INPUT_SIZES[0] <= size <= INPUT_SIZES[1]:
-        raise CnnvizError(f"--input-size must be between {INPUT_SIZES[0]} and {INPUT_SIZES[1]} pixels, not {size}.")
-    architecture.final_size(size)
-
-
-def _tqdm(items: Iterable[Any], total: int, label: str) -> Iterator[Any]:
-    from tqdm.auto import tqdm
-
-    return iter(tqdm(items, total=total, desc=label, unit="image", disable=None))
-
-
-def run(args: argparse.Namespace) -> int:
-    job = plan(args)
-    card_path = job.out / job.target.card_name
-    if job.data is None:
-        if not card_path.is_file():
-            raise CnnvizError(f"No model card at {card_path}: train first, or point --weights-dir to one.")
-        card = json.loads(card_path.read_text(encoding="utf-8"))
-    else:
-        card = train_and_export(job.data, job.settings, job.out, target=job.target).card
-        if job.gallery:
-            write_gallery(job.data.val, job.data.class_names, job.out)
-        test = card["test"]
-        print(
-            f"test top-1 {test['top1']:.1%} on {test['images']} images (NumPy engine); "
-            f"Keras and engine agree on {test['keras_engine_same_argmax']}/{test['images']}; "
-            f"selected epoch {card['training']['selected_epoch']}; {card['training']['wall_time_seconds']:.0f} s; "
-            f"wrote {job.out / job.target.weights_name} and {card_path}"
-        )
-        if job.gallery:
-            print(f"explain it: cnnviz serve --weights {job.out / job.target.weights_name}")
-    if not args.no_plot:
-        from cnnviz.training.report import plot_training_curves  # matplotlib only when a plot is wanted
-
-        print(f"wrote {plot_training_curves(card, job.plot)}")
-    return 0

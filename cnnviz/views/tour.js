@@ -109,10 +109,19 @@ export function render({ model, el }) {
     if (model.step >= model.steps.length - 1) close(); else model.step = model.step + 1;
   });
   card.addEventListener("keydown", (event) => {
-    if (event.key === "Escape") { close(); event.stopPropagation(); }
-    else if (event.key === "ArrowRight") next.click();
+    if (event.key === "ArrowRight") next.click();
     else if (event.key === "ArrowLeft" && !back.disabled) back.click();
   });
+  // Esc ends the tour wherever the focus is (it is briefly on the page while a step moves the card), and before
+  // any view below sees the key: the tour restores the learner's view itself.
+  const onEscape = (event) => {
+    if (event.key !== "Escape" || card.hidden) return;
+    event.stopPropagation();
+    event.preventDefault();
+    close();
+  };
+  window.addEventListener("keydown", onEscape, true);
+  model.on("remove", () => window.removeEventListener("keydown", onEscape, true));
   window.addEventListener("resize", place);
   window.addEventListener("scroll", place, true);
   model.on("step", show);

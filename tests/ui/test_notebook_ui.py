@@ -18,6 +18,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 import pytest
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 pytestmark = pytest.mark.ui
 
@@ -34,6 +35,7 @@ pytest.importorskip("jupyterlab", reason="JupyterLab is not installed (pip insta
 def jupyter_lab(tmp_path_factory) -> Iterator[str]:
     """JupyterLab on a free loopback port, on a copy of the notebook (autosave never touches the tracked one)."""
     root = tmp_path_factory.mktemp("lab")
+    state = tmp_path_factory.mktemp("lab-state")  # the user's Lab settings and workspaces stay untouched
     shutil.copy(NOTEBOOK, root / NOTEBOOK.name)
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -41,12 +43,10 @@ def jupyter_lab(tmp_path_factory) -> Iterator[str]:
     environment = dict(os.environ)
     for name, folder in {
         "JUPYTER_CONFIG_DIR": "config",
-        "JUPYTER_DATA_DIR": "data",
-        "JUPYTER_RUNTIME_DIR": "runtime",
         "JUPYTERLAB_SETTINGS_DIR": "settings",
         "JUPYTERLAB_WORKSPACES_DIR": "workspaces",
     }.items():
-        environment[name] = str(root / folder)
+        environment[name] = str(state / folder)
     environment["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
     server = subprocess.Popen(
         [
@@ -109,6 +109,17 @@ def menu(page, menu_name: str, item: str) -> None:
     page.locator(".lm-Menu-itemLabel", has_text=item).first.click()
 
 
+def accept_kernel_dialog(page) -> None:
+    """JupyterLab may ask which kernel to start (Python 3 is preselected): answer as a person would."""
+    dialog = page.locator(".jp-Dialog")
+    try:
+        dialog.wait_for(timeout=5_000)
+    except PlaywrightTimeout:
+        return
+    dialog.locator(".jp-mod-accept").click()
+    dialog.wait_for(state="detached", timeout=30_000)
+
+
 def wait_for_every_cell(page) -> None:
     """Every code cell has an execution count and the kernel is idle again."""
     page.wait_for_function(
@@ -145,11 +156,12 @@ def check_view(page, screenshot, name: str) -> None:
 
 
 def run_all(page, screenshot) -> None:
-    page.wait_for_function(
-        "document.querySelector('.jp-Notebook-ExecutionIndicator')?.getAttribute('data-status') === 'idle'",
-        timeout=120_000,
-    )
+    """Run All once the kernel is up; if Lab asks which kernel to start, take the notebook's own (Python 3)."""
+    kernel_idle = "document.querySelector('.jp-Notebook-ExecutionIndicator')?.getAttribute('data-status')"
+    page.wait_for_function(f"document.querySelector('.jp-Dialog') || {kernel_idle} === 'idle'", timeout=120_000)
+    accept_kernel_dialog(page)
     menu(page, "Run", "Run All Cells")
+    accept_kernel_dialog(page)
     try:
         wait_for_every_cell(page)
     finally:

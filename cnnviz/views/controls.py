@@ -164,7 +164,9 @@ class ReloadFromUrl(JSComponent):
     Only for served pages (a notebook has neither a websocket to lose nor its own URL).
     """
 
-    _esm = HERE / "connection.js"
+    # Given as text: with a file path here, the page that reloads after a drop asked the CDN for Panel's CSS
+    # (seen in test_sessions_ui); read once at import.
+    _esm = (HERE / "connection.js").read_text()
 
 
 def png_bytes(image: Image.Image) -> bytes:

@@ -151,7 +151,7 @@ def blocking_gallery(folder: Path) -> Path:
 
 @pytest.fixture
 def bad_resources(tmp_path) -> dict[str, tuple[dict[str, str], str]]:
-    """Environment for each damaged resource, with the words its message must contain."""
+    """Environment for each damaged resource that stops the app, with the words its message must contain."""
     if not WEIGHTS.is_file():
         pytest.skip(f"needs the trained weights at {WEIGHTS}")
     card_with_bad_types = json.dumps({"checkpoints": [{"epoch": "one", "file": "x.npz", "test_top1": 0.5}]})
@@ -164,18 +164,21 @@ def bad_resources(tmp_path) -> dict[str, tuple[dict[str, str], str]]:
             {"CNNVIZ_WEIGHTS": str(weights_with_card(tmp_path / "b", card_with_bad_types))},
             "The model card",
         ),
-        "gallery index not JSON": (
-            {"CNNVIZ_DATA_DIR": str(data_with_index(tmp_path / "c", "[{"))},
-            "is malformed",
-        ),
-        "gallery index of the wrong shape": (
-            {"CNNVIZ_DATA_DIR": str(data_with_index(tmp_path / "d", json.dumps([{"file": 3}])))},
-            "is malformed",
-        ),
         "gallery photo that blocks": (
             {"CNNVIZ_DATA_DIR": str(blocking_gallery(tmp_path / "e")), "CNNVIZ_FILE_TIME_LIMIT": "2"},
             "took over 2 seconds, so cnnviz stopped waiting",
         ),
+    }
+
+
+@pytest.fixture
+def bad_gallery_indexes(tmp_path) -> dict[str, dict[str, str]]:
+    """A damaged gallery index costs only the photos: the app says why and offers the probe images."""
+    return {
+        "gallery index not JSON": {"CNNVIZ_DATA_DIR": str(data_with_index(tmp_path / "c", "[{"))},
+        "gallery index of the wrong shape": {
+            "CNNVIZ_DATA_DIR": str(data_with_index(tmp_path / "d", json.dumps([{"file": 3}])))
+        },
     }
 
 
@@ -193,6 +196,29 @@ def test_cnnviz_serve_names_every_damaged_or_blocking_resource(bad_resources):
         assert "Traceback" not in result.stderr and "Serving" not in result.stdout, case
 
 
+def test_cnnviz_serve_says_why_a_damaged_gallery_is_not_shown_and_serves_the_probes(bad_gallery_indexes):
+    for case, env in bad_gallery_indexes.items():
+        process = subprocess.Popen(
+            [sys.executable, "-m", "cnnviz.cli", "serve", "--port", "0"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env={**os.environ, **env},
+        )
+        said = []
+        try:
+            for line in process.stdout:  # up to the line that says it serves (or the end, if it stopped)
+                said.append(line)
+                if line.startswith("Serving"):
+                    break
+        finally:
+            process.kill()
+            process.communicate(timeout=30)
+        output = "".join(said)
+        assert "is malformed" in output, (case, output)
+        assert output.splitlines()[-1].startswith("Serving") and "Traceback" not in output, (case, output)
+
+
 def test_panel_serve_shows_why_for_every_damaged_or_blocking_resource(bad_resources, panel_serve):
     for case, (env, words) in bad_resources.items():
         page, log = panel_serve(**env)
@@ -200,16 +226,22 @@ def test_panel_serve_shows_why_for_every_damaged_or_blocking_resource(bad_resour
         assert "cnnviz cannot start" in log and "Traceback" not in log, case
 
 
+def test_panel_serve_says_why_a_damaged_gallery_is_not_shown(bad_gallery_indexes, panel_serve):
+    page, log = panel_serve(**bad_gallery_indexes["gallery index not JSON"])
+    assert "is malformed" in page and "probe-" in page, "the page says why and offers the probe images"
+    assert "cnnviz cannot start" not in page and "Traceback" not in log
+
+
 def test_an_unreadable_data_folder_is_a_sentence(monkeypatch, tmp_path):
     from cnnviz import resources
     from cnnviz.data import DataError
 
-    def refuse(_data_dir: object) -> object:
+    def refuse(_network: object, _data_dir: object) -> object:
         raise PermissionError(13, "Permission denied")
 
-    monkeypatch.setattr(resources, "build_catalog", refuse)
+    monkeypatch.setattr(resources, "catalog_for", refuse)
     with pytest.raises(DataError, match=f"cannot read the data folder {tmp_path} \\(Permission denied\\)"):
-        resources.shared_catalog.__wrapped__(tmp_path)
+        resources.shared_catalog(tmp_path)
 
 
 def test_a_read_that_blocks_gives_up_and_later_calls_fail_at_once(monkeypatch, tmp_path):
@@ -255,7 +287,18 @@ def test_websocket_pings_close_half_open_connections_under_both_servers(monkeypa
     if not WEIGHTS.is_file():
         pytest.skip(f"needs the trained weights at {WEIGHTS}")
     served: dict = {}
-    monkeypatch.setattr(pn, "serve", lambda *args, **kwargs: served.update(kwargs))
-    args = argparse.Namespace(weights=None, port=0, address="127.0.0.1", show=False, num_procs=1)
-    assert serve.run(args) == 0
+
+    class NotListening:  # what pn.serve(start=False) returns, minus the listening
+        port = 0
+        start = staticmethod(lambda: None)
+        io_loop = argparse.Namespace(start=lambda: None)
+
+    def record(*_args, **kwargs) -> NotListening:
+        served.update(kwargs)
+        return NotListening()
+
+    monkeypatch.setattr(pn, "serve", record)
+    parser = argparse.ArgumentParser()
+    serve.add_arguments(parser)
+    assert serve.run(parser.parse_args(["--port", "0", "--address", "127.0.0.1"])) == 0
     assert served["websocket_ping_interval"] == 20 and served["websocket_ping_timeout"] == 30

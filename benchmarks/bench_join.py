@@ -28,23 +28,14 @@ import urllib.parse
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 
-import bokeh.client.connection
-from bench_load import TIMEOUT, classroom, cpu_seconds, percentile
+from bench_load import TIMEOUT, classroom, cpu_seconds, patient_websockets, percentile, websocket_headers
 from bokeh.client import pull_session
 from bokeh.document.events import MessageSentEvent
 from bokeh.events import DocumentReady
 from bokeh.util.token import get_session_id
-from tornado.httpclient import HTTPRequest
 
 ASSET = re.compile(r"""(?:src|href)=["']([^"']*static/[^"']+)["']""")
 TOKEN = re.compile(r'"token"\s*:\s*"([^"]+)"')
-_websocket_headers = threading.local()
-
-
-def _request_with_browser_headers(url: str, **kwargs: object) -> HTTPRequest:
-    """What Bokeh's client opens its websocket with, plus the cookies a browser would send (nginx's stickiness)."""
-    headers = getattr(_websocket_headers, "value", None)
-    return HTTPRequest(url, headers=headers, connect_timeout=TIMEOUT, request_timeout=TIMEOUT, **kwargs)
 
 
 class Browser:
@@ -72,7 +63,7 @@ class Browser:
         if token is None:
             raise RuntimeError("the page has no session token")
         cookies = "; ".join(f"{cookie.name}={cookie.value}" for cookie in self.cookies)
-        _websocket_headers.value = {"Cookie": cookies} if cookies else None
+        websocket_headers.value = {"Cookie": cookies} if cookies else None
         session = pull_session(session_id=get_session_id(token.group(1)), url=url)
         elapsed = time.perf_counter() - start
         ready = MessageSentEvent(session.document, "bokeh_event", DocumentReady())
@@ -110,7 +101,7 @@ def main() -> None:
     parser.add_argument("--loads", type=int, default=10, help="page loads one after another for the CPU figure")
     parser.add_argument("--processes", type=int, default=0, help="serve through nginx with N panel processes")
     args = parser.parse_args()
-    bokeh.client.connection.HTTPRequest = _request_with_browser_headers  # in this client process only
+    patient_websockets()
     print(f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())} on {os.cpu_count()} cores")
     with classroom(args.processes) as (url, pids):
         print(f"serving {url} with {len(pids)} process(es)")

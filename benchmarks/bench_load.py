@@ -33,10 +33,12 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import bokeh.client.connection
 from bokeh.client import ClientSession, pull_session
 from bokeh.core.has_props import HasProps
 from bokeh.document.events import MessageSentEvent
 from bokeh.events import DocumentReady
+from tornado.httpclient import HTTPRequest
 
 import cnnviz.app  # noqa: F401  (registers the app's Bokeh models, so a client can read the served document)
 from cnnviz.resources import shared_catalog
@@ -55,6 +57,21 @@ def _set_from_json_untraced(self: HasProps, name: str, value: object, *, setter:
         self.lookup(name).set_from_json(self, value, setter=setter)
     else:
         logging.getLogger("bokeh.core.has_props").warning("JSON had unknown attribute %r on %r", name, self)
+
+
+websocket_headers = threading.local()  # per client thread: the cookies a browser would send (nginx stickiness)
+
+
+def _websocket_request(url: str, **kwargs: object) -> HTTPRequest:
+    """What Bokeh's client opens its websocket with, plus cookies, and a class-sized patience: its default 20 s
+    connect timeout fails students who join while the server builds thirty pages."""
+    headers = getattr(websocket_headers, "value", None)
+    return HTTPRequest(url, headers=headers, connect_timeout=TIMEOUT, request_timeout=TIMEOUT, **kwargs)
+
+
+def patient_websockets() -> None:
+    """Use `_websocket_request` for every Bokeh client connection of this (benchmark) process."""
+    bokeh.client.connection.HTTPRequest = _websocket_request
 
 
 def free_port() -> int:
@@ -258,6 +275,7 @@ def settled_rss(pids: list[int], wait: float) -> float:
 
 def main() -> None:
     HasProps.set_from_json = _set_from_json_untraced  # in this client process only, for the reason it gives
+    patient_websockets()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--users", type=int, nargs="+", default=[1, 10, 30, 60])
     parser.add_argument("--actions", type=int, default=4, help="image switches (and views opened) per student")

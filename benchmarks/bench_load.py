@@ -301,7 +301,7 @@ def main() -> None:
             warm_up.switch_image(shared_catalog().examples[1].key)
             warm_up.close()
         baseline = settled_rss(pids, 3)
-        print(f"server memory after {len(pids)} session(s) came and went (baseline): {baseline:.0f} MB")
+        print(f"server memory after the warm-up sessions came and went (baseline): {baseline:.0f} MB")
         print(
             "users | switch p50 / p95 (s) | open view p50 / p95 (s) | first switch p95 | server CPU | MB per session"
             " | RSS busy | RSS after close"

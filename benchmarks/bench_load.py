@@ -8,31 +8,37 @@ The clients behave like browsers where it matters for timing (see `Student`). Lo
 bounded (a few actions per student, every wait has a timeout). Prints, for each N, the p50/p95 latency of an
 image switch and of opening a view, the server's memory per session, and its memory after every session closed.
 
-Run: python benchmarks/bench_load.py [--users 1 10 30 60] [--actions 4] [--think 2.5] [--system-malloc] [--num-procs N]
+Run: python benchmarks/bench_load.py [--users 1 10 30 60] [--actions 4] [--think 2.5] [--system-malloc] [--processes N]
+With --processes N the students go through nginx in front of N `panel serve` processes (deploy/classroom.sh).
 Prints figures only; tests never assert on time. Run it on a quiet machine (it prints the load average).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import random
+import signal
 import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import bokeh.client.connection
 from bokeh.client import ClientSession, pull_session
 from bokeh.core.has_props import HasProps
 from bokeh.document.events import MessageSentEvent
 from bokeh.events import DocumentReady
+from tornado.httpclient import HTTPRequest
 
 import cnnviz.app  # noqa: F401  (registers the app's Bokeh models, so a client can read the served document)
 from cnnviz.resources import shared_catalog
@@ -53,6 +59,21 @@ def _set_from_json_untraced(self: HasProps, name: str, value: object, *, setter:
         logging.getLogger("bokeh.core.has_props").warning("JSON had unknown attribute %r on %r", name, self)
 
 
+websocket_headers = threading.local()  # per client thread: the cookies a browser would send (nginx stickiness)
+
+
+def _websocket_request(url: str, **kwargs: object) -> HTTPRequest:
+    """What Bokeh's client opens its websocket with, plus cookies, and a class-sized patience: its default 20 s
+    connect timeout fails students who join while the server builds thirty pages."""
+    headers = getattr(websocket_headers, "value", None)
+    return HTTPRequest(url, headers=headers, connect_timeout=TIMEOUT, request_timeout=TIMEOUT, **kwargs)
+
+
+def patient_websockets() -> None:
+    """Use `_websocket_request` for every Bokeh client connection of this (benchmark) process."""
+    bokeh.client.connection.HTTPRequest = _websocket_request
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -71,41 +92,82 @@ def server_processes(pid: int) -> list[int]:
     return [pid, *children]
 
 
-def rss_mb(pid: int) -> float:
-    """Resident memory of the server (all its processes), from /proc."""
+def rss_mb(pids: list[int]) -> float:
+    """Resident memory of the server processes, from /proc."""
     total = 0
-    for process in server_processes(pid):
+    for process in pids:
         status = Path(f"/proc/{process}/status").read_text()
         total += next(int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS:"))
     return total / 1024
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time the server (all its processes) has used, from /proc."""
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU time the server processes have used, from /proc."""
     total = 0
-    for process in server_processes(pid):
+    for process in pids:
         fields = Path(f"/proc/{process}/stat").read_text().rsplit(")", 1)[1].split()
         total += int(fields[11]) + int(fields[12])
     return total / os.sysconf("SC_CLK_TCK")
 
 
+def wait_until_up(url: str, process: subprocess.Popen) -> None:
+    deadline = time.monotonic() + TIMEOUT
+    while time.monotonic() < deadline and process.poll() is None:
+        try:
+            with urllib.request.urlopen(url, timeout=2):
+                return
+        except OSError:
+            time.sleep(0.3)
+    process.kill()
+    raise RuntimeError(f"the server did not start (no answer from {url})")
+
+
+SESSION_ARGS = ["--check-unused-sessions", "500", "--unused-session-lifetime", str(SESSION_LIFETIME_MS)]
+
+
 def start_server(port: int, env: dict[str, str], processes: int = 1) -> subprocess.Popen:
     command = [sys.executable, "-m", "panel", "serve", "apps/explainer.py", "--port", str(port)]
     command += ["--address", "127.0.0.1", "--allow-websocket-origin", f"127.0.0.1:{port}", "--liveness"]
-    command += ["--check-unused-sessions", "500", "--unused-session-lifetime", str(SESSION_LIFETIME_MS)]
-    command += ["--num-procs", str(processes)]
+    command += [*SESSION_ARGS, "--num-procs", str(processes)]
     server = subprocess.Popen(
         command, cwd=REPO, env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
-    deadline = time.monotonic() + TIMEOUT
-    while time.monotonic() < deadline:
+    wait_until_up(f"http://127.0.0.1:{port}/liveness", server)
+    return server
+
+
+@contextlib.contextmanager
+def classroom(
+    behind_nginx: int = 0, env: dict[str, str] | None = None, num_procs: int = 1
+) -> Iterator[tuple[str, list[int]]]:
+    """Serve the app on loopback; yield its URL and the server's process ids (the panel processes, not nginx).
+
+    `behind_nginx=0`: one `panel serve` (with `num_procs` forked workers); N > 0: deploy/classroom.sh, nginx in
+    front of N `panel serve` processes.
+    """
+    port = free_port()
+    env = {**os.environ, **(env or {})}
+    if not behind_nginx:
+        server = start_server(port, env, num_procs)
         try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/liveness", timeout=2):
-                return server
-        except OSError:
-            time.sleep(0.3)
-    server.kill()
-    raise RuntimeError("panel serve did not start")
+            yield f"http://127.0.0.1:{port}/explainer", server_processes(server.pid)
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
+        return
+    with tempfile.TemporaryDirectory(prefix="cnnviz-bench-") as run_dir:
+        # classroom.sh takes backend-port, +1, …: a clash with a busy port shows up as a start error
+        command = ["bash", str(REPO / "deploy" / "classroom.sh"), "--processes", str(behind_nginx),
+                   "--port", str(port), "--backend-port", str(free_port()), "--run-dir", run_dir,
+                   "--", *SESSION_ARGS]  # fmt: skip
+        script = subprocess.Popen(command, cwd=REPO, env={**env, "PYTHON": sys.executable}, stdout=subprocess.DEVNULL)
+        try:
+            wait_until_up(f"http://127.0.0.1:{port}/liveness", script)
+            pids = [int(path.read_text()) for path in sorted(Path(run_dir).glob("panel-*.pid"))]
+            yield f"http://127.0.0.1:{port}/explainer", pids
+        finally:
+            script.send_signal(signal.SIGTERM)
+            script.wait(timeout=30)
 
 
 class Student:
@@ -156,12 +218,12 @@ class Student:
         self.session.close()
 
 
-def run_class(url: str, users: int, actions: int, think: float, server_pid: int) -> dict[str, float]:
+def run_class(url: str, users: int, actions: int, think: float, server_pids: list[int]) -> dict[str, float]:
     keys = [example.key for example in shared_catalog().examples]
-    before = rss_mb(server_pid)
+    before = rss_mb(server_pids)
     with ThreadPoolExecutor(users) as pool:
         students = list(pool.map(lambda _: Student(url), range(users)))
-        connected = rss_mb(server_pid)
+        connected = rss_mb(server_pids)
         start_line = threading.Barrier(users)
 
         def lesson(student: Student) -> tuple[float, list[float], list[float]]:
@@ -179,10 +241,10 @@ def run_class(url: str, users: int, actions: int, think: float, server_pid: int)
                 views.append(student.open_view(*rng.choice([n for n in NEURONS if n != selected])))
             return first, switches, views
 
-        cpu_before, started = cpu_seconds(server_pid), time.perf_counter()
+        cpu_before, started = cpu_seconds(server_pids), time.perf_counter()
         results = list(pool.map(lesson, students))
-        server_busy = (cpu_seconds(server_pid) - cpu_before) / (time.perf_counter() - started)
-        busy = rss_mb(server_pid)
+        server_busy = (cpu_seconds(server_pids) - cpu_before) / (time.perf_counter() - started)
+        busy = rss_mb(server_pids)
         for student in students:
             student.close()
     firsts = sorted(first for first, _, _ in results)
@@ -205,45 +267,49 @@ def percentile(values: list[float], q: float) -> float:
     return statistics.quantiles(values, n=100, method="inclusive")[q - 1] if len(values) > 1 else values[0]
 
 
-def settled_rss(pid: int, wait: float) -> float:
+def settled_rss(pids: list[int], wait: float) -> float:
     """RSS once the server has destroyed the closed sessions (they linger SESSION_LIFETIME_MS, checked every 0.5 s)."""
     time.sleep(wait)
-    return rss_mb(pid)
+    return rss_mb(pids)
 
 
 def main() -> None:
     HasProps.set_from_json = _set_from_json_untraced  # in this client process only, for the reason it gives
+    patient_websockets()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--users", type=int, nargs="+", default=[1, 10, 30, 60])
     parser.add_argument("--actions", type=int, default=4, help="image switches (and views opened) per student")
     parser.add_argument("--think", type=float, default=2.5, help="mean pause between a student's actions, s")
-    parser.add_argument("--num-procs", type=int, default=1, help="server processes (panel serve --num-procs)")
+    parser.add_argument("--num-procs", type=int, default=1, help="forked server processes (panel serve --num-procs)")
+    parser.add_argument("--processes", type=int, default=0, help="go through nginx to N panel serve processes")
     parser.add_argument(
         "--system-malloc", action="store_true", help="serve with PYTHONMALLOC=malloc, so freed memory can go back"
     )
     args = parser.parse_args()
     print(f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())} on {os.cpu_count()} cores")
-    port = free_port()
-    server = start_server(port, {"PYTHONMALLOC": "malloc"} if args.system_malloc else {}, args.num_procs)
-    print(
-        f"{args.actions} image switches and views per student, {args.think} s mean pause, system malloc: "
-        f"{args.system_malloc}, server processes: {args.num_procs}"
-    )
-    url = f"http://127.0.0.1:{port}/explainer"
-    try:
-        warm_up = Student(url)  # loads the weights and examples once, as the first student of the day would
-        warm_up.switch_image(shared_catalog().examples[1].key)
-        warm_up.close()
-        baseline = settled_rss(server.pid, 3)
-        print(f"server memory after one session came and went (baseline): {baseline:.0f} MB")
+    env = {"PYTHONMALLOC": "malloc"} if args.system_malloc else {}
+    with classroom(args.processes, env, args.num_procs) as (url, pids):
+        print(
+            f"{args.actions} image switches and views per student, {args.think} s mean pause, system malloc: "
+            f"{args.system_malloc}, server processes: {len(pids)}"
+            + (" behind nginx (deploy/classroom.sh)" if args.processes else "")
+        )
+        # loads the weights and examples in every process, as the first students of the day would (through nginx a
+        # websocket without a cookie lands on a random process, hence a few per process)
+        for _ in range(1 if len(pids) == 1 else 3 * len(pids)):
+            warm_up = Student(url)
+            warm_up.switch_image(shared_catalog().examples[1].key)
+            warm_up.close()
+        baseline = settled_rss(pids, 3)
+        print(f"server memory after the warm-up sessions came and went (baseline): {baseline:.0f} MB")
         print(
             "users | switch p50 / p95 (s) | open view p50 / p95 (s) | first switch p95 | server CPU | MB per session"
             " | RSS busy | RSS after close"
         )
         first_slow = None
         for users in args.users:
-            figures = run_class(url, users, args.actions, args.think, server.pid)
-            after = settled_rss(server.pid, 10)
+            figures = run_class(url, users, args.actions, args.think, pids)
+            after = settled_rss(pids, 10)
             print(
                 f"{users:5d} | {figures['switch_p50']:.3f} / {figures['switch_p95']:.3f}"
                 f"        | {figures['view_p50']:.3f} / {figures['view_p95']:.3f}"
@@ -258,9 +324,6 @@ def main() -> None:
             "image-switch p95 first exceeds 1 s at "
             + (f"{first_slow} users" if first_slow else f"none of these (up to {max(args.users)} users)")
         )
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
     print(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
 
 

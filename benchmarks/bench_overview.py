@@ -3,11 +3,13 @@
 Prints the median of N runs of: navigation → overview fully drawn; example switch → overview redrawn; and the
 bytes transferred on a first load (HTTP bodies + websocket frames, as Chromium counts them).
 
-Run: python benchmarks/bench_overview.py [--runs 7] [--chromium /usr/bin/chromium]
+Run: python benchmarks/bench_overview.py [--runs 7] [--chromium /usr/bin/chromium] [--nginx]
+(--nginx: through deploy/classroom.sh, which gzips; plain `panel serve` sends everything uncompressed.)
 """
 
 from __future__ import annotations
 
+import os
 import statistics
 
 from served import run_in_browser
@@ -82,11 +84,14 @@ def measure(browser, url: str) -> tuple[float, float, int]:
 
 
 def main() -> None:
+    print(f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())} on {os.cpu_count()} cores")
     args, runs = run_in_browser(__doc__.splitlines()[0], measure, default_runs=7)
+    print("served by " + ("nginx (gzip) in front of panel serve" if args.nginx else "panel serve (no compression)"))
     first, switch, size = (statistics.median(values) for values in zip(*runs, strict=True))
     print(f"navigation → overview fully drawn: median {first:.0f} ms over {args.runs} runs")
     print(f"example switch → overview redrawn: median {switch:.0f} ms over {args.runs} runs × 5 switches")
     print(f"bytes transferred on first load: median {size / 1e6:.2f} MB")
+    print(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
 
 
 if __name__ == "__main__":

@@ -148,7 +148,7 @@ def test_our_wheel_runs_the_app_like_pyodide(site, tmp_path):
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout.strip().splitlines()[-1])
     assert Path(report["package"]).is_relative_to(tmp_path / "site-packages")
-    assert report["page"] == "BootstrapTemplate"
+    assert report["page"] == "Page"  # cnnviz.app.Page, the BootstrapTemplate every served session gets
     assert Path(report["weights"]) == tmp_path / "home" / "weights" / "tiny_vgg.npz"
     assert report["photos"] == len(list((tmp_path / "home" / "data" / "gallery").glob("*.jpg")))
     assert report["tensorflow_imports"] == []

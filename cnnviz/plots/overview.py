@@ -181,17 +181,22 @@ def overview_plot(trace: Trace, layout: OverviewLayout, ranges: dict[str, float]
         background_fill_color=None,
         border_fill_color=None,
         output_backend="canvas",
+        x_axis_type=None,  # no axes, grids, tickers: models every session would build, send and hide
+        y_axis_type=None,
+        title=None,
     )
-    fig.axis.visible = False
-    fig.grid.visible = False
     heatmaps = ColumnDataSource(heatmap_data(trace, layout, ranges))
     inputs = ColumnDataSource(input_data(trace, layout))
     bars = ColumnDataSource(bar_data(trace, layout))
     diverging = LinearColorMapper(palette=DIVERGING, low=0, high=PALETTE_SIZE - 1)
     greys = LinearColorMapper(palette=GREYS, low=0, high=255)
-    fig.image(image="image", x="x", y="y", dw="dw", dh="dh", source=heatmaps, color_mapper=diverging)
-    fig.image(image="image", x="x", y="y", dw="dw", dh="dh", source=inputs, color_mapper=greys)
-    fig.quad(left="left", right="right", top="top", bottom="bottom", color="color", source=bars, line_color=None)
+    renderers = [
+        fig.image(image="image", x="x", y="y", dw="dw", dh="dh", source=heatmaps, color_mapper=diverging),
+        fig.image(image="image", x="x", y="y", dw="dw", dh="dh", source=inputs, color_mapper=greys),
+        fig.quad(left="left", right="right", top="top", bottom="bottom", color="color", source=bars, line_color=None),
+    ]
+    for renderer in renderers:  # nothing is ever selected or muted: let the browser derive those glyphs if asked
+        renderer.update(nonselection_glyph="auto", muted_glyph="auto")
     return OverviewPlot(fig, heatmaps, inputs, bars)
 
 

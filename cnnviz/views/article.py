@@ -6,19 +6,24 @@ it as `window.cnnvizScrollToSection(id)`, and Python code scrolls with `Article.
 
 Formulas are `$$…$$` / `$…$` in Markdown; the dollarmath plugin keeps Markdown from touching the TeX (`\\,`,
 `_`, `*`) and `cnnviz.mathml` turns it into MathML on the server, which the browser draws by itself.
+
+The article is the same for every visitor, so its HTML is rendered once per process (`article_html`) and a
+session gets it as two HTML panes (before and after the playground), not as one Markdown pane per section.
 """
 
 from __future__ import annotations
 
 import html
 import json
-from functools import partial
+from functools import cache, partial
 from typing import Any
 
 import panel as pn
 import param
+from markdown_it import MarkdownIt
 from mdit_py_plugins.dollarmath import dollarmath_plugin
 from panel.custom import JSComponent
+from panel.io.resources import CDN_DIST
 from panel.viewable import Viewer
 
 from cnnviz.article import LAYER_KIND_SECTIONS, SECTION_ANCHORS, read_section
@@ -126,6 +131,31 @@ def _contents_html() -> str:
     return f'<nav class="article-contents" aria-label="Article sections"><b>In this article:</b> {links}</nav>'
 
 
+PLAYGROUND_AFTER = "hyperparameters"  # the section the playground belongs to
+
+
+@cache
+def article_html() -> tuple[str, str]:
+    """The whole article as HTML, split where the playground goes: (contents + sections up to it, the rest)."""
+    markdown = MarkdownIt("gfm-like").use(_render_math)
+    parts: list[list[str]] = [[_contents_html()], []]
+    for key, anchor in SECTION_ANCHORS.items():
+        title, body = read_section(key)
+        body = body.replace(" × ", "\u00a0×\u00a0")  # keep "64 × 64" on one line
+        part = parts[1] if parts[1] or key == _after_playground() else parts[0]
+        part.append(
+            f'<section class="article-section article-section-{key}">'
+            f'<h2 id="{anchor}" tabindex="-1">{html.escape(title)}</h2>\n{markdown.render(body)}</section>'
+        )
+    return "\n".join(parts[0]), "\n".join(parts[1])
+
+
+def _after_playground() -> str:
+    """The first section after the playground's."""
+    keys = list(SECTION_ANCHORS)
+    return keys[keys.index(PLAYGROUND_AFTER) + 1]
+
+
 class Article(Viewer):
     """The explanations behind the visualisation, one section per layer kind, plus how to use the app.
 
@@ -149,26 +179,11 @@ class Article(Viewer):
             sizing_mode="stretch_width",
             css_classes=["playground-slot"],
         )
-        sections: list[pn.viewable.Viewable] = [
-            pn.pane.HTML(_contents_html(), stylesheets=[_STYLESHEET], sizing_mode="stretch_width")
-        ]
-        for key, anchor in SECTION_ANCHORS.items():
-            title, body = read_section(key)
-            body = body.replace(" × ", "\u00a0×\u00a0")  # keep "64 × 64" on one line
-            sections.append(
-                pn.pane.Markdown(
-                    f'<h2 id="{anchor}" tabindex="-1">{html.escape(title)}</h2>\n\n{body}',
-                    plugins=[_render_math],
-                    disable_anchors=True,
-                    stylesheets=[_STYLESHEET],
-                    sizing_mode="stretch_width",
-                    css_classes=["article-section", f"article-section-{key}"],
-                )
-            )
-            if key == "hyperparameters":
-                sections.append(self._playground_slot)
+        before, after = article_html()
         self._layout = pn.Column(
-            *sections,
+            pn.pane.HTML(before, stylesheets=_TEXT_STYLESHEETS, sizing_mode="stretch_width"),
+            self._playground_slot,
+            pn.pane.HTML(after, stylesheets=_TEXT_STYLESHEETS, sizing_mode="stretch_width"),
             self._scroller,
             sizing_mode="stretch_width",
             max_width=880,
@@ -202,3 +217,4 @@ h2:focus { outline: none; }
                background: #f6f6f6; border-radius: 6px; color: #777; }
 mjx-container[display="true"] { display: block; text-align: center; margin: 0.8em 0; overflow-x: auto; }
 """
+_TEXT_STYLESHEETS = [f"{CDN_DIST}css/markdown.css", _STYLESHEET]  # as a Markdown pane has them

@@ -78,7 +78,8 @@ def export_site(
     """Build the static site in `out` (new, empty, or a previous export, which is replaced) and return its path."""
     from tqdm import tqdm
 
-    from cnnviz.resources import app_entry_point, default_weights_path, shared_network
+    from cnnviz.examples import gallery_folder
+    from cnnviz.resources import WEIGHTS_FILE, app_entry_point, default_weights_path, shared_network
 
     out = _prepare_out_dir(out)
     weights = Path(weights or default_weights_path())
@@ -88,17 +89,19 @@ def export_site(
             stage = Path(scratch) / "app"
             stage.mkdir()
             wheel = pack_wheel(stage)  # installed from the requirements, which pack it into the resources zip
+            # under the name the browser looks for (resources.default_weights_path), whatever --weights chose
+            staged_weights = stage / "weights" / WEIGHTS_FILE
             resources = [
-                _copy(weights, stage / "weights" / weights.name),
-                *_stage_training_record(weights, stage / "weights"),
-                *_stage_gallery(data_dir, stage / "data"),
+                _copy(weights, staged_weights),
+                *_stage_training_record(weights, staged_weights),
+                *_stage_gallery(gallery_folder(data_dir, weights), stage / "data"),
             ]
             requirements = stage / REQUIREMENTS_FILE
             requirements.write_text(lock_text(wheel), encoding="utf-8")
             steps.update()
             entries = [_copy(app_entry_point(), stage / f"{page}.py") for page in PAGES]
             # the build-time pre-render must show exactly what the browser will load: the staged copies
-            staged = {"CNNVIZ_WEIGHTS": str(stage / "weights" / weights.name), "CNNVIZ_DATA_DIR": str(stage / "data")}
+            staged = {"CNNVIZ_WEIGHTS": str(staged_weights), "CNNVIZ_DATA_DIR": str(stage / "data")}
             with _environment(**staged):
                 for entry, (page, target) in zip(entries, PAGES.items(), strict=True):
                     steps.set_postfix_str(f"{page}.html")
@@ -407,22 +410,24 @@ def _convert(entry: Path, out: Path, target: str, requirements: Path, resources:
         raise CnnvizError(f"panel convert could not build {entry.stem}.html for {target} (see the message above).")
 
 
-def _stage_training_record(weights: Path, stage_weights: Path) -> list[Path]:
-    """Copy the model card and its epoch checkpoints, which the Lab's training timeline loads beside the weights."""
+def _stage_training_record(weights: Path, staged_weights: Path) -> list[Path]:
+    """Copy the model card (named after the staged weights) and its epoch checkpoints, which the Lab's training
+    timeline loads beside the weights."""
     from cnnviz.lab_state import model_card_path, read_history
 
     card = model_card_path(weights)
     if not card.is_file():
         return []
     checkpoints = [checkpoint.path for checkpoint in read_history(card).checkpoints]
-    return [_copy(path, stage_weights / path.relative_to(card.parent)) for path in [card, *checkpoints]]
+    staged_card = _copy(card, model_card_path(staged_weights))
+    return [staged_card, *(_copy(path, staged_weights.parent / path.relative_to(card.parent)) for path in checkpoints)]
 
 
-def _stage_gallery(data_dir: Path | None, stage_data: Path) -> list[Path]:
+def _stage_gallery(data_dir: Path, stage_data: Path) -> list[Path]:
     """Copy the example photos and their index; none prepared means the site shows the generated probes."""
-    from cnnviz.data import GALLERY_DIR_NAME, GALLERY_INDEX_NAME, default_data_dir, load_gallery
+    from cnnviz.data import GALLERY_DIR_NAME, GALLERY_INDEX_NAME, load_gallery
 
-    gallery = Path(data_dir or default_data_dir()) / GALLERY_DIR_NAME
+    gallery = data_dir / GALLERY_DIR_NAME
     entries = load_gallery(gallery.parent)
     if not entries:
         print(f"No example photos in {gallery}: the site will show generated probe images (see `cnnviz data`).")

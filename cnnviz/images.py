@@ -75,13 +75,14 @@ def read_image(source: str | os.PathLike | bytes | bytearray | BinaryIO, *, at_l
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         with Image.open(io.BytesIO(data), formats=ACCEPTED_FORMATS) as image:  # reads the header only
             _check_pixel_count(image.size)
-            if ycbcr := _uncompressed_ycbcr_tiff(image, data):
-                return ycbcr.convert("RGB")
-            if at_least:
-                image.draft(None, (at_least, at_least))  # JPEG: decode at the smallest scale that is big enough
-            image.load()
+            ycbcr = _uncompressed_ycbcr_tiff(image, data)
+            if ycbcr is None:
+                if at_least:
+                    image.draft(None, (at_least, at_least))  # JPEG: decode at the smallest scale big enough
+                image.load()
+            pixels = image if ycbcr is None else ycbcr.convert("RGB")
             turn = _orientation(image)
-            shrunk = _shrunk(image, at_least) if at_least else image
+            shrunk = _shrunk(pixels, at_least) if at_least else pixels
             rgb = _flatten_to_rgb(shrunk.transpose(turn) if turn is not None else shrunk)
             return rgb.copy() if rgb is image else rgb  # the file's own image closes with the `with`
 

@@ -7,6 +7,7 @@ import contextlib
 import ctypes
 import gc
 import secrets
+import sys
 from pathlib import Path
 
 from cnnviz.cli import bounded_int
@@ -30,8 +31,11 @@ def close_half_open_connections() -> None:
     """Ping settings for `panel serve`, which has no option for them (`cnnviz serve` passes CONNECTION_SETTINGS).
 
     Tornado reads them through the websocket handler's `ping_interval` / `ping_timeout` properties, which it
-    documents for overriding; these keep any value the server was given and add ours otherwise.
+    documents for overriding; these keep any value the server was given and add ours otherwise. Under Pyodide
+    (the static export) there is no server and no Tornado.
     """
+    if sys.platform == "emscripten":
+        return
     from bokeh.server.views.ws import WSHandler
 
     WSHandler.ping_interval = property(

@@ -122,15 +122,19 @@ def explained_model(model: Network | str | os.PathLike | Any, catalog: Any = Non
     """(network, examples, training history) for `Explainer(network=model, catalog=catalog)`.
 
     A weights file brings what lies beside it: the gallery `cnnviz train` wrote and the model card's checkpoints
-    for the Lab. Other models get examples at their own size; their history is left to the session (None).
+    for the Lab. Other models get examples at their own size; the bundled network keeps its own training record
+    (None: the session's default), and any other has none, so the Lab never offers another model's epochs.
     """
     from cnnviz.examples import catalog_for, gallery_folder
-    from cnnviz.lab_state import model_card_path, read_history
+    from cnnviz.lab_state import TrainingHistory, model_card_path, read_history
+    from cnnviz.resources import shared_network
 
     network = to_network(model)
     is_file = isinstance(model, str | os.PathLike)
     catalog = catalog or catalog_for(network, gallery_folder(None, model) if is_file else None)
-    return network, catalog, read_history(model_card_path(Path(model))) if is_file else None
+    if is_file:
+        return network, catalog, read_history(model_card_path(Path(model)))
+    return network, catalog, None if network is shared_network() else TrainingHistory()
 
 
 def to_network(model: Network | str | os.PathLike | Any, class_names: tuple[str, ...] = ()) -> Network:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, fields, replace
@@ -135,6 +136,9 @@ def _tqdm(items: Iterable[Any], total: int, label: str) -> Iterator[Any]:
 
 
 def run(args: argparse.Namespace) -> int:
+    if not args.replot and importlib.util.find_spec("keras") is None:
+        # before any data is read: the missing extra is the first thing to fix (`cnnviz.cli` names it)
+        raise ModuleNotFoundError("No module named 'keras'", name="keras")
     job = plan(args)
     card_path = job.out / job.target.card_name
     if job.data is None:

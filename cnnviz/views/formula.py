@@ -39,7 +39,7 @@ from cnnviz.plots.formula import (
     numbers_html,
     window_marks,
 )
-from cnnviz.state import ExplainerState
+from cnnviz.state import LINK_NAMES, ExplainerState
 
 HERE = Path(__file__).parent
 CSS = (HERE / "formula.css").read_text()
@@ -68,7 +68,8 @@ class FormulaDialog(JSComponent):
     speeds = param.List(default=list(SPEEDS), doc="The speed menu.")
     section = param.String(default="", doc="Article anchor the info button scrolls to.")
     window_keys = param.List(
-        default=["row", "col"], doc="URL query keys of the window position: moving it replaces the history entry."
+        default=[LINK_NAMES["row"], LINK_NAMES["col"]],
+        doc="URL query keys of the window position: moving it replaces the history entry.",
     )
 
     _esm = "formula.js"

@@ -7,9 +7,7 @@ so visitors who never open it cost the server nothing.
 
 from __future__ import annotations
 
-import asyncio
 import html
-import sys
 
 import numpy as np
 import panel as pn
@@ -19,6 +17,7 @@ from panel.viewable import Viewer
 from cnnviz.article import SECTION_ANCHORS, read_section
 from cnnviz.engine.explain_backward import output_gradient
 from cnnviz.learning_state import LearningState
+from cnnviz.offload import LatestOnly, Superseded, TooSlow
 from cnnviz.quiz import QUESTION_KINDS, number, significant
 
 LEARNING_RATES = (0.0001, 0.0003, 0.001, 0.003, 0.01, 0.03, 0.1)  # a log scale: each about three times the last
@@ -83,6 +82,7 @@ class LearnPanel:
 
     def __init__(self, learning: LearningState) -> None:
         self.learning = learning
+        self._stepping = LatestOnly()
         names = learning.explainer.network.class_names
         self.backward_mode = pn.widgets.Checkbox.from_param(
             learning.param.backward_mode, label="Backward mode", css_classes=["backward-mode"]
@@ -161,16 +161,22 @@ class LearnPanel:
         self.learning.learning_rate = event.new
 
     async def _take_step(self, _event) -> None:
-        """The step's arithmetic runs beside the event loop (not in Pyodide, which has no threads)."""
+        """The step's arithmetic runs beside the event loop (`cnnviz.offload`: inline in Pyodide); a step computed
+        for an image or weights that changed meanwhile is dropped, since it would put stale weights on screen."""
+        explainer = self.learning.explainer
+        computed_for = explainer.trace
         self.take_step.disabled = True
         try:
-            if sys.platform == "emscripten":
-                self.learning.step()
-            else:
-                step = await asyncio.to_thread(self.learning.compute_step)
-                self.learning.apply_step(step)
+            step = await self._stepping.run(self.learning.compute_step)
+        except Superseded:
+            return
+        except TooSlow:
+            explainer.message = "The step took too long (the server may be busy); please try again."
+            return
         finally:
             self.take_step.disabled = False
+        if explainer.trace is computed_for:
+            self.learning.apply_step(step)
 
     def _ask(self, _event) -> None:
         titles = {kind.title: key for key, kind in QUESTION_KINDS.items()}

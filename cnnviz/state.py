@@ -6,6 +6,10 @@ The views watch these parameters and ask the engine for numbers; tests drive the
 
 from __future__ import annotations
 
+import json
+from typing import Any
+from urllib.parse import urlencode
+
 import numpy as np
 import param
 
@@ -234,6 +238,7 @@ class SharedLink(param.Parameterized):
         except ValueError:
             location.search = ""
             self.state.message = "This link could not be read (a value in it is far too long); showing the start."
+        _keep_booleans_lowercase(location)
         location.sync(self, list(LINK_NAMES.values()))
 
     # -- state -> link ------------------------------------------------------------------------------------
@@ -408,3 +413,18 @@ def _flag(name: str, raw: object) -> bool:
     if str(raw).lower() in ("false", "0", "no", "off"):
         return False
     raise LinkError(f"The link's {name}={_shown(raw)} is not true or false.")
+
+
+def _keep_booleans_lowercase(location: param.Parameterized) -> None:
+    """Write `details=true` every time, not `true` first and `True` after the next change of another option.
+
+    Panel's Location parses `true` in the query into a Python boolean and, when another value changes, writes
+    the parsed values back with `str()` (`True`); this session's Location writes booleans back as JSON.
+    """
+
+    def update_query(**values: Any) -> None:
+        query = {name: json.dumps(v) if isinstance(v, bool) else v for name, v in location.query_params.items()}
+        query.update(values)
+        location.search = "?" + urlencode(query)
+
+    location.update_query = update_query

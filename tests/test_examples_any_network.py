@@ -77,4 +77,13 @@ def test_a_weights_file_brings_its_gallery_and_its_checkpoints(grey_network, sha
     assert sum(not example.is_probe for example in catalog.examples) == 10
     assert history.epochs == (0,) and history.network(0, like=network).infos == network.infos
     _, own_catalog, own_history = explained_model(grey_network)
-    assert own_history is None and all(example.image.shape == (48, 48, 1) for example in own_catalog.examples)
+    assert all(example.image.shape == (48, 48, 1) for example in own_catalog.examples)
+    assert own_history.epochs == (), "a network object has no training record: never another model's epochs"
+
+
+def test_the_bundled_network_keeps_its_own_training_record():
+    from cnnviz.importers import explained_model
+    from cnnviz.resources import shared_network
+
+    _, _, history = explained_model(shared_network())
+    assert history is None  # ExplainerState then takes the bundled model card's timeline

@@ -14,6 +14,7 @@ from cnnviz.data import DataError
 from cnnviz.engine import Network
 from cnnviz.errors import CnnvizError
 from cnnviz.examples import ExampleCatalog, catalog_for, gallery_folder
+from cnnviz.offload import threads_available
 
 Result = TypeVar("Result")
 # A file on a network drive that stops answering blocks its reader for good; the server gives up after this long
@@ -33,7 +34,7 @@ def within_time_limit(function: Callable[..., Result], *args: object, what: str)
     While that read is still stuck, asking again fails at once instead of stalling every new session.
     Under Pyodide (no threads, files served with the page) it simply runs.
     """
-    if sys.platform == "emscripten":
+    if not threads_available():
         return function(*args)
     stuck = _still_reading.get(what)
     if stuck is not None and stuck.is_alive():

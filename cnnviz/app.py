@@ -26,6 +26,7 @@ from cnnviz.views.article import LAYER_KIND_SECTIONS, SECTION_ANCHORS, Article
 from cnnviz.views.controls import NARROW_SCREEN, ControlPanel, ReloadFromUrl
 from cnnviz.views.elastic import ElasticView
 from cnnviz.views.formula import FormulaView
+from cnnviz.views.formula_backward import BackwardFormula
 from cnnviz.views.lab import ChangedNetworkNotice, Lab
 from cnnviz.views.learning import Learn
 from cnnviz.views.overview import Overview
@@ -90,7 +91,7 @@ class Explainer(Viewer):
 
     def _build_formula(self, *_events) -> None:
         if self.formula is None and self.state.level == "formula":
-            self.formula = FormulaView(self.state)
+            self.formula = FormulaView(self.state, backward=BackwardFormula(self.state, self.learning))
             self._formula_slot.objects = [self.formula]
 
     # -- for notebooks and scripts ---------------------------------------------------------------------

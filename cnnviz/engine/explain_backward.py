@@ -257,3 +257,29 @@ def weight_update(
     gradient = float(backward.weight_gradients[layer_name][key][index])
     new_weight = np.float32(np.float64(weight) - learning_rate * gradient)  # the arithmetic of `updated_weights`
     return WeightUpdate(float(weight), gradient, float(learning_rate), float(new_weight))
+
+
+@dataclass(frozen=True)
+class Strongest:
+    """Where a layer's gradient is largest: the neuron, position and (convolution) input channel to follow back."""
+
+    neuron: int
+    row: int
+    col: int
+    channel: int
+
+
+def strongest_gradient(backward: Backward, layer_name: str) -> Strongest:
+    """The output of `layer_name` whose gradient is largest in size, and for a convolution the input channel whose
+    kernel slice of that neuron has the largest gradient: following these from the loss leads to the numbers
+    that matter most for this image."""
+    upstream = np.abs(backward.upstream_of(layer_name))
+    if upstream.ndim == 3:
+        row, col, neuron = (int(i) for i in np.unravel_index(int(np.argmax(upstream)), upstream.shape))
+    else:
+        row, col, neuron = 0, 0, int(np.argmax(upstream))
+    channel = 0
+    kernel = backward.weight_gradients.get(layer_name, {}).get("kernel")
+    if kernel is not None and kernel.ndim == 4:
+        channel = int(np.argmax(np.abs(kernel[:, :, :, neuron]).sum(axis=(0, 1))))
+    return Strongest(neuron, row, col, channel)

@@ -90,9 +90,10 @@ class FormulaView(Viewer):
     opened = param.Integer(default=0, doc="Counts the explanations put on screen; the maps' DynamicMap follows it.")
     pinned = param.Boolean(default=False, doc="A tap pinned the window: pointing elsewhere leaves it in place.")
 
-    def __init__(self, state: ExplainerState, **params) -> None:
+    def __init__(self, state: ExplainerState, backward: Viewer | None = None, **params) -> None:
         super().__init__(**params)
         self.state = state
+        self.backward = backward  # backward mode's view (views/formula_backward.py) takes the dialog while active
         self.explained: Explained | None = None
         self._key: tuple | None = None  # what `explained` explains, to skip needless rebuilds
         self._sweep: pn.io.callbacks.PeriodicCallback | None = None
@@ -120,9 +121,12 @@ class FormulaView(Viewer):
             align="center",
             margin=0,
         )
+        self._forward = pn.Column(self._formula, self._hint, self._maps, self._numbers, sizing_mode="stretch_width")
         self.dialog = FormulaDialog(
             on_action=self._on_action,
-            body=pn.Column(self._formula, self._hint, self._maps, self._numbers, sizing_mode="stretch_width", margin=0),
+            body=pn.Column(
+                self._forward, *([backward] if backward is not None else []), sizing_mode="stretch_width", margin=0
+            ),
             height=0,
             margin=0,
             sizing_mode="stretch_width",
@@ -130,6 +134,8 @@ class FormulaView(Viewer):
         self.dialog.param.watch(self._follow_speed, "speed")
         state.param.watch(self._refresh, ["level", "layer", "neuron", "input_channel", "trace", "color_mode"])
         state.param.watch(self._show_numbers, ["row", "col"])
+        if backward is not None:
+            backward.param.watch(self._refresh, "active")
         self._refresh()
 
     def __panel__(self) -> JSComponent:
@@ -139,6 +145,10 @@ class FormulaView(Viewer):
     def showing(self) -> bool:
         state = self.state
         return state.level == "formula" and bool(state.layer) and state.network.info(state.layer).kind in FORMULA_KINDS
+
+    @property
+    def _backward_active(self) -> bool:
+        return self.backward is not None and self.backward.active
 
     @property
     def _slides(self) -> bool:
@@ -162,6 +172,12 @@ class FormulaView(Viewer):
 
     def _refresh(self, *_events) -> None:
         state = self.state
+        if self._backward_active:  # backward mode explains the backward step instead (views/formula_backward.py)
+            self._stop_sweep()
+            self._forward.visible, self._key, self.explained = False, None, None
+            self.dialog.param.update(open=True, **self.backward.frame)
+            return
+        self._forward.visible = True
         if not self.showing:
             self._stop_sweep()
             self.pinned = False
@@ -221,7 +237,9 @@ class FormulaView(Viewer):
 
     def _on_action(self, message: dict) -> None:
         action = message.get("action")
-        if action == "close" and self.state.level == "formula":
+        if self._backward_active and action in ("move", "pick"):
+            self.backward.on_action(message)
+        elif action == "close" and self.state.level == "formula":
             self.state.back()
         elif action == "play":
             self.toggle_sweep()

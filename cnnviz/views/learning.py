@@ -91,7 +91,7 @@ class LearnPanel:
             label="True class", options={name: index for index, name in enumerate(names)}, width=170
         )
         self.learning_rate = pn.widgets.DiscreteSlider(
-            label="Learning rate η", options=list(LEARNING_RATES), value=_nearest_rate(learning.learning_rate)
+            label="Learning rate η", options=list(LEARNING_RATES), value=nearest_rate(learning.learning_rate)
         )
         self.take_step = pn.widgets.Button(label="Take a step", color="primary", width=130)
         self.reset = pn.widgets.Button(label="Reset", color="warning", width=90)
@@ -208,7 +208,7 @@ class LearnPanel:
         with pn.io.hold():
             self.loss.object = text + "</p>"
             self.true_class.value = learning.true_class
-            self.learning_rate.value = _nearest_rate(learning.learning_rate)
+            self.learning_rate.value = nearest_rate(learning.learning_rate)
             self.reset.disabled = not learning.steps
             self.gradients.object = _gradient_tables(learning) if learning.backward is not None else ""
 
@@ -233,7 +233,7 @@ class LearnPanel:
             )
 
 
-def _nearest_rate(rate: float) -> float:
+def nearest_rate(rate: float) -> float:
     return min(LEARNING_RATES, key=lambda option: abs(np.log(option) - np.log(rate)))
 
 

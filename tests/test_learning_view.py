@@ -69,3 +69,30 @@ def test_a_quiz_through_the_widgets(learn):
     panel.typed.value_input = f"{learning.question.answer:.4f}"
     panel.check.clicks += 1
     assert "Right." in panel.feedback.object and "Score: 1 of 2" in panel.score.object
+
+
+def test_follow_the_gradient_buttons_walk_from_the_loss_to_a_first_layer_kernel(tmp_path):
+    import holoviews.plotting.bokeh  # noqa: F401 (the formula view's maps need a plotting backend, as in the app)
+
+    from cnnviz.app import Explainer
+
+    explainer = Explainer(tiny_vgg(seed=6), build_catalog(tmp_path))
+    explainer.learn.card.collapsed = False
+    panel, state = explainer.learn.panel, explainer.state
+    assert not panel.trail.visible
+    panel.backward_mode.value = True
+    assert panel.trail.visible
+    names = [button.label for button in panel.follow_buttons]
+    assert names[0] == state.network.infos[-1].name and names[-1] == state.network.layer_names[0]  # right to left
+    for button in panel.follow_buttons:
+        button.clicks += 1  # as a click does
+        backward = explainer.learning.backward
+        upstream = np.abs(backward.upstream_of(button.label))
+        assert (state.layer, state.level) == (button.label, "formula")
+        assert explainer.formula.backward.active and explainer.formula.dialog.open
+        at = (state.row, state.col, state.neuron) if upstream.ndim == 3 else (state.neuron,)
+        assert upstream[at] == upstream.max()
+    kernel = np.abs(backward.weight_gradients[names[-1]]["kernel"][:, :, :, state.neuron]).sum(axis=(0, 1))
+    assert kernel[state.input_channel] == kernel.max()
+    assert explainer.formula.dialog.kind == "backward-conv2d"
+    assert f"neuron {state.neuron + 1}, input channel {state.input_channel + 1}" in explainer.formula.dialog.heading

@@ -15,9 +15,10 @@ import param
 from panel.viewable import Viewer
 
 from cnnviz.article import SECTION_ANCHORS, read_section
-from cnnviz.engine.explain_backward import output_gradient
+from cnnviz.engine.explain_backward import output_gradient, strongest_gradient
 from cnnviz.learning_state import LearningState
 from cnnviz.offload import LatestOnly, Superseded, TooSlow
+from cnnviz.plots.formula_backward import BACKWARD_KINDS
 from cnnviz.quiz import QUESTION_KINDS, number, significant
 
 LEARNING_RATES = (0.0001, 0.0003, 0.001, 0.003, 0.01, 0.03, 0.1)  # a log scale: each about three times the last
@@ -96,6 +97,23 @@ class LearnPanel:
         self.take_step = pn.widgets.Button(label="Take a step", color="primary", width=130)
         self.reset = pn.widgets.Button(label="Reset", color="warning", width=90)
         self.loss = _html(css_classes=["learn-loss"])
+        follow = [info.name for info in reversed(learning.explainer.network.infos) if info.kind in BACKWARD_KINDS]
+        self.follow_buttons = [
+            pn.widgets.Button(label=name, color="light", css_classes=["follow-gradient"], margin=(2, 3))
+            for name in follow
+        ]
+        for button in self.follow_buttons:
+            button.on_click(lambda _event, name=button.label: self.follow(name))
+        self.trail = pn.Column(
+            _html(
+                "<p class='learn-heading'>Follow the gradient from the loss back to the first kernels</p>"
+                "<p class='learn-note'>Each button opens a layer's backward formula view at its largest gradient.</p>"
+            ),
+            pn.FlexBox(*self.follow_buttons, flex_wrap="wrap", gap="0"),
+            css_classes=["follow-the-gradient"],
+            margin=0,
+            visible=False,
+        )
         self.gradients = _html(css_classes=["learn-gradients"])
 
         self.quiz_kind = pn.widgets.Select(
@@ -122,6 +140,7 @@ class LearnPanel:
                 self.learning_rate,
                 pn.Row(self.take_step, self.reset),
                 self.loss,
+                self.trail,
                 self.gradients,
                 width=420,
             ),
@@ -178,6 +197,18 @@ class LearnPanel:
         if explainer.trace is computed_for:
             self.learning.apply_step(step)
 
+    def follow(self, layer: str) -> None:
+        """Open the backward formula view of `layer` where its gradient is largest (and, for a convolution, the
+        input channel whose kernel slice has the largest gradient)."""
+        backward = self.learning.backward
+        if backward is None:
+            return
+        strongest = strongest_gradient(backward, layer)
+        self.learning.explainer.param.update(
+            input_channel=strongest.channel, row=strongest.row, col=strongest.col,
+            layer=layer, neuron=strongest.neuron, level="formula",
+        )  # fmt: skip
+
     def _ask(self, _event) -> None:
         titles = {kind.title: key for key, kind in QUESTION_KINDS.items()}
         self.learning.ask(titles.get(self.quiz_kind.value))
@@ -211,6 +242,7 @@ class LearnPanel:
             self.learning_rate.value = nearest_rate(learning.learning_rate)
             self.reset.disabled = not learning.steps
             self.gradients.object = _gradient_tables(learning) if learning.backward is not None else ""
+            self.trail.visible = learning.backward is not None
 
     def _show_question(self, *_events) -> None:
         learning = self.learning

@@ -113,7 +113,7 @@ class Explainer(Viewer):
     def sync_url(self) -> None:
         """Mirror image, selection and options in the URL query, and restore them from it."""
         if pn.state.location is not None:
-            self.link = SharedLink(self.state)  # checks every value a link brings (cnnviz.state)
+            self.link = SharedLink(self.state, self.learning)  # checks every value a link brings (cnnviz.state)
             self.link.sync_with(pn.state.location)
 
     def page(self) -> pn.template.BaseTemplate:

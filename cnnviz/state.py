@@ -193,6 +193,9 @@ LINK_NAMES = {
     "epoch": "epoch",
     "experiment": "whatif",
 }
+# learning-state parameter (cnnviz.learning_state) -> its name in a link
+LEARNING_LINK_NAMES = {"backward_mode": "mode", "true_class": "truth"}
+MODES = ("forward", "backward")
 MAX_LINK_TEXT = 2000  # characters of one value; longer ones are refused unread
 _SELECTION = ("layer", "neuron", "level", "input_channel", "row", "col")
 
@@ -222,14 +225,26 @@ class SharedLink(param.Parameterized):
     colors = param.Parameter(default="unit")
     epoch = param.Parameter(default="")
     whatif = param.Parameter(default="")
+    mode = param.Parameter(default="forward")
+    truth = param.Parameter(default="")
 
-    def __init__(self, state: ExplainerState, **params) -> None:
+    def __init__(self, state: ExplainerState, learning: param.Parameterized | None = None, **params) -> None:
+        """`learning` (a `LearningState`, optional) adds backward mode and the true class to the link."""
         super().__init__(**params)
         self.state = state
+        self.learning = learning
         self._writing = False
         self._write_from_state()
         self._state_watcher = state.param.watch(self._write_from_state, list(LINK_NAMES))
-        self.param.watch(self._read_into_state, list(LINK_NAMES.values()))
+        if learning is not None:
+            self._learning_watcher = learning.param.watch(self._write_from_state, list(LEARNING_LINK_NAMES))
+        self.param.watch(self._read_into_state, self.link_names)
+
+    @property
+    def link_names(self) -> list[str]:
+        """The query keys this link reads and writes."""
+        learned = list(LEARNING_LINK_NAMES.values()) if self.learning is not None else []
+        return [*LINK_NAMES.values(), *learned]
 
     def sync_with(self, location: param.Parameterized) -> None:
         """Mirror this link in Panel's `pn.state.location`; a query Panel's own parser chokes on is dropped."""
@@ -239,7 +254,7 @@ class SharedLink(param.Parameterized):
             location.search = ""
             self.state.message = "This link could not be read (a value in it is far too long); showing the start."
         _keep_booleans_lowercase(location)
-        location.sync(self, list(LINK_NAMES.values()))
+        location.sync(self, self.link_names)
 
     # -- state -> link ------------------------------------------------------------------------------------
     def _write_from_state(self, *_events) -> None:
@@ -257,6 +272,9 @@ class SharedLink(param.Parameterized):
             "epoch": "" if state.epoch is None else str(state.epoch),
             "whatif": state.experiment,
         }
+        if self.learning is not None:
+            values["mode"] = MODES[int(self.learning.backward_mode)]
+            values["truth"] = str(self.learning.true_class)
         self._writing = True
         try:
             self.param.update(values)
@@ -275,8 +293,16 @@ class SharedLink(param.Parameterized):
         wanted: dict[str, object] = {}
         problems: list[str] = []
         link_name = {name: state_name for state_name, name in LINK_NAMES.items()}
+        learning_name = {name: param_name for param_name, name in LEARNING_LINK_NAMES.items()} if self.learning else {}
+        learned: dict[str, object] = {}
         selection_refused = False
         for name, raw in values.items():
+            if name in learning_name:
+                try:
+                    learned[learning_name[name]] = self._check(name, raw)
+                except LinkError as error:
+                    problems.append(str(error))
+                continue
             if name not in link_name:
                 continue
             try:
@@ -297,6 +323,9 @@ class SharedLink(param.Parameterized):
             changes["message"] = " ".join(problems)
         if changes:
             state.param.update(changes)
+        learned = {name: value for name, value in learned.items() if value != getattr(self.learning, name)}
+        if learned:  # after the image: a new image measures the loss against its own label until the link says
+            self.learning.param.update(learned)
         self._write_from_state()  # the URL shows what is on screen, not what was refused
         return problems
 
@@ -329,6 +358,10 @@ class SharedLink(param.Parameterized):
                 saved = ", ".join(map(str, state.history.epochs)) or "none"
                 raise LinkError(f"The link's {name}={_shown(raw)} is not a saved checkpoint (saved epochs: {saved}).")
             return epoch
+        if name == "mode":
+            return _one_of(name, _text(name, raw), MODES) == "backward"
+        if name == "truth":
+            return self._true_class(raw)
         text = _text(name, raw)  # whatif
         try:
             parse_experiment(text, state.network)
@@ -337,6 +370,22 @@ class SharedLink(param.Parameterized):
                 f"The link's {name}={_shown(text)} is not a change this network can make; showing it unchanged."
             ) from None
         return text
+
+    def _true_class(self, raw: object) -> int:
+        """A class of this network, by number (from 0) or by name."""
+        names = self.state.network.class_names
+        count = self.state.network.infos[-1].shape[0]
+        if isinstance(raw, str) and raw in names:
+            return names.index(raw)
+        if raw in ("", None):
+            return self.learning.true_class
+        index = _whole_number("truth", raw)
+        if index >= count:
+            raise LinkError(
+                f"The link's truth={_shown(raw)} is not a class of this network (classes are numbered 0 to "
+                f"{count - 1}); the loss is measured against the image's own class."
+            )
+        return index
 
     def _check_selection(self, selection: dict[str, object]) -> None:
         """A neuron, channel and window its layer has, and a view that needs a layer only with one."""

@@ -96,3 +96,10 @@ def test_follow_the_gradient_buttons_walk_from_the_loss_to_a_first_layer_kernel(
     assert kernel[state.input_channel] == kernel.max()
     assert explainer.formula.dialog.kind == "backward-conv2d"
     assert f"neuron {state.neuron + 1}, input channel {state.input_channel + 1}" in explainer.formula.dialog.heading
+
+
+def test_backward_mode_from_a_link_opens_the_card(tmp_path):
+    learning = LearningState(ExplainerState(tiny_vgg(seed=6), build_catalog(tmp_path)))
+    view = Learn(learning)
+    learning.backward_mode = True
+    assert not view.card.collapsed and view.panel is not None and view.panel.backward_mode.value

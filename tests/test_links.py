@@ -154,3 +154,60 @@ def test_a_damaged_checkpoint_in_a_link_says_so_and_later_image_switches_work(ex
         assert_still_works(explainer)
     finally:
         state.history = original_history
+
+
+# -- backward mode and the true class (the Learn card's state) ---------------------------------------------------
+HOSTILE_LEARNING = [
+    *[(f"mode={value}", "mode") for value in ("sideways", "1", "nan", "[1]", "{}", LONG)],
+    *[(f"truth={value}", "truth") for value in ("10", "99999", "-1", "nan", "inf", "1.5", "abc", HUGE, "[]", LONG)],
+]
+
+
+@pytest.fixture
+def learning_link(explainer, link):
+    learning = explainer.learning
+    learning.param.update(backward_mode=False)
+    learning.true_class = learning._label_class()
+    link = SharedLink(explainer.state, learning)
+    yield link
+    explainer.state.param.unwatch(link._state_watcher)
+    learning.param.unwatch(link._learning_watcher)
+    learning.backward_mode = False
+
+
+@pytest.mark.parametrize(("query", "name"), HOSTILE_LEARNING, ids=[query[:48] for query, _ in HOSTILE_LEARNING])
+def test_a_hostile_mode_or_true_class_names_the_parameter_and_changes_nothing(explainer, learning_link, query, name):
+    learning = explainer.learning
+    before = (learning.backward_mode, learning.true_class)
+    problems = learning_link.apply(parse_query("?" + query))
+    assert len(problems) == 1 and f"link's {name}" in problems[0], problems
+    assert problems[0] in explainer.state.message and len(explainer.state.message) < 400
+    assert (learning.backward_mode, learning.true_class) == before
+    assert_still_works(explainer)
+
+
+def test_backward_mode_and_the_true_class_are_restored_from_a_link(explainer, learning_link):
+    state, learning = explainer.state, explainer.learning
+    key = state.catalog.examples[3].key
+    assert learning_link.apply(parse_query(f"?image={key}&mode=backward&truth=3&layer=conv_1_1&view=formula")) == []
+    assert state.example == key  # the new image's own label would have been the true class: the link wins
+    assert learning.backward_mode and learning.true_class == 3 and learning.backward.true_class == 3
+    assert state.message == ""
+    assert learning_link.apply(parse_query("?truth=koala")) == []  # a class's name works too
+    assert learning.true_class == state.network.class_names.index("koala")
+    assert learning_link.apply(parse_query("?mode=forward")) == [] and learning.backward is None
+
+
+def test_the_url_carries_backward_mode_and_the_true_class_to_a_new_session(explainer, learning_link):
+    learning = explainer.learning
+    location = Location(search="")
+    learning_link.sync_with(location)
+    learning.param.update(backward_mode=True, true_class=5)
+    shared = location.search
+    assert (parse_query(shared)["mode"], parse_query(shared)["truth"]) == ("backward", 5)
+    learning.param.update(backward_mode=False, true_class=0)  # as a new session starts
+    restored = SharedLink(explainer.state, learning)
+    restored.sync_with(Location(search=shared))
+    assert learning.backward_mode and learning.true_class == 5
+    explainer.state.param.unwatch(restored._state_watcher)
+    learning.param.unwatch(restored._learning_watcher)

@@ -68,9 +68,16 @@ class Learn(Viewer):
             title="Learn: loss, gradients, one step at a time", collapsed=True, sizing_mode="stretch_width"
         )
         self.card.param.watch(self._build, "collapsed")
+        learning.param.watch(self._open_in_backward_mode, "backward_mode")
+        self._open_in_backward_mode()
 
     def __panel__(self) -> pn.viewable.Viewable:
         return self.card
+
+    def _open_in_backward_mode(self, *_events) -> None:
+        """Backward mode turned on elsewhere (a shared link) opens the card that explains and controls it."""
+        if self.learning.backward_mode:
+            self.card.collapsed = False
 
     def _build(self, event: param.parameterized.Event) -> None:
         if not event.new and self.panel is None:

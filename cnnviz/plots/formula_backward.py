@@ -12,6 +12,7 @@ gradient for an activation.
 from __future__ import annotations
 
 import html
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -64,21 +65,31 @@ GRADIENT = interpolate(GRADIENT_STOPS)
 _GRADIENT_RGB = _hex_rgb(GRADIENT)
 
 TEX = {
-    "conv2d": r"\frac{\partial L}{\partial w_{u,v}} = \sum_{i,j} x_{i+u,\,j+v}\,\frac{\partial L}{\partial y_{i,j}}"
-    r"\qquad \frac{\partial L}{\partial b} = \sum_{i,j} \frac{\partial L}{\partial y_{i,j}}"
-    r"\qquad w \leftarrow w - \eta\,\frac{\partial L}{\partial w}",
-    "relu": r"\frac{\partial L}{\partial x} = \frac{\partial L}{\partial y}\cdot\frac{dy}{dx},\qquad"
-    r"\frac{dy}{dx} = \begin{cases} 1 & x > 0 \\ 0 & x \le 0 \end{cases}",
-    "maxpool2d": r"\frac{\partial L}{\partial x_{m}} = \begin{cases} \frac{\partial L}{\partial y} & "
-    r"x_m \text{ was kept} \\ 0 & \text{otherwise} \end{cases}",
-    "flatten": r"\frac{\partial L}{\partial x_{r,c,k}} = \frac{\partial L}{\partial v_{n}},\qquad "
-    r"n = (r\,C + c)\,K + k",
-    "dense": r"\frac{\partial L}{\partial w_{n,j}} = x_n\,\frac{\partial L}{\partial z_j}\qquad"
-    r"\frac{\partial L}{\partial b_j} = \frac{\partial L}{\partial z_j}\qquad w \leftarrow w - \eta\,"
-    r"\frac{\partial L}{\partial w}",
-    "softmax": r"L = -\ln p_{t}\qquad \frac{\partial L}{\partial z_j} = p_j - y_j",
+    "conv2d": (
+        r"\frac{\partial L}{\partial w_{u,v}} = \sum_{i,j} x_{i+u,\,j+v}\,\frac{\partial L}{\partial y_{i,j}}",
+        r"\frac{\partial L}{\partial b} = \sum_{i,j} \frac{\partial L}{\partial y_{i,j}}",
+        r"w \leftarrow w - \eta\,\frac{\partial L}{\partial w}",
+    ),
+    "relu": (
+        r"\frac{\partial L}{\partial x} = \frac{\partial L}{\partial y}\cdot\frac{dy}{dx}",
+        r"\frac{dy}{dx} = \begin{cases} 1 & x > 0 \\ 0 & x \le 0 \end{cases}",
+    ),
+    "maxpool2d": (
+        r"\frac{\partial L}{\partial x_{m}} = \begin{cases} \frac{\partial L}{\partial y} & x_m \text{ was kept} \\ "
+        r"0 & \text{otherwise} \end{cases}",
+    ),
+    "flatten": (
+        r"\frac{\partial L}{\partial x_{r,c,k}} = \frac{\partial L}{\partial v_{n}}",
+        r"n = (r\,C + c)\,K + k",
+    ),
+    "dense": (
+        r"\frac{\partial L}{\partial w_{n,j}} = x_n\,\frac{\partial L}{\partial z_j}",
+        r"\frac{\partial L}{\partial b_j} = \frac{\partial L}{\partial z_j}",
+        r"w \leftarrow w - \eta\,\frac{\partial L}{\partial w}",
+    ),
+    "softmax": (r"L = -\ln p_{t}", r"\frac{\partial L}{\partial z_j} = p_j - y_j"),
 }
-"""Each kind's backward rule in TeX (shown as MathML above the numbers)."""
+"""Each kind's backward rule in TeX, in parts that wrap onto lines of their own on a narrow screen."""
 
 TOP_WEIGHTS = 6
 """How many of a dense unit's weights are written out (those with the largest gradients)."""
@@ -208,15 +219,17 @@ def _pickable_cell(values: np.ndarray, picked: tuple[int, int], label: str) -> C
 def _update_html(backward: Backward, layer: str, key: str, index: tuple[int, ...], rate: float, what: str) -> str:
     """w ← w − η·g for one weight, with the numbers a step would use."""
     update = weight_update(backward, layer, key, index, rate)
+    # enough decimals that the step shows in the new weight (a tiny η·g changes only the last digits)
+    digits = min(8, max(4, 1 - math.floor(math.log10(abs(update.change))))) if update.change else 4
     move = {"down": "goes down", "up": "goes up", "stays": "stays where it is"}[update.direction]
     equation = (
-        _value(update.weight, css="fv-weight", label="w", digits=4)
+        _value(update.weight, css="fv-weight", label="w", digits=digits)
         + _op("−")
         + _value(update.learning_rate, css="fv-rate", label="learning rate η", digits=4)
         + _op("×")
         + f'<span class="fv-value fv-grad" data-value="{update.gradient!r}">{gradient_text(update.gradient)}</span>'
         + _op("=")
-        + _value(update.new_weight, css="fv-new-weight fv-result", label="w after the step", digits=4)
+        + _value(update.new_weight, css="fv-new-weight fv-result", label="w after the step", digits=digits)
     )
     return (
         f'<div class="fv-row fv-join fv-update"><p class="fv-join-label">One step of gradient descent moves '

@@ -37,10 +37,12 @@ CSS = [(HERE / name).read_text() for name in ("formula.css", "formula_backward.c
 MAPS_MAX_WIDTH = 640  # as the forward maps: the two views swap places in one dialog
 MAPS_HEIGHT = round(MAPS_MAX_WIDTH / ASPECT)
 
-HINT = (
-    "Backward mode: the gradient of the loss arrives on the right and flows left. Point at either map to move the "
-    "window, tap to pin it; pick a weight to see its update."
-)
+HINTS = {
+    "maps": "The gradient of the loss arrives on the right and flows left. Point at either map to move the window, "
+    "tap to pin it; the arrow keys move it too.",
+    "weights": " Pick a weight to see its update.",
+    "vector": "The gradient of the loss arrives from the right and flows left.",
+}
 SECTIONS = {"softmax": "loss"}
 """Article section of each kind's info button (default: backpropagation)."""
 
@@ -59,7 +61,7 @@ class BackwardFormula(Viewer):
         self.explained: BackwardExplained | None = None
         self._key: tuple | None = None
         self._formula = pn.pane.HTML("", sizing_mode="stretch_width", stylesheets=CSS, margin=(0, 0, 4, 0))
-        self._hint = pn.pane.HTML(f'<p class="fv-hint">{HINT}</p>', sizing_mode="stretch_width", stylesheets=CSS)
+        self._hint = pn.pane.HTML("", sizing_mode="stretch_width", stylesheets=CSS, margin=0)
         self._captions = pn.pane.HTML("", sizing_mode="stretch_width", stylesheets=CSS, margin=0)
         self._numbers = pn.pane.HTML("", sizing_mode="stretch_width", stylesheets=CSS, margin=(4, 0, 0, 0))
         self.rate = pn.widgets.DiscreteSlider(
@@ -155,10 +157,13 @@ class BackwardFormula(Viewer):
                     state.trace, learning.backward, state.layer, state.neuron, state.input_channel,
                     color_ranges(state.trace, state.color_mode),
                 )  # fmt: skip
-                self._formula.object = tex_to_mathml(TEX[explained.kind], display=True)
+                parts = "".join(f"<span>{tex_to_mathml(part, display=True)}</span>" for part in TEX[explained.kind])
+                self._formula.object = f'<div class="fv-formulas">{parts}</div>'
                 self._maps.visible = explained.has_maps
                 has_weights = bool(learning.backward.weight_gradients.get(state.layer))
                 self.rate.visible = has_weights
+                hint = HINTS["maps" if explained.has_maps else "vector"] + (HINTS["weights"] if has_weights else "")
+                self._hint.object = f'<p class="fv-hint">{hint}</p>'
                 if explained.has_maps:
                     self._captions.object = backward_captions_html(explained)
                     row, col = explained.layout.clamp(state.row, state.col)

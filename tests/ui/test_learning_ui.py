@@ -7,8 +7,10 @@ import re
 import numpy as np
 import pytest
 from pages import open_app
+from test_formula_ui import assert_text_is_readable, opened
 
 from cnnviz.article import SECTION_ANCHORS
+from cnnviz.plots.formula import PLOT_RANGE
 from cnnviz.quiz import significant
 
 pytestmark = pytest.mark.ui
@@ -94,3 +96,123 @@ def test_read_more_links_scroll_to_the_article(app, page, wait_until):
         return top is not None and 0 <= top <= 200
 
     wait_until(heading_on_screen)
+
+
+def backward_position(page) -> tuple[int, int]:
+    row, col = page.locator(".fv-numbers.fv-backward").get_attribute("data-position").split(",")
+    return int(row), int(col)
+
+
+def shown_value(page, selector: str) -> float:
+    return float(page.locator(f".fv-backward-view {selector}").first.get_attribute("data-value"))
+
+
+def point_at_backward(page, box: tuple[float, ...]) -> None:
+    """Move the mouse to the centre of a box of the backward maps plot (its coordinates, as MapsLayout gives them)."""
+    canvas = page.locator(".fv-backward-view .bk-Canvas").first.bounding_box()
+    (x0, x1), (y0, y1) = PLOT_RANGE["x"], PLOT_RANGE["y"]
+    x, y = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
+    page.mouse.move(
+        canvas["x"] + (x - x0) / (x1 - x0) * canvas["width"], canvas["y"] + (y1 - y) / (y1 - y0) * canvas["height"]
+    )
+
+
+def test_follow_the_gradient_from_the_loss_to_a_first_layer_kernel_then_learn(app, page, wait_until, screenshot):
+    page.set_viewport_size({"width": 1440, "height": 900})
+    open_learn(page, app.url)
+    explainer = app.sessions[-1]
+    learning, state = explainer.learning, explainer.state
+    card = page.locator(".card").filter(has_text="Learn: loss, gradients").first
+    card.locator(".backward-mode input[type=checkbox]").check()
+    wait_until(lambda: learning.backward is not None)
+    trail = card.locator(".follow-the-gradient")
+    names = [info.name for info in state.network.infos if info.kind in ("softmax", "conv2d")]
+
+    # from the loss ...
+    trail.get_by_role("button", name=names[-1], exact=True).click()
+    opened(page, "backward-softmax")
+    wait_until(lambda: shown_value(page, ".fv-loss") == learning.backward.loss)
+    assert shown_value(page, ".fv-p-minus-y") == learning.backward.probabilities[0] - learning.backward.target[0]
+    page.locator(".fv-close").click()
+    wait_until(lambda: state.level != "formula")
+    page.locator(".fv-backdrop").wait_for(state="hidden")
+
+    # ... back to a first-layer kernel
+    first = state.network.layer_names[0]
+    trail.get_by_role("button", name=first, exact=True).click()
+    opened(page, "backward-conv2d")
+    neuron, channel = state.neuron, state.input_channel
+    kernel = learning.backward.weight_gradients[first]["kernel"][:, :, channel, neuron]
+    cells = page.locator(".fv-backward-view .fv-kernel-gradient td")
+    shown_kernel = [float(cells.nth(i).get_attribute("data-value")) for i in range(kernel.size)]
+    np.testing.assert_allclose(shown_kernel, kernel.ravel(), rtol=1e-12)
+    layout = explainer.formula.backward.explained.layout
+    for row, col in [(0, 0), (layout.output_size[0] - 1, 3), (7, layout.output_size[1] - 2)]:
+        point_at_backward(page, layout.output_box(row, col))
+        wait_until(lambda row=row, col=col: backward_position(page) == (row, col))
+        assert (state.row, state.col) == (row, col)
+        assert shown_value(page, ".fv-upstream") == learning.backward.upstream_of(first)[row, col, neuron]
+    page.mouse.move(5, 890)
+    page.locator(".fv-backward-view .fv-kernel-gradient button[data-pick='4']").click()  # the centre weight of 3×3
+    wait_until(lambda: explainer.formula.backward.picked == 4)
+    u, v = divmod(4, kernel.shape[1])
+    wait_until(lambda: shown_value(page, ".fv-grad") == kernel[u, v])
+    screenshot(page, "formula-backward-conv2d-followed")
+    page.keyboard.press("Escape")
+    wait_until(lambda: state.level != "formula")
+
+    # five steps lower the loss; the backward view then shows the new gradients
+    losses = [learning.loss]
+    for count in range(1, 6):
+        card.get_by_role("button", name="Take a step").click()
+        wait_until(lambda count=count: learning.steps == count, timeout=20)
+        losses.append(learning.loss)
+    assert losses == sorted(losses, reverse=True) and losses[-1] < losses[0]
+    wait_until(lambda: shown_loss(page) == significant(learning.loss))
+    trail.get_by_role("button", name=first, exact=True).click()
+    opened(page, "backward-conv2d")
+    bias = learning.backward.weight_gradients[first]["bias"][state.neuron]
+    wait_until(lambda: abs(shown_value(page, ".fv-bias-gradient") - bias) <= 1e-12 * abs(bias))
+    page.keyboard.press("Escape")
+    wait_until(lambda: state.level != "formula")
+
+    # and a quiz question about the backward pass
+    card.locator(".bk-input-group").filter(has_text="Question").locator("select").select_option(
+        label="Which way will this weight move?"
+    )
+    card.get_by_role("button", name="New question").click()
+    wait_until(lambda: learning.question is not None)
+    question = learning.question
+    card.get_by_label(str(question.answer), exact=True).check()
+    card.get_by_role("button", name="Check").click()
+    wait_until(lambda: learning.answered == 1)
+    assert learning.score == 1
+    wait_until(lambda: card.locator(".quiz-feedback").inner_text().startswith("Right."))
+
+
+BACKWARD_VIEWS = [
+    ("layer=conv_1_2&neuron=3&channel=4&row=10&col=20", "conv2d"),
+    ("layer=relu_1_1&neuron=2&row=5&col=5", "relu"),
+    ("layer=max_pool_2&neuron=3&row=4&col=6", "maxpool2d"),
+    ("layer=flatten&neuron=77", "flatten"),
+    ("layer=output&neuron=2", "dense"),
+    ("layer=softmax&neuron=3", "softmax"),
+]
+
+
+@pytest.mark.parametrize("size", [(1440, 900), (390, 844)], ids=lambda size: f"{size[0]}x{size[1]}")
+def test_every_backward_formula_view_opens_from_a_link_and_reads_cleanly(app, browser, wait_until, screenshot, size):
+    context = browser.new_context(viewport={"width": size[0], "height": size[1]})
+    context.add_init_script("try { localStorage.setItem('cnnviz-tour-seen', 'yes') } catch (e) {}")
+    page = context.new_page()
+    try:
+        for query, kind in BACKWARD_VIEWS:
+            open_app(page, app.url, f"?mode=backward&truth=5&view=formula&{query}")
+            opened(page, f"backward-{kind}")
+            learning = app.sessions[-1].learning
+            assert learning.backward_mode and learning.true_class == 5
+            assert page.locator(".fv-backward-view .fv-formulas math").count() >= 1
+            assert_text_is_readable(page)
+            screenshot(page, f"formula-backward-{kind}-{size[0]}")
+    finally:
+        context.close()

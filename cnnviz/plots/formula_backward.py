@@ -160,7 +160,7 @@ def explain_backward(
     if kind not in BACKWARD_MAP_KINDS:
         layout, empty = MapsLayout((1, 1), (1, 1)), np.zeros((1, 1), np.float32)
         what = {"flatten": "entry", "dense": "unit", "softmax": "class"}[kind]
-        title = f"Backward · {layer_name}, {what} {neuron + 1}"
+        title = f"Backward · {layer_name}, {what} {neuron if kind == 'flatten' else neuron + 1}"  # v[n] from 0
         if kind in ("dense", "softmax") and network.class_names and neuron < len(network.class_names):
             title = f"Backward · {layer_name}, class “{network.class_names[neuron]}”"
         return BackwardExplained(
@@ -416,7 +416,7 @@ def flatten_backward_numbers(explained: BackwardExplained) -> str:
     chip = _gradient_value(step.gradient, explained.output_shade, "fv-passed-gradient fv-result", "∂L/∂v")
     move = _figure(
         f"back to {previous}: row {r}, column {c}, channel {k + 1}",
-        f'<div class="fv-equation">{_op(f"∂L/∂v[{index}] =")}{chip}{_op(f"→ ∂L/∂x[{r}, {c}, {k + 1}]")}</div>',
+        f'<div class="fv-equation">{_op(f"∂L/∂v[{index}] =")}{chip}{_op("→ unchanged")}</div>',
     )
     return (
         f'<div class="fv-row fv-arithmetic">{sum_html}{move}</div>{_no_weights(explained.layer)}'

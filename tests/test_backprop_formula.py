@@ -13,6 +13,7 @@ import holoviews.plotting.bokeh  # noqa: F401 (the maps' options need a plotting
 import numpy as np
 import pytest
 
+from cnnviz.article import SECTION_ANCHORS
 from cnnviz.engine.explain_backward import kernel_gradient_sweep, pool_routing, strongest_gradient
 from cnnviz.engine.gradients import image_loss
 from cnnviz.learning_state import LearningState
@@ -282,3 +283,25 @@ def test_following_the_strongest_gradient_walks_from_the_loss_to_the_first_kerne
     strongest = strongest_gradient(backward, first)
     kernel = np.abs(backward.weight_gradients[first]["kernel"][:, :, :, strongest.neuron]).sum(axis=(0, 1))
     assert kernel[strongest.channel] == kernel.max()
+
+
+def test_a_tap_pins_the_backward_window_and_the_info_button_reads_on(session):
+    state, _learning, view = session
+    layer = layers_of(state.network, "maxpool2d")[0]
+    state.select(layer, 0, level="formula")
+    backward_view = view.backward
+    layout = backward_view.explained.layout
+    assert view.dialog.section == SECTION_ANCHORS["backpropagation"]
+
+    def at(row: int, col: int) -> dict[str, float]:
+        return dict(zip("xy", centre(layout.output_box(row, col)), strict=True))
+
+    backward_view.tap.event(**at(1, 1))
+    assert backward_view.pinned and (state.row, state.col) == (1, 1)
+    backward_view.pointer.event(**at(0, 0))  # pinned: pointing elsewhere leaves it
+    assert (state.row, state.col) == (1, 1)
+    backward_view.tap.event(**at(1, 1))  # a tap on the pinned cell lets it go
+    backward_view.pointer.event(**at(0, 0))
+    assert not backward_view.pinned and (state.row, state.col) == (0, 0)
+    state.select(state.network.infos[-1].name, 0, level="formula")
+    assert view.dialog.section == SECTION_ANCHORS["loss"]

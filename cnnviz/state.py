@@ -321,9 +321,11 @@ class SharedLink(param.Parameterized):
         changes = {name: value for name, value in wanted.items() if value != getattr(state, name)}
         if problems:
             changes["message"] = " ".join(problems)
+        learned = {name: value for name, value in learned.items() if value != getattr(self.learning, name)}
+        if "backward_mode" in learned:  # first, so a formula view the link opens explains the step it asks for
+            self.learning.backward_mode = learned.pop("backward_mode")
         if changes:
             state.param.update(changes)
-        learned = {name: value for name, value in learned.items() if value != getattr(self.learning, name)}
         if learned:  # after the image: a new image measures the loss against its own label until the link says
             self.learning.param.update(learned)
         self._write_from_state()  # the URL shows what is on screen, not what was refused

@@ -76,14 +76,13 @@ class BackwardFormula(Viewer):
         self.tap = hv.streams.Tap(source=self.marks)
         self.pointer.add_subscriber(self._on_pointer)
         self.tap.add_subscriber(self._on_tap)
-        plot = (maps * self.marks).opts(
+        self._plot = (maps * self.marks).opts(
             xaxis=None, yaxis=None, toolbar=None, default_tools=[], xlim=PLOT_RANGE["x"], ylim=PLOT_RANGE["y"],
             responsive=True, height=MAPS_HEIGHT, show_frame=False, border=0, bgcolor="#ffffff",
         )  # fmt: skip
-        self._maps = pn.Column(
-            self._captions, pn.pane.HoloViews(plot, sizing_mode="stretch_width", margin=0),
-            max_width=MAPS_MAX_WIDTH, sizing_mode="stretch_width", align="center", margin=0,
-        )  # fmt: skip
+        self._maps = pn.Column(  # the plot joins at the first backward step shown: most sessions never need it
+            self._captions, max_width=MAPS_MAX_WIDTH, sizing_mode="stretch_width", align="center", margin=0
+        )
         self.layout = pn.Column(
             self._formula, self._hint, self._maps, self.rate, self._numbers,
             sizing_mode="stretch_width", margin=0, visible=False, css_classes=["fv-backward-view"],
@@ -160,6 +159,8 @@ class BackwardFormula(Viewer):
                 parts = "".join(f"<span>{tex_to_mathml(part, display=True)}</span>" for part in TEX[explained.kind])
                 self._formula.object = f'<div class="fv-formulas">{parts}</div>'
                 self._maps.visible = explained.has_maps
+                if explained.has_maps and len(self._maps) == 1:
+                    self._maps.append(pn.pane.HoloViews(self._plot, sizing_mode="stretch_width", margin=0))
                 has_weights = bool(learning.backward.weight_gradients.get(state.layer))
                 self.rate.visible = has_weights
                 hint = HINTS["maps" if explained.has_maps else "vector"] + (HINTS["weights"] if has_weights else "")

@@ -35,7 +35,6 @@ from cnnviz.views.learning import LEARNING_RATES, nearest_rate
 HERE = Path(__file__).parent
 CSS = [(HERE / name).read_text() for name in ("formula.css", "formula_backward.css")]
 MAPS_MAX_WIDTH = 640  # as the forward maps: the two views swap places in one dialog
-MAPS_HEIGHT = round(MAPS_MAX_WIDTH / ASPECT)
 
 HINTS = {
     "maps": "The gradient of the loss arrives on the right and flows left. Point at either map to move the window, "
@@ -78,7 +77,7 @@ class BackwardFormula(Viewer):
         self.tap.add_subscriber(self._on_tap)
         self._plot = (maps * self.marks).opts(
             xaxis=None, yaxis=None, toolbar=None, default_tools=[], xlim=PLOT_RANGE["x"], ylim=PLOT_RANGE["y"],
-            responsive=True, height=MAPS_HEIGHT, show_frame=False, border=0, bgcolor="#ffffff",
+            responsive=True, aspect=ASPECT, show_frame=False, border=0, bgcolor="#ffffff",
         )  # fmt: skip
         self._maps = pn.Column(  # the plot joins at the first backward step shown: most sessions never need it
             self._captions, max_width=MAPS_MAX_WIDTH, sizing_mode="stretch_width", align="center", margin=0

@@ -7,6 +7,7 @@ check; the live Pyodide app is exercised only where the CDN answers.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import http.server
 import threading
@@ -38,15 +39,23 @@ def site(tmp_path_factory, prepared_data_dir) -> Path:
     return export_site(tmp_path_factory.mktemp("export") / "site", data_dir=prepared_data_dir)
 
 
-@pytest.fixture(scope="module")
-def site_url(site) -> Iterator[str]:
+@contextlib.contextmanager
+def served(site: Path) -> Iterator[str]:
     """Any static host will do: here Python's file server on the loopback interface."""
     server = http.server.ThreadingHTTPServer((SITE_HOST, 0), functools.partial(SilentHandler, directory=site))
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    yield f"http://{SITE_HOST}:{server.server_port}/"
-    server.shutdown()
-    thread.join()
+    try:
+        yield f"http://{SITE_HOST}:{server.server_port}/"
+    finally:
+        server.shutdown()
+        thread.join()
+
+
+@pytest.fixture(scope="module")
+def site_url(site) -> Iterator[str]:
+    with served(site) as url:
+        yield url
 
 
 class Visit:
@@ -212,12 +221,8 @@ def self_contained_url(tmp_path_factory) -> Iterator[str]:
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(self_contained, "download", runtime_only)
         site = export_site(folder / "site", self_contained=True)
-    server = http.server.ThreadingHTTPServer((SITE_HOST, 0), functools.partial(SilentHandler, directory=site))
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://{SITE_HOST}:{server.server_port}/"
-    server.shutdown()
-    thread.join()
+    with served(site) as url:
+        yield url
 
 
 @pytest.mark.parametrize("page_name", list(PAGES))

@@ -20,6 +20,7 @@ import re
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
@@ -150,7 +151,7 @@ def _runtime(sources: Sources, progress: bool) -> list[Path]:
     return [sources.cache / "runtime" / member for member in members]
 
 
-def _retrieve(url: str, known_hash: str, cache: Path, progress: bool, processor=None):
+def _retrieve(url: str, known_hash: str, cache: Path, progress: bool, processor: Callable | None = None) -> Path:
     """One download, checked against its hash; any failure becomes one sentence naming the file and its host."""
     import pooch
     import requests
@@ -172,7 +173,7 @@ def _retrieve(url: str, known_hash: str, cache: Path, progress: bool, processor=
         raise _cannot_download(name, url, "no connection") from error
     except ValueError as error:  # pooch: the hash does not match
         raise _cannot_download(name, url, "its checksum does not match the published one") from error
-    return Path(result) if isinstance(result, str) else result
+    return Path(result) if isinstance(result, str) else cache  # a processor's result: the files it unpacked
 
 
 def _cannot_download(name: str, url: str, reason: str) -> CnnvizError:

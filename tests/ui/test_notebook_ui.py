@@ -187,7 +187,9 @@ def check_view(page, screenshot, name: str) -> None:
     screenshot(page, name)
     # the whole overview, class column included, within the cell: no sideways scrolling
     assert output.evaluate(OVERFLOW_PAST_OUTPUT) is None
-    # the second example replaces the gradient
+    # the second example replaces the gradient. Known to fail intermittently (most often in Notebook 7): when the
+    # kernel's websocket drops and reconnects ("Connection lost, reconnecting" in the console), the kernel still
+    # gets the click and changes the state, but the view never receives the update
     page.locator(".jp-OutputArea-output .thumb").nth(1).click()
     page.locator(".jp-OutputArea-output .image-caption").filter(has_not_text=LAST_IMAGE_TITLE).first.wait_for(
         timeout=60_000

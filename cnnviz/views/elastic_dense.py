@@ -50,6 +50,7 @@ from cnnviz.state import ExplainerState
 
 CSS = (Path(__file__).parent / "elastic_dense.css").read_text()
 MAX_WIDTH = 900
+SHRINKS = ":host { min-width: 0 !important; }"  # else Panel makes the view as wide as the picture, on phones too
 PLOT_WIDTH = 860  # the flatten picture's size: fixed, so texts drawn in it fit their boxes (narrow screens scroll)
 MAX_PLOT_HEIGHT = 520
 BUTTON_CHARACTER = 7.5  # px per character of a class name in the buttons' font, to size them to the longest
@@ -98,6 +99,7 @@ class FlattenElastic(Viewer):
             xlim=(0, width), ylim=(-height, 0), width=round(width * scale), height=round(height * scale),
             **PLOT_OPTIONS,
         )  # fmt: skip
+        self._captions.param.update(sizing_mode=None, width=round(width * scale))  # over the picture, scrolled with it
         self.element = pn.widgets.IntSlider(
             name="Flatten element (arrow keys)", start=0, end=self.layout.count - 1, value=0, sizing_mode="stretch_width"
         )
@@ -107,12 +109,16 @@ class FlattenElastic(Viewer):
         self.param.watch(self._show_numbers, "inspected")
         self._panel = pn.Column(
             self._title,
-            self._captions,
-            pn.Column(pn.pane.HoloViews(plot, margin=0, linked_axes=False), scroll=True, sizing_mode="stretch_width", margin=0),
+            pn.Column(  # a narrow screen scrolls the picture sideways, the rest of the view stays in the window
+                self._captions,
+                pn.pane.HoloViews(plot, margin=0, linked_axes=False),
+                scroll="x-auto", sizing_mode="stretch_width", stylesheets=[SHRINKS], margin=0,
+            ),  # fmt: skip
             pn.Row(self.element, self.softmax_button, sizing_mode="stretch_width", margin=0),
             self._numbers,
             self._legends,
             max_width=MAX_WIDTH,
+            stylesheets=[SHRINKS],
             sizing_mode="stretch_width",
             visible=False,
         )
@@ -254,6 +260,7 @@ class SoftmaxElastic(Viewer):
             self._numbers,
             self._legends,
             max_width=MAX_WIDTH,
+            stylesheets=[SHRINKS],
             sizing_mode="stretch_width",
             visible=False,
         )

@@ -20,6 +20,7 @@ import math
 from dataclasses import dataclass
 
 import holoviews as hv
+import holoviews.plotting.bokeh  # registers the Bokeh backend the options below are for
 import numpy as np
 
 from cnnviz.colors import DIVERGING, ORANGES, WEIGHTS
@@ -221,6 +222,12 @@ def _frame(canvas: np.ndarray, box: tuple[float, ...], height: float, color: str
 def flatten_picture(explained: FlattenExplained) -> hv.RGB:
     """The maps, the strip of flattened values, the ⊕ and the score box, painted as ONE picture."""
     layout = explained.layout
+    return hv.RGB(flatten_canvas(explained), bounds=(0, -layout.height, layout.width, 0))
+
+
+def flatten_canvas(explained: FlattenExplained) -> np.ndarray:
+    """The pixels of `flatten_picture`: (rows, columns, RGB) covering x ∈ [0, width], y ∈ [−height, 0]."""
+    layout = explained.layout
     rows, cols, channels = layout.shape
     cell_pixels = max(1, math.ceil(TILE_PIXELS / max(rows, cols)))
     scale = cell_pixels * max(rows, cols)  # pixels per plot unit
@@ -244,7 +251,7 @@ def flatten_picture(explained: FlattenExplained) -> hv.RGB:
     _fill(canvas, box, layout.height, SCORE_FILL)
     _frame(canvas, box, layout.height, SCORE_LINE, 2)
     _plus_disc(canvas, layout, scale, explained.weight_shade.hex(explained.step.bias))
-    return hv.RGB(canvas, bounds=(0, -layout.height, layout.width, 0))
+    return canvas
 
 
 def _plus_disc(canvas: np.ndarray, layout: FlattenLayout, scale: float, fill: str) -> None:
@@ -403,17 +410,23 @@ SOFTMAX_X = {"logit": 0.6, "exp": 2.1, "sum": 3.15, "probability": 4.0, "percent
 SOFTMAX_WIDTH = 5.45
 CIRCLE_SHARE = 0.9  # of the row pitch
 CHARACTER_WIDTH = 0.62  # of the font size, for digits and signs in the sans-serif font
+CIRCLE_TEXT_SHARE = 0.9  # of a circle's diameter its number may take
 
 
 def row_pitch(classes: int) -> int:
     """Pixels per class row: larger for a few classes, never too small to tap."""
-    return int(min(46, max(28, 420 // max(classes, 1))))
+    return int(min(46, max(30, 420 // max(classes, 1))))
 
 
 def circle_font(texts: list[str], diameter: float) -> int:
     """The largest font size (px) at which every text fits inside a circle of `diameter` px."""
     longest = max((len(text) for text in texts), default=1)
-    return int(max(7, min(0.42 * diameter, 0.8 * diameter / (CHARACTER_WIDTH * longest))))
+    return int(max(6, min(0.42 * diameter, CIRCLE_TEXT_SHARE * diameter / (CHARACTER_WIDTH * longest))))
+
+
+def circle_text(logit: float) -> str:
+    """A logit short enough for its circle: two decimals, one from ±10 on (a circle's chord is its diameter)."""
+    return format_number(logit, 2 if abs(logit) < 10 else 1)
 
 
 def _oranges(values: np.ndarray, low: float, high: float) -> list[str]:
@@ -456,7 +469,7 @@ def softmax_elements(explained: SoftmaxExplained) -> hv.Overlay:
     circles = hv.Points(
         {"x": xs, "y": np.r_[ys, ys], "color": logit_colors + probability_colors}, ["x", "y"], ["color"]
     ).opts(color="color", size=diameter, line_color="#c08a5b", line_width=1)
-    inner = [format_number(float(z), 2) for z in terms.logits]
+    inner = [circle_text(float(z)) for z in terms.logits]
     inner_labels = hv.Labels(
         {"x": np.full(count, SOFTMAX_X["logit"]), "y": ys, "text": inner, "ink": [_ink(c) for c in logit_colors]},
         ["x", "y"], ["text", "ink"],

@@ -104,7 +104,7 @@ class FlattenElastic(Viewer):
             name="Flatten element (arrow keys)", start=0, end=self.layout.count - 1, value=0, sizing_mode="stretch_width"
         )
         self.element.param.watch(self._on_slider, "value")
-        self.softmax_button = pn.widgets.Button(name="Softmax →", button_type="primary", width=120, align="end")
+        self.softmax_button = pn.widgets.Button(label="Softmax →", color="primary", width=120, align="end")
         self.softmax_button.on_click(lambda _event: self.open_softmax())
         self.param.watch(self._show_numbers, "inspected")
         self._panel = pn.Column(
@@ -243,7 +243,7 @@ class SoftmaxElastic(Viewer):
         self.buttons = []
         for index, name in enumerate(names):
             button = pn.widgets.Button(
-                name=name, button_type="light", width=width, height=self.pitch - 4, margin=(2, 0), stylesheets=[CSS]
+                label=name, color="light", width=width, height=self.pitch - 4, margin=(2, 0), stylesheets=[CSS]
             )
             button.on_click(lambda _event, index=index: self.open_formula(index))
             self.buttons.append(button)

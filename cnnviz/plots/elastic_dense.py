@@ -16,6 +16,7 @@ softmax view in rows (row i spans y ∈ [−i − 1, −i]).
 from __future__ import annotations
 
 import html
+import itertools
 import math
 from dataclasses import dataclass
 
@@ -165,7 +166,7 @@ class FlattenLayout:
         plus_x = self.plus[0]
         bounds = [0, self.grid_width + STRIP_GAP / 2, self.strip_x + STRIP_WIDTH + EDGE_RUN / 2,
                   plus_x + PLUS_RADIUS + SCORE_GAP / 2, self.width]  # fmt: skip
-        return " ".join(f"{(b - a) / self.width:.4f}fr" for a, b in zip(bounds, bounds[1:], strict=False))
+        return " ".join(f"{(b - a) / self.width:.4f}fr" for a, b in itertools.pairwise(bounds))
 
 
 @dataclass(frozen=True)
@@ -234,7 +235,7 @@ def flatten_canvas(explained: FlattenExplained) -> np.ndarray:
     canvas = np.full((round(layout.height * scale), round(layout.width * scale), 3), 255, np.uint8)
     colors = explained.value_shade.rgb(explained.maps)  # (rows, cols, channels, 3)
     for channel in range(channels):
-        x0, y0, x1, y1 = layout.map_box(channel)
+        x0, _, _, y1 = layout.map_box(channel)
         block = np.repeat(np.repeat(colors[:, :, channel], cell_pixels, 0), cell_pixels, 1)
         top, left = round(-y1 * scale), round(x0 * scale)
         canvas[top : top + block.shape[0], left : left + block.shape[1]] = block
@@ -498,7 +499,7 @@ def softmax_marks(explained: SoftmaxExplained | None, selected: int, hovered: in
 
 def softmax_captions(explained: SoftmaxExplained) -> str:
     bounds = [0, 1.35, 2.75, 3.5, SOFTMAX_WIDTH]
-    columns = " ".join(f"{(b - a) / SOFTMAX_WIDTH:.4f}fr" for a, b in zip(bounds, bounds[1:], strict=False))
+    columns = " ".join(f"{(b - a) / SOFTMAX_WIDTH:.4f}fr" for a, b in itertools.pairwise(bounds))
     total = format_number(explained.terms.total, 3)
     parts = [("logit z", "class score"), ("e^z", "always positive"), ("÷ Σ", f"Σ e^z = {total}"),
              ("probability", "e^z ÷ Σ")]  # fmt: skip

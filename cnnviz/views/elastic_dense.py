@@ -86,9 +86,9 @@ class FlattenElastic(Viewer):
         self._numbers = _html()
         self._legends = _html()
         picture = hv.DynamicMap(self._draw, streams=[hv.streams.Params(self, ["opened"])])
-        self.marks = hv.DynamicMap(
-            self._draw_marks, streams=[hv.streams.Params(self, ["opened", "inspected"])]
-        ).opts(color=HIGHLIGHT, line_width=2.5)
+        self.marks = hv.DynamicMap(self._draw_marks, streams=[hv.streams.Params(self, ["opened", "inspected"])]).opts(
+            color=HIGHLIGHT, line_width=2.5
+        )
         self.pointer = hv.streams.PointerXY(source=self.marks)
         self.tap = hv.streams.Tap(source=self.marks)
         self.pointer.add_subscriber(self._on_pointer)
@@ -101,7 +101,7 @@ class FlattenElastic(Viewer):
         )  # fmt: skip
         self._captions.param.update(sizing_mode=None, width=round(width * scale))  # over the picture, scrolled with it
         self.element = pn.widgets.IntSlider(
-            name="Flatten element (arrow keys)", start=0, end=self.layout.count - 1, value=0, sizing_mode="stretch_width"
+            label="Flatten element (arrow keys)", start=0, end=self.layout.count - 1, sizing_mode="stretch_width"
         )
         self.element.param.watch(self._on_slider, "value")
         self.softmax_button = pn.widgets.Button(label="Softmax →", color="primary", width=120, align="end")
@@ -112,8 +112,11 @@ class FlattenElastic(Viewer):
             pn.Column(  # a narrow screen scrolls the picture sideways, the rest of the view stays in the window
                 self._captions,
                 pn.pane.HoloViews(plot, margin=0, linked_axes=False),
-                scroll="x-auto", sizing_mode="stretch_width", stylesheets=[SHRINKS], margin=0,
-            ),  # fmt: skip
+                scroll="x-auto",
+                sizing_mode="stretch_width",
+                stylesheets=[SHRINKS],
+                margin=0,
+            ),
             pn.Row(self.element, self.softmax_button, sizing_mode="stretch_width", margin=0),
             self._numbers,
             self._legends,

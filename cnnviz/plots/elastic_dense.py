@@ -256,7 +256,7 @@ def flatten_canvas(explained: FlattenExplained) -> np.ndarray:
 
 
 def _plus_disc(canvas: np.ndarray, layout: FlattenLayout, scale: float, fill: str) -> None:
-    """The ⊕ node: a disc in the bias's weight colour with a dark rim (the "+" is a label)."""
+    """The ⊕ node: a disc in the bias's weight colour with a dark rim and a "+" that stays readable on it."""
     x, y = layout.plus
     size = math.ceil(PLUS_RADIUS * scale) + 2
     cx, cy = x * scale, -y * scale
@@ -267,6 +267,10 @@ def _plus_disc(canvas: np.ndarray, layout: FlattenLayout, scale: float, fill: st
     region = canvas[top : top + rows.shape[0], left : left + cols.shape[1]]
     region[distance <= PLUS_RADIUS] = _hex_rgb(["#39434f"])[0]
     region[distance <= PLUS_RADIUS - 2 / scale] = _hex_rgb([fill])[0]
+    arm, half = 0.55 * PLUS_RADIUS * scale, max(1.0, 0.05 * PLUS_RADIUS * scale)
+    dy, dx = np.abs(rows - cy), np.abs(cols - cx)
+    ink = "#ffffff" if _ink(fill) == "#fff" else "#111111"
+    region[((dy <= half) & (dx <= arm)) | ((dx <= half) & (dy <= arm))] = _hex_rgb([ink])[0]
 
 
 def flatten_edges(explained: FlattenExplained) -> hv.Segments:
@@ -286,17 +290,12 @@ def flatten_edges(explained: FlattenExplained) -> hv.Segments:
 
 
 def flatten_labels(explained: FlattenExplained) -> hv.Labels:
-    """The ⊕ sign, the score inside its box and the class name under it."""
-    layout = explained.layout
-    x, y = layout.plus
-    x0, y0, x1, _ = layout.score_box
-    ink = _ink(explained.weight_shade.hex(explained.step.bias))
-    rows = [
-        (x, y, "+", ink),
-        ((x0 + x1) / 2, (y0 + y + SCORE_SIZE[1] / 2) / 2, format_number(explained.step.result), SCORE_INK),
-    ]
-    return hv.Labels(rows, ["x", "y"], ["text", "ink"]).opts(text_color="ink", text_font_size="13px",
-                                                              text_font_style="bold")  # fmt: skip
+    """The score inside its box (the class name is in the caption above it)."""
+    x0, y0, x1, y1 = explained.layout.score_box
+    score = format_number(explained.step.result)
+    return hv.Labels([((x0 + x1) / 2, (y0 + y1) / 2, score)], ["x", "y"], ["text"]).opts(
+        text_color=SCORE_INK, text_font_size="15px", text_font_style="bold"
+    )
 
 
 def flatten_marks(explained: FlattenExplained | None, index: int | None) -> hv.Path:

@@ -296,7 +296,6 @@ class SoftmaxElastic(Viewer):
                 self.explained = explained = explain_softmax(state.trace)
                 self._captions.object = softmax_captions(explained)
                 self._legends.object = softmax_legends(explained)
-                self._label_buttons()
                 self.opened += 1
             if self.selected != state.neuron:
                 self.selected = state.neuron
@@ -305,16 +304,6 @@ class SoftmaxElastic(Viewer):
             )
             self._show_numbers()
             self._panel.visible = True
-
-    def _label_buttons(self) -> None:
-        """Each button says what Enter does, with the class's numbers, for screen readers and the tooltip."""
-        terms = self.explained.terms
-        for index, button in enumerate(self.buttons):
-            name = self.explained.names[index]
-            button.description = (
-                f"{name}: logit {terms.logits[index]:.3f}, probability {100 * terms.probabilities[index]:.1f} %. "
-                "Open its softmax formula."
-            )
 
     def _show_numbers(self, *_events) -> None:
         if self.explained is not None:

@@ -123,6 +123,7 @@ class FlattenElastic(Viewer):
             max_width=MAX_WIDTH,
             stylesheets=[SHRINKS],
             sizing_mode="stretch_width",
+            margin=(4, 12),
             visible=False,
         )
         state.param.watch(self._follow, ["trace", "layer", "neuron", "level", "color_mode"])
@@ -265,6 +266,7 @@ class SoftmaxElastic(Viewer):
             max_width=MAX_WIDTH,
             stylesheets=[SHRINKS],
             sizing_mode="stretch_width",
+            margin=(4, 12),
             visible=False,
         )
         state.param.watch(self._follow, ["trace", "layer", "neuron", "level"])

@@ -49,10 +49,9 @@ def main() -> None:
     classes = int(network.infos[-1].shape[-1])
     ranges = color_ranges(state.trace, state.color_mode)
 
-    report("before: flatten view_data + JSON", [timed(lambda k=k: json.dumps(view_data(state.trace, dense, k, ranges)))
-                                               for k in range(runs)])  # fmt: skip
-    report("before: softmax view_data + JSON", [timed(lambda k=k: json.dumps(view_data(state.trace, softmax, k, ranges)))
-                                               for k in range(runs)])  # fmt: skip
+    for name, layer in (("flatten", dense), ("softmax", softmax)):
+        before = [timed(lambda k=k: json.dumps(view_data(state.trace, layer, k, ranges))) for k in range(runs)]
+        report(f"before: {name} view_data + JSON", before)
 
     flatten_view, softmax_view = FlattenElastic(state), SoftmaxElastic(state)
     document = Document()

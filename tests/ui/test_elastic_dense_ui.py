@@ -75,7 +75,7 @@ def test_hovering_a_pooled_pixel_follows_it_and_a_click_on_the_score_opens_softm
 ):
     context, page = open_page(browser, served, width, height)
     try:
-        state, flatten, softmax = served.sessions[-1]
+        state, flatten, _ = served.sessions[-1]
         layout = flatten.layout
         rows, cols, channels = layout.shape
         row, col, channel = rows // 2, cols // 3, channels - 1
@@ -105,7 +105,7 @@ def test_hovering_a_pooled_pixel_follows_it_and_a_click_on_the_score_opens_softm
 def test_the_keyboard_reaches_softmax_mode_and_opens_a_class_formula_with_enter(browser, served, wait_until):
     context, page = open_page(browser, served, 1440, 900)
     try:
-        state, flatten, softmax = served.sessions[-1]
+        state = served.sessions[-1][0]
         button = page.get_by_role("button", name="Softmax →")
         button.focus()
         page.keyboard.press("Enter")
@@ -122,7 +122,7 @@ def test_the_keyboard_reaches_softmax_mode_and_opens_a_class_formula_with_enter(
 def test_a_touch_tap_on_a_logit_opens_its_formula_on_a_phone(browser, served, wait_until):
     context, page = open_page(browser, served, 390, 844, touch=True)
     try:
-        state, flatten, softmax = served.sessions[-1]
+        state, _, softmax = served.sessions[-1]
         page.get_by_role("button", name="Softmax →").tap()
         wait_until(lambda: state.level == "elastic" and state.layer == state.network.infos[-1].name)
         page.locator(".ed-title >> text=Softmax").wait_for()

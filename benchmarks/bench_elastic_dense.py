@@ -50,7 +50,8 @@ def main() -> None:
     ranges = color_ranges(state.trace, state.color_mode)
 
     for name, layer in (("flatten", dense), ("softmax", softmax)):
-        before = [timed(lambda k=k: json.dumps(view_data(state.trace, layer, k, ranges))) for k in range(runs)]
+        encode = lambda k, layer=layer: json.dumps(view_data(state.trace, layer, k, ranges))  # noqa: E731
+        before = [timed(lambda k=k, encode=encode: encode(k)) for k in range(runs)]
         report(f"before: {name} view_data + JSON", before)
 
     flatten_view, softmax_view = FlattenElastic(state), SoftmaxElastic(state)

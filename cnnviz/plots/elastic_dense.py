@@ -406,8 +406,8 @@ def flatten_numbers(explained: FlattenExplained, index: int | None) -> str:
 # -- softmax ----------------------------------------------------------------------------------------------------
 
 
-SOFTMAX_X = {"logit": 0.6, "exp": 2.1, "sum": 3.15, "probability": 4.0, "percent": 4.85}
-SOFTMAX_WIDTH = 5.45
+SOFTMAX_X = {"logit": 0.6, "exp": 2.1, "sum": 3.15, "probability": 3.95, "percent": 4.95}
+SOFTMAX_WIDTH = 5.6
 CIRCLE_SHARE = 0.9  # of the row pitch
 CHARACTER_WIDTH = 0.62  # of the font size, for digits and signs in the sans-serif font
 CIRCLE_TEXT_SHARE = 0.9  # of a circle's diameter its number may take

@@ -12,7 +12,7 @@ import re
 import numpy as np
 import pytest
 from test_architecture_matrix import MATRIX
-from test_formula_data import catalog_for
+from test_formula_data import catalog_for, centre, point
 
 from cnnviz.colors import color_ranges
 from cnnviz.engine.explain import dense_step, flatten_index, flatten_position, softmax_terms
@@ -45,17 +45,6 @@ def state(network) -> ExplainerState:
 @pytest.fixture
 def views(state) -> tuple[FlattenElastic, SoftmaxElastic]:
     return FlattenElastic(state), SoftmaxElastic(state)
-
-
-def centre(box) -> tuple[float, float]:
-    x0, y0, x1, y1 = box
-    return (x0 + x1) / 2, (y0 + y1) / 2
-
-
-def point(stream, box) -> None:
-    """A pointer event (or tap) at the centre of a plot box, as Bokeh sends it."""
-    x, y = centre(box)
-    stream.event(x=x, y=y)
 
 
 def value_of(html: str, css: str) -> float:

@@ -61,6 +61,14 @@ def _html() -> pn.pane.HTML:
     return pn.pane.HTML("", sizing_mode="stretch_width", stylesheets=[CSS], margin=0)
 
 
+def _view_column(*children) -> pn.Column:
+    """A view's panes, hidden until its selection opens, never wider than its picture needs."""
+    return pn.Column(
+        *children, max_width=MAX_WIDTH, stylesheets=[SHRINKS], sizing_mode="stretch_width", margin=(4, 12),
+        visible=False,
+    )  # fmt: skip
+
+
 def dense_layer(state: ExplainerState) -> str:
     """The dense layer whose classes the flatten view explains: the last one."""
     return next(info.name for info in reversed(state.network.infos) if info.kind == "dense")
@@ -107,7 +115,7 @@ class FlattenElastic(Viewer):
         self.softmax_button = pn.widgets.Button(label="Softmax →", color="primary", width=120, align="end")
         self.softmax_button.on_click(lambda _event: self.open_softmax())
         self.param.watch(self._show_numbers, "inspected")
-        self._panel = pn.Column(
+        self._panel = _view_column(
             self._title,
             pn.Column(  # a narrow screen scrolls the picture sideways, the rest of the view stays in the window
                 self._captions,
@@ -120,11 +128,6 @@ class FlattenElastic(Viewer):
             pn.Row(self.element, self.softmax_button, sizing_mode="stretch_width", margin=0),
             self._numbers,
             self._legends,
-            max_width=MAX_WIDTH,
-            stylesheets=[SHRINKS],
-            sizing_mode="stretch_width",
-            margin=(4, 12),
-            visible=False,
         )
         state.param.watch(self._follow, ["trace", "layer", "neuron", "level", "color_mode"])
         self._follow()
@@ -252,7 +255,7 @@ class SoftmaxElastic(Viewer):
             button.on_click(lambda _event, index=index: self.open_formula(index))
             self.buttons.append(button)
         self.param.watch(self._show_numbers, ["selected", "hovered"])
-        self._panel = pn.Column(
+        self._panel = _view_column(
             self._title,
             pn.Row(pn.Spacer(width=width, margin=0), self._captions, sizing_mode="stretch_width", margin=0),
             pn.Row(
@@ -263,11 +266,6 @@ class SoftmaxElastic(Viewer):
             ),
             self._numbers,
             self._legends,
-            max_width=MAX_WIDTH,
-            stylesheets=[SHRINKS],
-            sizing_mode="stretch_width",
-            margin=(4, 12),
-            visible=False,
         )
         state.param.watch(self._follow, ["trace", "layer", "neuron", "level"])
         self._follow()

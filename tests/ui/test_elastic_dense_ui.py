@@ -7,6 +7,8 @@ rows) to pixels of the plot's canvas, and checks what the session's state and th
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import panel as pn
 import pytest
 from pages import gallery_shot, text_problems
@@ -38,14 +40,7 @@ def served(serve):
         sessions.append((state, flatten, softmax))
         return pn.Column(flatten, softmax, sizing_mode="stretch_width", stylesheets=[":host { min-width: 0 }"])
 
-    url = serve(page_factory)
-
-    class Served:
-        pass
-
-    result = Served()
-    result.url, result.sessions = url, sessions
-    return result
+    return SimpleNamespace(url=serve(page_factory), sessions=sessions)
 
 
 def canvas_point(page, width: float, height: float, x: float, y: float) -> tuple[float, float]:
@@ -90,14 +85,14 @@ def test_hovering_a_pooled_pixel_follows_it_and_a_click_on_the_score_opens_softm
         assert page.locator(".ed-score").first.inner_text() == format_number(step.result)
         gallery_shot(page, f"elastic-flatten-{width}x{height}", full_page=True)
         problems = text_problems(page)
-        assert problems == [], '\n'.join(problems)
+        assert problems == [], "\n".join(problems)
         x0, y0, x1, y1 = layout.score_box
         page.mouse.click(*canvas_point(page, layout.width, layout.height, (x0 + x1) / 2, (y0 + y1) / 2))
         wait_until(lambda: (state.layer, state.level) == (state.network.infos[-1].name, "elastic"))
         page.locator(".ed-title >> text=Softmax").wait_for()
         gallery_shot(page, f"elastic-softmax-{width}x{height}", full_page=True)
         problems = text_problems(page)
-        assert problems == [], '\n'.join(problems)
+        assert problems == [], "\n".join(problems)
     finally:
         context.close()
 
@@ -130,6 +125,6 @@ def test_a_touch_tap_on_a_logit_opens_its_formula_on_a_phone(browser, served, wa
         page.touchscreen.tap(*canvas_point(page, SOFTMAX_WIDTH, classes, 0.6, -(classes - 0.5)))
         wait_until(lambda: (state.neuron, state.level) == (classes - 1, "formula"))
         problems = text_problems(page)
-        assert problems == [], '\n'.join(problems)
+        assert problems == [], "\n".join(problems)
     finally:
         context.close()

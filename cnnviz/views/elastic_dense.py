@@ -144,7 +144,7 @@ class FlattenElastic(Viewer):
             return hv.RGB([]) * hv.Segments([]) * hv.Labels([])
         return flatten_picture(self.explained) * flatten_edges(self.explained) * flatten_labels(self.explained)
 
-    def _draw_marks(self, opened: int, inspected: int | None) -> hv.Path:
+    def _draw_marks(self, inspected: int | None, **_picture_streams) -> hv.Path:
         return flatten_marks(self.explained, inspected)
 
     def _follow(self, *_events) -> None:
@@ -234,9 +234,9 @@ class SoftmaxElastic(Viewer):
         self._numbers = _html()
         self._legends = _html()
         circles = hv.DynamicMap(self._draw, streams=[hv.streams.Params(self, ["opened"])])
-        self.marks = hv.DynamicMap(
-            self._draw_marks, streams=[hv.streams.Params(self, ["opened", "selected", "hovered"])]
-        ).opts(color="#b35806", line_width=2)
+        self.marks = hv.DynamicMap(self._draw_marks, streams=[hv.streams.Params(self, ["selected", "hovered"])]).opts(
+            color="#b35806", line_width=2
+        )
         self.pointer = hv.streams.PointerXY(source=self.marks)
         self.tap = hv.streams.Tap(source=self.marks)
         self.pointer.add_subscriber(self._on_pointer)
@@ -282,7 +282,7 @@ class SoftmaxElastic(Viewer):
             return hv.Points([]) * hv.Segments([]) * hv.Labels([]) * hv.Labels([])
         return softmax_elements(self.explained)
 
-    def _draw_marks(self, opened: int, selected: int, hovered: int | None) -> hv.Path:
+    def _draw_marks(self, selected: int, hovered: int | None, **_picture_streams) -> hv.Path:
         return softmax_marks(self.explained, selected, hovered)
 
     def _follow(self, *_events) -> None:
@@ -291,14 +291,14 @@ class SoftmaxElastic(Viewer):
             self._panel.visible = False
             return
         with pn.io.hold():
+            updates = {"selected": state.neuron} if self.selected != state.neuron else {}
             if state.trace is not self._key:
                 self._key = state.trace
                 self.explained = explained = explain_softmax(state.trace)
                 self._captions.object = softmax_captions(explained)
                 self._legends.object = softmax_legends(explained)
-                self.opened += 1
-            if self.selected != state.neuron:
-                self.selected = state.neuron
+                updates["opened"] = self.opened + 1
+            self.param.update(updates)  # one event: the plot redraws once
             self._title.object = (
                 f'<h3 class="ed-title">Softmax: from {self.explained.count} class scores to probabilities</h3>'
             )

@@ -225,6 +225,7 @@ class SoftmaxElastic(Viewer):
         self.state = state
         network = state.network
         self.layer = network.infos[-1].name
+        self.has_softmax = network.infos[-1].kind == "softmax"  # a network ending in logits has no softmax mode
         names = class_names(network)
         self.pitch = row_pitch(len(names))
         self.explained: SoftmaxExplained | None = None
@@ -275,7 +276,8 @@ class SoftmaxElastic(Viewer):
 
     @property
     def showing(self) -> bool:
-        return self.state.level in ("elastic", "formula") and self.state.layer == self.layer
+        state = self.state
+        return state.level in ("elastic", "formula") and state.layer == self.layer and self.has_softmax
 
     def _draw(self, opened: int) -> hv.Overlay:
         if self.explained is None:

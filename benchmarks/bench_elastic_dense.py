@@ -6,7 +6,9 @@ rendered into a Bokeh document (so the DynamicMaps really re-render, as when ser
   view cost the server per open; drawing then happened in JavaScript);
 - after: `state.select(...)` → FlattenElastic / SoftmaxElastic updated (engine numbers, picture, edges, labels,
   outlines, HTML panes, Bokeh models);
-- hover: one pointer event on the flatten view → outlines and numbers updated.
+- hover: one pointer event on the flatten view → outlines and numbers updated;
+- for scale on a busy machine, the same figures of the formula view (the design's reference pattern) in the
+  same run: opening a ReLU formula view and one pointer move in it.
 
 Run: python benchmarks/bench_elastic_dense.py [--runs 9]
 """
@@ -27,6 +29,7 @@ from cnnviz.plots.elastic import view_data
 from cnnviz.resources import shared_network
 from cnnviz.state import ExplainerState
 from cnnviz.views.elastic_dense import FlattenElastic, SoftmaxElastic
+from cnnviz.views.formula import FormulaView
 
 
 def timed(action) -> float:
@@ -54,9 +57,9 @@ def main() -> None:
         before = [timed(lambda k=k, encode=encode: encode(k)) for k in range(runs)]
         report(f"before: {name} view_data + JSON", before)
 
-    flatten_view, softmax_view = FlattenElastic(state), SoftmaxElastic(state)
+    flatten_view, softmax_view, formula_view = FlattenElastic(state), SoftmaxElastic(state), FormulaView(state)
     document = Document()
-    document.add_root(pn.Column(flatten_view, softmax_view).get_root(document))
+    document.add_root(pn.Column(flatten_view, softmax_view, formula_view).get_root(document))
     image = state.image
     opens, hovers, softmax_opens = [], [], []
     for run in range(runs):
@@ -68,6 +71,15 @@ def main() -> None:
         state.select(network.infos[0].name, 0, level="overview")
         state.use_array(image * (1 - run / 100))  # a new image each time: softmax mode redraws
         softmax_opens.append(timed(lambda run=run: state.select(softmax, run % classes, level="elastic")))
+    relu = next(info.name for info in network.infos if info.kind == "relu")
+    formula_opens, formula_hovers = [], []
+    for run in range(runs):
+        state.select(network.infos[0].name, 0, level="overview")
+        formula_opens.append(timed(lambda run=run: state.select(relu, run % 2, level="formula")))
+        x0, y0, x1, y1 = formula_view.explained.layout.output_box(run + 3, 2 * run + 1)
+        formula_hovers.append(timed(lambda x=(x0 + x1) / 2, y=(y0 + y1) / 2: formula_view.pointer.event(x=x, y=y)))
+    report("reference: open a ReLU formula view", formula_opens)
+    report("reference: hover in the formula view", formula_hovers)
     report("after: open the flatten view (HoloViews)", opens)
     report("after: hover a pooled pixel (flatten)", hovers)
     report("after: open softmax mode, new image (HoloViews)", softmax_opens)

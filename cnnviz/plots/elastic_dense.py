@@ -424,6 +424,11 @@ def circle_font(texts: list[str], diameter: float) -> int:
     return int(max(6, min(0.42 * diameter, CIRCLE_TEXT_SHARE * diameter / (CHARACTER_WIDTH * longest))))
 
 
+def exp_text(value: float) -> str:
+    """e^z as people read it: small values keep their digits ("1.4e−04", not "0.000")."""
+    return format_number(value) if value >= 0.01 or value == 0 else f"{value:.1e}".replace("-", "−")
+
+
 def circle_text(logit: float) -> str:
     """A logit short enough for its circle: two decimals, one from ±10 on (a circle's chord is its diameter)."""
     return format_number(logit, 2 if abs(logit) < 10 else 1)
@@ -474,7 +479,7 @@ def softmax_elements(explained: SoftmaxExplained) -> hv.Overlay:
         {"x": np.full(count, SOFTMAX_X["logit"]), "y": ys, "text": inner, "ink": [_ink(c) for c in logit_colors]},
         ["x", "y"], ["text", "ink"],
     ).opts(text_color="ink", text_font_size=f"{circle_font(inner, diameter)}px", text_font_style="bold")  # fmt: skip
-    outer = [f"{format_number(float(e), 3)}" for e in terms.exps] + [f"{100 * p:.1f} %" for p in terms.probabilities]
+    outer = [exp_text(float(e)) for e in terms.exps] + [f"{100 * p:.1f} %" for p in terms.probabilities]
     outer_labels = hv.Labels(
         {"x": np.r_[np.full(count, SOFTMAX_X["exp"]), np.full(count, SOFTMAX_X["percent"])], "y": np.r_[ys, ys],
          "text": outer},

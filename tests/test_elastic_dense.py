@@ -80,9 +80,11 @@ def test_pointing_at_a_pixel_or_the_strip_follows_that_value_with_the_engines_nu
         assert value_of(html, "ed-product") == pytest.approx(step.products[index], abs=0)
         assert f'data-index="{index}"' in html and f"row {row}, column {col}" in html
         # the outlines: the pixel on its map and the element in the strip
-        pixel, entry, *_ = flatten.marks[()].split()
-        assert pixel.array()[:, :2].min(axis=0) == pytest.approx(layout.cell_box(row, col, channel)[:2])
-        assert entry.array()[:, 1].mean() == pytest.approx(layout.entry_y(index), abs=0.02)
+        sides = flatten.marks[()].array()
+        pixel, entry = sides[:4], sides[4:8]
+        assert pixel[:, :2].min(axis=0) == pytest.approx(layout.cell_box(row, col, channel)[:2])
+        assert pixel[:, :2].max(axis=0) == pytest.approx(layout.cell_box(row, col, channel)[2:])
+        assert entry[:, 1].mean() == pytest.approx(layout.entry_y(index), abs=0.02)
         # the same element pointed at in the strip
         flatten.pointer.event(x=layout.strip_x + 0.1, y=layout.entry_y(index))
         assert flatten.inspected == index

@@ -94,9 +94,9 @@ class FlattenElastic(Viewer):
         self._numbers = _html()
         self._legends = _html()
         picture = hv.DynamicMap(self._draw, streams=[hv.streams.Params(self, ["opened"])])
-        self.marks = hv.DynamicMap(self._draw_marks, streams=[hv.streams.Params(self, ["opened", "inspected"])]).opts(
-            color=HIGHLIGHT, line_width=2.5
-        )
+        self.marks = hv.DynamicMap(  # not on "opened": one redraw per open
+            self._draw_marks, streams=[hv.streams.Params(self, ["inspected"])]
+        ).opts(color=HIGHLIGHT, line_width=2.5, apply_ranges=False)
         self.pointer = hv.streams.PointerXY(source=self.marks)
         self.tap = hv.streams.Tap(source=self.marks)
         self.pointer.add_subscriber(self._on_pointer)
@@ -144,7 +144,7 @@ class FlattenElastic(Viewer):
             return hv.RGB([]) * hv.Segments([]) * hv.Labels([])
         return flatten_picture(self.explained) * flatten_edges(self.explained) * flatten_labels(self.explained)
 
-    def _draw_marks(self, inspected: int | None, **_picture_streams) -> hv.Path:
+    def _draw_marks(self, inspected: int | None, **_picture_streams) -> hv.Segments:
         return flatten_marks(self.explained, inspected)
 
     def _follow(self, *_events) -> None:
@@ -236,7 +236,7 @@ class SoftmaxElastic(Viewer):
         self._legends = _html()
         circles = hv.DynamicMap(self._draw, streams=[hv.streams.Params(self, ["opened"])])
         self.marks = hv.DynamicMap(self._draw_marks, streams=[hv.streams.Params(self, ["selected", "hovered"])]).opts(
-            color="#b35806", line_width=2
+            fill_alpha=0, line_color="#b35806", line_width=2, apply_ranges=False
         )
         self.pointer = hv.streams.PointerXY(source=self.marks)
         self.tap = hv.streams.Tap(source=self.marks)
@@ -284,7 +284,7 @@ class SoftmaxElastic(Viewer):
             return hv.Points([]) * hv.Segments([]) * hv.Labels([]) * hv.Labels([])
         return softmax_elements(self.explained)
 
-    def _draw_marks(self, selected: int, hovered: int | None, **_picture_streams) -> hv.Path:
+    def _draw_marks(self, selected: int, hovered: int | None, **_picture_streams) -> hv.Rectangles:
         return softmax_marks(self.explained, selected, hovered)
 
     def _follow(self, *_events) -> None:

@@ -134,20 +134,7 @@ class LabelledSwitch(JSComponent):
     value = param.Boolean(default=False)
     label = param.String(default="")
 
-    _esm = """
-    export function render({ model, el }) {
-      const label = document.createElement("label");
-      const box = Object.assign(document.createElement("input"), { type: "checkbox", checked: model.value });
-      box.setAttribute("role", "switch");
-      const words = document.createElement("span");
-      words.textContent = model.label;
-      label.append(box, words);
-      box.addEventListener("change", () => { model.value = box.checked; });
-      model.on("value", () => { box.checked = model.value; });
-      model.on("label", () => { words.textContent = model.label; });
-      el.append(label);
-    }
-    """
+    _esm = HERE / "switch.js"
     _stylesheets: ClassVar[list[str]] = [(HERE / "switch.css").read_text()]
 
 

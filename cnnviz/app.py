@@ -20,7 +20,7 @@ from cnnviz.importers import explained_model
 from cnnviz.learning_state import LearningState
 from cnnviz.plots.overview import OUTPUT_KIND
 from cnnviz.resources import shared_catalog, shared_network, single_threaded_blas
-from cnnviz.serve import close_half_open_connections, return_memory_when_session_ends
+from cnnviz.serve import close_half_open_connections, document_scheduler, return_memory_when_session_ends
 from cnnviz.state import ExplainerState, SharedLink
 from cnnviz.views.article import LAYER_KIND_SECTIONS, SECTION_ANCHORS, Article
 from cnnviz.views.controls import NARROW_SCREEN, ControlPanel, ReloadFromUrl
@@ -119,6 +119,7 @@ class Explainer(Viewer):
         self.sync_url()
         if pn.state.curdoc is not None and pn.state.curdoc.session_context is not None:
             pn.state.on_session_destroyed(return_memory_when_session_ends)
+            self.state.requests.schedule = document_scheduler(pn.state.curdoc)  # a burst of clicks: newest only
         self._tour = Tour(self.state)
         template = Page(
             title=TITLE,

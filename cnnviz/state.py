@@ -20,7 +20,7 @@ from cnnviz.errors import CnnvizError
 from cnnviz.examples import ExampleCatalog
 from cnnviz.images import ImageError, PreparedUpload, prepare_upload
 from cnnviz.lab_state import TrainingHistory, describe_experiment, parse_experiment, shared_history
-from cnnviz.offload import LatestOnly, Superseded, TooSlow
+from cnnviz.offload import Coalescer, LatestOnly, Superseded, TooSlow
 
 LEVELS = ("overview", "elastic", "formula")
 # What a click on a neuron of each kind opens: a convolution or an output class explains itself in the elastic
@@ -65,12 +65,18 @@ class ExplainerState(param.Parameterized):
         self.history = shared_history() if history is None else history
         self.catalog = catalog
         params.setdefault("example", catalog.default.key)
+        # What a click asks for, coalesced: a served page gives it a schedule (Explainer.page), so that of a burst of
+        # image choices, selections or weight changes only the newest does its work; elsewhere all run at once.
+        self.requests = Coalescer()
         super().__init__(**params)
         self._decoding = LatestOnly()  # this session's uploads: one decode at a time, the newest wins
-        self._show_example()
+        self._show_example_now()
 
     @param.depends("example", watch=True)
     def _show_example(self) -> None:
+        self.requests.submit("image", self._show_example_now)
+
+    def _show_example_now(self) -> None:
         if not self.example:  # an upload is on screen
             return
         if self.example not in self.catalog:
@@ -82,6 +88,9 @@ class ExplainerState(param.Parameterized):
 
     @param.depends("image", "epoch", "experiment", "stepped", watch=True)
     def _retrace(self) -> None:
+        self.requests.submit("trace", self._retrace_now)
+
+    def _retrace_now(self) -> None:
         try:
             trained = self.network if self.epoch is None else self.history.network(self.epoch, like=self.network)
             active = apply(trained, parse_experiment(self.experiment, self.network))
@@ -161,10 +170,11 @@ class ExplainerState(param.Parameterized):
         level = level or LEVEL_OPENED_BY_KIND.get(info.kind, "overview")
         if level not in LEVELS:
             raise ValueError(f"level must be one of {LEVELS}, not {level!r}")
-        self.param.update(layer=layer, neuron=neuron, level=level)
+        self.requests.submit("selection", lambda: self.param.update(layer=layer, neuron=neuron, level=level))
 
     def back(self) -> None:
         """One level up: formula → elastic (where the layer has one) → overview (Esc, or a click on empty space)."""
+        self.requests.run_pending("selection")  # one level up from what was last selected
         kind = self.network.info(self.layer).kind if self.layer else ""
         if self.level == "formula" and kind in ("conv2d", "softmax"):
             layer = self.layer if kind == "conv2d" else self.network.layer_names[-2]  # the dense layer
@@ -175,7 +185,7 @@ class ExplainerState(param.Parameterized):
             self.clear_selection()
 
     def clear_selection(self) -> None:
-        self.param.update(layer="", neuron=0, level="overview")
+        self.requests.submit("selection", lambda: self.param.update(layer="", neuron=0, level="overview"))
 
 
 # -- shared links: the state as a URL query, every value checked before the state takes it ---------------------

@@ -20,7 +20,12 @@ from cnnviz.importers import explained_model
 from cnnviz.learning_state import LearningState
 from cnnviz.plots.overview import OUTPUT_KIND
 from cnnviz.resources import shared_catalog, shared_network, single_threaded_blas
-from cnnviz.serve import close_half_open_connections, document_scheduler, return_memory_when_session_ends
+from cnnviz.serve import (
+    close_half_open_connections,
+    document_scheduler,
+    return_memory_when_session_ends,
+    skip_document_validation,
+)
 from cnnviz.state import ExplainerState, SharedLink
 from cnnviz.views.article import LAYER_KIND_SECTIONS, SECTION_ANCHORS, Article
 from cnnviz.views.controls import NARROW_SCREEN, ControlPanel, ReloadFromUrl
@@ -185,6 +190,7 @@ def _prepare_server_process() -> None:
     trim_served_bundle()
     single_threaded_blas()
     close_half_open_connections()
+    skip_document_validation()
 
 
 @cache

@@ -51,6 +51,14 @@ def close_half_open_connections() -> None:
     )
 
 
+def skip_document_validation() -> None:
+    """Bokeh checks every new session's document for layout mistakes, only to log warnings (a tenth of a page
+    build here): the tests and a notebook keep the check, a serving process skips it."""
+    from bokeh.settings import settings
+
+    settings.perform_document_validation.set_value(False)
+
+
 def document_scheduler(document: Document) -> Callable[[Callable[[], None], float], None]:
     """`schedule(work, delay_seconds)` for one served session's `Coalescer` (cnnviz.offload): the work runs on the
     event loop after the delay, holding the session's document lock, as a Bokeh callback of that session does."""

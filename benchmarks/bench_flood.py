@@ -3,8 +3,8 @@
 One Bokeh protocol client (bench_load.Student: the websocket messages a browser sends) picks gallery images
 one after another without waiting for any answer, as a stuck key, a script or an impatient student would.
 Every choice but the last is moot once a newer one has arrived. The figures: seconds to send them, seconds
-until the server showed the last choice, how many overviews it pushed for them (one per choice it worked
-through), and the server CPU seconds the flood cost, counted until the server is idle again.
+until the server showed the last choice, how many choices it showed on the way (each one computed and
+pushed to the page), and the server CPU seconds the flood cost, counted until the server is idle again.
 
 Run: python benchmarks/bench_flood.py [--clicks 2000]
 Prints figures only; tests never assert on time. Run it on a quiet machine (it prints the load average).
@@ -35,14 +35,14 @@ def idle_cpu(pids: list[int], quiet_for: float = 1.5) -> float:
 
 
 def flood(student: Student, keys: list[str], clicks: int) -> tuple[float, float, int]:
-    """Send `clicks` choices without waiting; return seconds to send, seconds to the last answer, overviews pushed."""
+    """Send `clicks` choices without waiting; return seconds to send, seconds to the last answer, choices shown."""
     connection = student.session._connection
-    overviews = 0
+    shown = 0
 
     def count(event) -> None:
-        nonlocal overviews
-        if getattr(event, "model", None) is student.overview and event.attr == "stats":
-            overviews += 1
+        nonlocal shown
+        if getattr(event, "model", None) is student.gallery and event.attr == "shown":  # set once a choice is shown
+            shown += 1
 
     student.session.document.on_change(count)
     choices = [keys[1 + i % (len(keys) - 1)] for i in range(clicks)]  # never the image already shown
@@ -56,7 +56,7 @@ def flood(student: Student, keys: list[str], clicks: int) -> tuple[float, float,
     connection.io_loop.remove_timeout(deadline)
     if student.gallery.shown != choices[-1]:
         raise TimeoutError("the server never showed the last choice")
-    return sent, time.perf_counter() - start, overviews
+    return sent, time.perf_counter() - start, shown
 
 
 def main() -> None:
@@ -71,11 +71,11 @@ def main() -> None:
         student.switch_image(keys[1])
         student.switch_image(keys[0])  # warm: every image path has run once
         before = idle_cpu(pids)
-        sent, answered, overviews = flood(student, keys, args.clicks)
+        sent, answered, shown = flood(student, keys, args.clicks)
         spent = idle_cpu(pids) - before
         student.close()
     print(f"{args.clicks} image choices sent in {sent:.1f} s; the last one shown after {answered:.1f} s")
-    print(f"overviews pushed for them: {overviews}; server CPU for the flood: {spent:.1f} s")
+    print(f"choices shown on the way: {shown}; server CPU for the flood: {spent:.1f} s")
     print(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
 
 

@@ -133,7 +133,7 @@ class Explainer(Viewer):
             # spinner of every open session (work that grows with the class size, and a signal across sessions).
             busy_indicator=None,
             meta_viewport="width=device-width, initial-scale=1",  # phones lay the page out at their own width
-            header=[pn.Row(pn.HSpacer(), self._tour, sizing_mode="stretch_width")],
+            header=[self._tour],
             main=[self._layout, self.article, ReloadFromUrl(height=0, margin=0)],
         )
         return template

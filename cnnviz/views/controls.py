@@ -195,7 +195,7 @@ def _enlarged_preview(pixels: bytes, shape: tuple[int, ...], scale: int) -> byte
 
 SEEN_CSS = f"""
 .seen {{ display: flex; gap: 10px; margin: 0 10px; }}
-.seen figure {{ margin: 0; }}
+.seen figure {{ margin: 0; display: flex; flex-direction: column; justify-content: flex-end; }}  /* pictures level */
 .seen figcaption {{ font-size: 80%; }}
 .seen img {{ display: block; max-width: {PREVIEW_SIZE}px; max-height: {PREVIEW_SIZE}px; }}
 .image-caption {{ margin: 4px 10px; }}
@@ -241,7 +241,7 @@ class ControlPanel(Viewer):
         self.message = pn.pane.HTML("", sizing_mode="stretch_width", visible=False)
         self.hint = pn.pane.HTML(self._hint_html(), visible=bool(catalog.hint), sizing_mode="stretch_width")
         # the pictures and the caption in one pane: each pane costs every new session a few ms of server time
-        self.seen = pn.pane.HTML(self._seen_html(), sizing_mode="stretch_width", stylesheets=[SEEN_CSS])
+        self.seen = pn.pane.HTML(self._seen_html(), width=SECTION_WIDTH, stylesheets=[SEEN_CSS])
 
         self.gallery.param.watch(self._choose_example, "value")
         self.dropzone.param.watch(self._receive_upload, "received")
@@ -267,7 +267,7 @@ class ControlPanel(Viewer):
             self.color_mode,
             width=SECTION_WIDTH,
         )
-        return pn.Column(pick, pn.Column(self.seen, width=SECTION_WIDTH), options, stylesheets=[CONTROLS_LAYOUT_CSS])
+        return pn.Column(pick, self.seen, options, stylesheets=[CONTROLS_LAYOUT_CSS])
 
     # -- from the browser to the state -----------------------------------------------------------------
     def _choose_example(self, event: param.parameterized.Event) -> None:

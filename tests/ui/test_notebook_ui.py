@@ -8,17 +8,15 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlparse
 
 import pytest
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
+from servers import free_port, wait_until_answering
 
 pytestmark = pytest.mark.ui
 
@@ -38,9 +36,7 @@ def jupyter_lab(tmp_path_factory) -> Iterator[str]:
     root = tmp_path_factory.mktemp("lab")
     state = tmp_path_factory.mktemp("lab-state")  # the user's Lab settings and workspaces stay untouched
     shutil.copy(NOTEBOOK, root / NOTEBOOK.name)
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     environment = dict(os.environ)
     for name, folder in {
         "JUPYTER_CONFIG_DIR": "config",
@@ -63,15 +59,7 @@ def jupyter_lab(tmp_path_factory) -> Iterator[str]:
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/api/status", timeout=5):
-                    break
-            except OSError:
-                if server.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail("JupyterLab did not start")
-                time.sleep(0.5)
+        wait_until_answering(f"{url}/api/status", server, START_TIMEOUT_S, "JupyterLab")
         yield url
     finally:
         server.terminate()

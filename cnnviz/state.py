@@ -238,7 +238,10 @@ class SharedLink(param.Parameterized):
         self.state = state
         self._writing = False
         self._write_from_state()
-        self._state_watcher = state.param.watch(self._write_from_state, list(LINK_NAMES))
+        # a burst of clicks rewrites the URL once (state.requests), not once per click
+        self._state_watcher = state.param.watch(
+            lambda *_: state.requests.submit("link", self._write_from_state), list(LINK_NAMES)
+        )
         self.param.watch(self._read_into_state, list(LINK_NAMES.values()))
 
     def sync_with(self, location: param.Parameterized) -> None:

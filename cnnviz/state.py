@@ -29,7 +29,12 @@ LEVEL_OPENED_BY_KIND = {"conv2d": "elastic", "dense": "elastic", "relu": "formul
 
 
 class ExplainerState(param.Parameterized):
-    """The current image, the model's trace of it, and what the learner is looking at."""
+    """The current image, the model's trace of it, and what the learner is looking at.
+
+    On a served page, what a click asks for (an example's image, a retrace after an image, weight or what-if
+    change, a selection, the URL) lands at the next flush of `requests`, a few ms later, newest only; elsewhere
+    at once.
+    """
 
     example = param.String(default="", doc="Key of the chosen example image; empty for an upload.")
     image = param.Array(default=None, doc="The network's 64×64×3 input, values in [0, 1].")

@@ -31,8 +31,8 @@ LEVEL_OPENED_BY_KIND = {"conv2d": "elastic", "dense": "elastic", "relu": "formul
 class ExplainerState(param.Parameterized):
     """The current image, the model's trace of it, and what the learner is looking at.
 
-    On a served page, what a click asks for (an example's image, a retrace after an image, weight or what-if
-    change, a selection, the URL) lands at the next flush of `requests`, a few ms later, newest only; elsewhere
+    On a served page, what a click asks for (an example's image, a retrace after an image, checkpoint or
+    what-if change, a selection, the URL) lands at the next flush of `requests`, a few ms later, newest only; elsewhere
     at once.
     """
 
@@ -91,9 +91,15 @@ class ExplainerState(param.Parameterized):
         chosen = self.catalog[self.example]
         self.param.update(image=chosen.image, image_title=chosen.title, original=None)
 
-    @param.depends("image", "epoch", "experiment", "stepped", watch=True)
+    @param.depends("image", "epoch", "experiment", watch=True)
     def _retrace(self) -> None:
         self.requests.submit("trace", self._retrace_now)
+
+    @param.depends("stepped", watch=True)
+    def _retrace_after_step(self) -> None:
+        """At once: a training step's watchers read the new trace (LearningState.apply_step), and steps are already
+        computed newest-only, off the loop."""
+        self._retrace_now()
 
     def _retrace_now(self) -> None:
         try:

@@ -131,8 +131,7 @@ export function render({ model, el }) {
       if (label.shape) make("small", "", button).textContent = label.shape;
       button.setAttribute("aria-label", `${label.text} layer${label.shape ? ", shape " + label.shape : ""}: read about it in the article`);
       button.addEventListener("click", () => window.cnnvizScrollToSection?.(label.anchor));
-      const [x, w] = label.box;
-      place(button, x - 0.6, 0, w + 1.2, 1.1);
+      place(button, label.box[0], 0, label.box[1], 1.1);
     }
     if (!model.details) return;
     for (const legend of model.legends) {

@@ -47,6 +47,7 @@ from cnnviz.plots.overview import (
 from cnnviz.state import ExplainerState
 
 HERE = Path(__file__).parent
+LABEL_ROOM = 0.55  # on each side of a column, in plot units: neighbouring labels keep a gap (COLUMN_GAP 1.3)
 IDLE = "Hover over a neuron, or Tab into the network and use the arrow keys, to see its values."
 ARIA = "Network overview: use the arrow keys to move between neurons and Enter to open one"
 
@@ -104,6 +105,12 @@ def _static_parts(network: Network) -> tuple[OverviewLayout, dict, hv.Segments]:
     geometry = {"width": layout.width, "height": layout.height, "neurons": neurons, "columns": columns,
                 "sources": sources}  # fmt: skip
     return layout, geometry, mesh_element(layout)
+
+
+def _label_box(column, width: float) -> list[float]:
+    """(left, width) of a layer's label: its column and a little room on each side, inside the plot."""
+    left, right = max(0.0, column.x - LABEL_ROOM), min(width, column.x + column.width + LABEL_ROOM)
+    return [left, right - left]
 
 
 class Overview(Viewer):
@@ -178,7 +185,7 @@ class Overview(Viewer):
                 "text": column.name,
                 "shape": "×".join(map(str, column.shape)) if details else "",
                 "anchor": self.sections.get(column.kind, ""),
-                "box": [column.x, column.width],
+                "box": _label_box(column, self.layout.width),
             }
             for column in self.layout.columns
         ]

@@ -124,16 +124,16 @@ def test_upload_works_and_a_bad_upload_explains_itself(page, app, wait_until, sc
 def test_hover_shows_incoming_edges_and_values(page, app, screenshot):
     open_app(page, app.url)
     state = app.sessions[-1].state
-    page.locator(".ov-tile[data-layer='conv_2_1'][data-index='4']").hover()
+    page.locator(".ov-tile[data-layer='conv_2_1'][data-index='4']").hover(force=True)  # the pointer is on the plot
     assert page.locator(".ov-edge").count() == 10
     values = state.trace["conv_2_1"][..., 4]
     readout = page.locator(".ov-readout").inner_text()
     assert "conv_2_1, neuron 5 of 10" in readout
     assert f"max {values.max():.2f}" in readout.replace("−", "-")
     screenshot(page, "overview-hover-conv")
-    page.locator(".ov-tile[data-layer='relu_2_1'][data-index='4']").hover()
+    page.locator(".ov-tile[data-layer='relu_2_1'][data-index='4']").hover(force=True)
     assert page.locator(".ov-edge").count() == 1
-    page.locator(".ov-class").nth(2).hover()
+    page.locator(".ov-class").nth(2).hover(force=True)
     assert page.locator(".ov-edge").count() == 10
     page.mouse.move(5, 5)
     assert page.locator(".ov-edge").count() == 0
@@ -152,8 +152,21 @@ def test_keyboard_moves_between_neurons_and_enter_selects(page, app, wait_until,
     assert page.locator(".ov-edge").count() == 10
     page.keyboard.press("Enter")
     wait_until(lambda: (state.layer, state.neuron) == ("conv_1_2", 3))
-    page.locator(".ov-selected").wait_for(state="attached")
     screenshot(page, "overview-keyboard")
+
+
+def test_a_click_on_a_tile_or_a_class_selects_it_through_the_plot(page, app, wait_until):
+    """The pointer goes to the plot (a Tap stream), not to the keyboard layer's buttons over it."""
+    open_app(page, app.url)
+    state = app.sessions[-1].state
+    box = page.locator(".ov-tile[data-layer='relu_1_2'][data-index='6']").bounding_box()
+    page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    wait_until(lambda: (state.layer, state.neuron) == ("relu_1_2", 6))
+    open_app(page, app.url)  # a fresh page: the formula view is open over this one
+    state = app.sessions[-1].state
+    page.locator(".ov-class").nth(4).click(force=True)
+    output = app.sessions[-1].overview.layout.columns[-1].name
+    wait_until(lambda: (state.layer, state.neuron, state.level) == (output, 4, "elastic"))
 
 
 def test_url_restores_and_follows_the_state(page, app, catalog, wait_until, screenshot):
@@ -164,7 +177,7 @@ def test_url_restores_and_follows_the_state(page, app, catalog, wait_until, scre
     assert state.show_details and state.color_mode == "global"
     page.locator(".ov-label small").first.wait_for()
     assert page.locator(".ov-legend").count() == 2  # the input's grey legend and one shared range
-    page.locator(".ov-tile[data-layer='max_pool_1'][data-index='2']").click()
+    page.locator(".ov-tile[data-layer='max_pool_1'][data-index='2']").click(force=True)
     page.wait_for_url(re.compile(r"layer=max_pool_1&neuron=2"))
     screenshot(page, "overview-url-restored")
 
@@ -176,7 +189,7 @@ def test_two_sessions_never_share_state(new_page, app, catalog, wait_until):
         open_app(page, app.url, f"?image={key}")
     first, second = app.sessions[-2].state, app.sessions[-1].state
     wait_until(lambda: (first.example, second.example) == tuple(keys))
-    pages[0].locator(".ov-tile[data-layer='conv_1_1'][data-index='1']").click()
+    pages[0].locator(".ov-tile[data-layer='conv_1_1'][data-index='1']").click(force=True)
     wait_until(lambda: first.layer == "conv_1_1")
     assert second.layer == "" and second.example == keys[1]
     for page, state in zip(pages, (first, second), strict=True):

@@ -53,6 +53,8 @@ PREDICTED_COLOR = "#f28e2b"
 BAR_COLOR = "#9a9a9a"
 SELECTED_COLOR = "#f59e0b"
 MESH_COLOR = "#9aa5b1"
+MESH_FAN_IN = 16  # at most this many resting lines into one neuron
+MIN_UNIT_PIXELS = 30  # the overview scrolls sideways rather than draw a tile smaller than this
 HATCH_COLOR = "#9aa5b1"
 HATCH = PALETTE_SIZE  # palette index of the hatching that marks an all-zero map (after the 255 colours)
 HATCH_PERIOD = 6  # pixels between two hatching lines
@@ -278,17 +280,22 @@ def connections(layout: OverviewLayout) -> list[list[tuple[int, int]]]:
 
 
 def mesh_element(layout: OverviewLayout) -> hv.Segments:
-    """The light mesh of every connection at rest, from the right edge of a source to the left edge of a target."""
+    """The light mesh of connections at rest, from the right edge of a source column to the left of a target's.
+
+    Each neuron shows at most MESH_FAN_IN of its inputs (evenly spread): wide layers read every one of dozens of
+    channels, and drawing them all would paint the gaps grey.
+    """
     segments = []
     for index, pairs in enumerate(connections(layout)):
         if not pairs:
             continue
         previous, column = layout.columns[index - 1], layout.columns[index]
+        step = math.ceil(len(previous.tops) / MESH_FAN_IN)
+        x0 = previous.x + previous.width
         for source, target in pairs:
-            x0 = previous.left(source) + previous.neuron_width() if previous.kind != OUTPUT_KIND else previous.x
-            y0 = layout.height - previous.tops[source] - TILE / 2
-            y1 = layout.height - column.tops[target] - TILE / 2
-            segments.append((x0, y0, column.left(target), y1))
+            if source % step == 0 or len(pairs) == len(column.tops):  # one-to-one layers keep every line
+                y0 = layout.height - previous.tops[source] - TILE / 2
+                segments.append((x0, y0, column.x, layout.height - column.tops[target] - TILE / 2))
     return hv.Segments(segments, group="Mesh")
 
 

@@ -105,7 +105,7 @@ export function render({ model, el }) {
     });
     const { width, height } = geometry();
     drawing.setAttribute("viewBox", `0 0 ${width} ${height}`);
-    frame.style.aspectRatio = `${width} / ${height}`;
+    Object.assign(frame.style, { aspectRatio: `${width} / ${height}`, minWidth: `${geometry().min_width}px` });
   }
 
   function texts() {

@@ -26,6 +26,7 @@ from panel.viewable import Viewer
 from cnnviz.colors import GRADIENT_STOPS, color_ranges
 from cnnviz.engine import Network
 from cnnviz.plots.overview import (
+    MIN_UNIT_PIXELS,
     OUTPUT_KIND,
     STYLE,
     OverviewLayout,
@@ -103,7 +104,7 @@ def _static_parts(network: Network) -> tuple[OverviewLayout, dict, hv.Segments]:
         for source, target in pairs:
             sources[columns[c][target]].append(columns[c - 1][source])
     geometry = {"width": layout.width, "height": layout.height, "neurons": neurons, "columns": columns,
-                "sources": sources}  # fmt: skip
+                "sources": sources, "min_width": round(layout.width * MIN_UNIT_PIXELS)}  # fmt: skip
     return layout, geometry, mesh_element(layout)
 
 
@@ -195,6 +196,7 @@ class Overview(Viewer):
         trace, layout = self.state.trace, self.layout
         stats = neuron_stats(trace, layout)
         names = trace.network.class_names
+        backward = self.backward
         readouts, values, dead, predicted = [], [], [], []
         for column in layout.columns:
             for index in range(len(column.tops)):
@@ -202,11 +204,14 @@ class Overview(Viewer):
                 readouts.append(describe(column, index, numbers, names))
                 output = column.kind == OUTPUT_KIND
                 values.append(f"{100 * high:.1f}%" if output else "")
+                if output and backward is not None:  # the gradient of the loss with respect to the class's score
+                    slope = number_text(float(backward.probabilities[index] - backward.target[index]), 3)
+                    values[-1] = f"p−y {slope}"
+                    readouts[-1] += f"; gradient of the loss with respect to its score, p − y: {slope}"
                 if output and index == trace.predicted_index:
                     predicted.append(len(values) - 1)
                 if column.kind not in ("input", OUTPUT_KIND) and low == 0 and high == 0:
                     dead.append(len(values) - 1)
-        backward = self.backward
         legends = legend_data(trace, layout, self.state.color_mode)
         if backward is not None:
             legends = [legends[0], self._gradient_legend()]

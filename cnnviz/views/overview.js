@@ -1,56 +1,43 @@
 // Keyboard, focus, hover and labels over the overview plot. Every box, text and connection arrives from Python
-// (model.geometry, model.readouts, ...); clicks and taps go to the plot underneath (a HoloViews Tap stream).
+// (model.geometry, model.readouts, ...); clicks and taps go through to the plot underneath (a HoloViews Tap stream).
 const SVG_NS = "http://www.w3.org/2000/svg";
 
-function make(tag, className, parent, svg = false) {
+function make(tag, className, parent, attributes = {}, svg = false) {
   const node = svg ? document.createElementNS(SVG_NS, tag) : document.createElement(tag);
   if (className) node.setAttribute("class", className);
+  for (const [key, value] of Object.entries(attributes)) node.setAttribute(key, value);
   if (parent) parent.append(node);
   return node;
 }
 
 export function render({ model, el }) {
-  const status = make("div", "ov-readout", el);
-  status.setAttribute("aria-live", "polite");
+  const status = make("div", "ov-readout", el, { "aria-live": "polite" });
   const frame = make("div", "ov-frame", make("div", "ov-scroll", el));
   make("div", "ov-plot", frame).append(model.get_child("plot"));
-  const drawing = make("svg", "ov-svg", frame, true);
-  drawing.setAttribute("preserveAspectRatio", "none");
-  drawing.setAttribute("aria-hidden", "true");
-  const grid = make("div", "ov-grid", frame);
-  grid.setAttribute("role", "group");
+  const drawing = make("svg", "ov-svg", frame, { preserveAspectRatio: "none", "aria-hidden": "true" }, true);
+  const grid = make("div", "ov-grid", frame, { role: "group" });
   const hint = make("p", "ov-hint", el);
-  let buttons = [];
-  let focus = 0;
-  let shown = -1;
+  let [buttons, focus, shown] = [[], 0, -1];  // shown: the neuron whose edges are drawn, -1 for none
 
-  const geometry = () => model.geometry;
   const place = (node, x, y, w, h) => {
-    const { width, height } = geometry();
+    const { width, height } = model.geometry;
     Object.assign(node.style, { left: `${(100 * x) / width}%`, top: `${(100 * y) / height}%`,
       width: `${(100 * w) / width}%`, height: `${(100 * h) / height}%` });
   };
-  const outline = (box, className) => {
-    const rect = make("rect", className, drawing, true);
-    const [x, y, width, height] = box;
-    for (const [key, value] of Object.entries({ x, y, width, height })) rect.setAttribute(key, value);
-    rect.setAttribute("vector-effect", "non-scaling-stroke");
-  };
+  const outline = ([x, y, width, height], name) => make("rect", name, drawing, { x, y, width, height }, true);
 
   // Edges into neuron k from its inputs, outlines, and the readout: purely visual, no round trip.
   function show(k) {
     shown = k;
     drawing.replaceChildren();
     if (k < 0) { status.textContent = model.idle; return; }
-    const neurons = geometry().neurons;
+    const neurons = model.geometry.neurons;
     const [x1, top, , height] = neurons[k].box;
     const y1 = top + height / 2;
-    for (const j of geometry().sources[k]) {
+    for (const j of model.geometry.sources[k]) {
       const [x, y, w, h] = neurons[j].box;
       const x0 = x + w, y0 = y + h / 2, mid = (x0 + x1) / 2;
-      const path = make("path", "ov-edge", drawing, true);
-      path.setAttribute("d", `M${x0},${y0} C${mid},${y0} ${mid},${y1} ${x1},${y1}`);
-      path.setAttribute("vector-effect", "non-scaling-stroke");
+      make("path", "ov-edge", drawing, { d: `M${x0},${y0} C${mid},${y0} ${mid},${y1} ${x1},${y1}` }, true);
       outline(neurons[j].box, "ov-source");
     }
     outline(neurons[k].box, "ov-target");
@@ -59,29 +46,24 @@ export function render({ model, el }) {
 
   function neuronAt(event) {
     const rect = frame.getBoundingClientRect();
-    const x = ((event.clientX - rect.left) / rect.width) * geometry().width;
-    const y = ((event.clientY - rect.top) / rect.height) * geometry().height;
-    return geometry().neurons.findIndex(({ box: [left, top, w, h] }) => x >= left && x <= left + w && y >= top && y <= top + h);
+    const x = ((event.clientX - rect.left) / rect.width) * model.geometry.width;
+    const y = ((event.clientY - rect.top) / rect.height) * model.geometry.height;
+    return model.geometry.neurons.findIndex(({ box: [left, top, w, h] }) => x >= left && x <= left + w && y >= top && y <= top + h);
   }
   frame.addEventListener("pointermove", (event) => { const k = neuronAt(event); if (k !== shown) show(k); });
   frame.addEventListener("pointerleave", () => show(-1));
-
-  function moveFocus(k) {
-    buttons[focus].tabIndex = -1;
-    focus = k;
-    buttons[k].tabIndex = 0;
-    buttons[k].focus();
-  }
-
   function onKey(event, k) {
-    const columns = geometry().columns;
+    const columns = model.geometry.columns;
     const c = columns.findIndex((members) => members.includes(k));
     const i = columns[c].indexOf(k);
     const moves = { ArrowUp: [0, -1], ArrowDown: [0, 1], ArrowLeft: [-1, 0], ArrowRight: [1, 0], Home: [-c, 0], End: [columns.length, 0] };
     if (event.key in moves) {
       const [dc, di] = moves[event.key];
       const target = columns[Math.max(0, Math.min(columns.length - 1, c + dc))];
-      moveFocus(target[Math.max(0, Math.min(target.length - 1, i + di))]);  // the same neuron, or the closest
+      buttons[focus].tabIndex = -1;
+      focus = target[Math.max(0, Math.min(target.length - 1, i + di))];  // the same neuron, or the closest
+      buttons[focus].tabIndex = 0;
+      buttons[focus].focus();
     } else if (event.key === "Enter" || event.key === " ") {
       model.send_msg({ pick: k });
     } else return;
@@ -90,10 +72,9 @@ export function render({ model, el }) {
 
   function build() {
     grid.setAttribute("aria-label", model.aria);
-    buttons = geometry().neurons.map((neuron, k) => {
-      const button = make("button", neuron.class, grid);
-      Object.assign(button, { type: "button", tabIndex: k === focus ? 0 : -1 });
-      Object.assign(button.dataset, { layer: neuron.layer, index: neuron.index });
+    buttons = model.geometry.neurons.map((neuron, k) => {
+      const button = make("button", neuron.class, grid, { type: "button", tabindex: k === focus ? 0 : -1,
+        "data-layer": neuron.layer, "data-index": neuron.index });
       if (neuron.name) make("span", "ov-class-name", button).textContent = neuron.name;
       if (neuron.name) make("span", "ov-class-value", button);
       if (neuron.caption) make("span", "ov-caption", button).textContent = neuron.caption;
@@ -103,9 +84,9 @@ export function render({ model, el }) {
       button.addEventListener("keydown", (event) => onKey(event, k));
       return button;
     });
-    const { width, height } = geometry();
+    const { width, height } = model.geometry;
     drawing.setAttribute("viewBox", `0 0 ${width} ${height}`);
-    Object.assign(frame.style, { aspectRatio: `${width} / ${height}`, minWidth: `${geometry().min_width}px` });
+    Object.assign(frame.style, { aspectRatio: `${width} / ${height}`, minWidth: `${model.geometry.min_width}px` });
   }
 
   function texts() {
@@ -124,24 +105,20 @@ export function render({ model, el }) {
   function labels() {
     frame.querySelectorAll(".ov-label, .ov-legend").forEach((node) => node.remove());
     for (const label of model.labels) {
-      const button = make("button", "ov-label", frame);
-      Object.assign(button, { type: "button", title: `Read about the ${label.text} layer in the article` });
-      button.dataset.layer = label.text;
+      const button = make("button", "ov-label", frame, { type: "button", "data-layer": label.text, title: label.title,
+        "aria-label": label.aria });
       make("span", "", button).textContent = label.text;
       if (label.shape) make("small", "", button).textContent = label.shape;
-      button.setAttribute("aria-label", `${label.text} layer${label.shape ? ", shape " + label.shape : ""}: read about it in the article`);
       button.addEventListener("click", () => window.cnnvizScrollToSection?.(label.anchor));
-      place(button, label.box[0], 0, label.box[1], 1.1);
+      place(button, ...label.box);
     }
-    if (!model.details) return;
-    for (const legend of model.legends) {
-      const box = make("div", "ov-legend", frame);
-      box.title = legend.title;
+    for (const legend of model.details ? model.legends : []) {
+      const box = make("div", "ov-legend", frame, { title: legend.title });
       box.style.setProperty("--gradient", `linear-gradient(to right, ${legend.colors.join(", ")})`);
       make("div", "ov-legend-bar", box);
       const ticks = make("div", "ov-legend-ticks", box);
       for (const tick of [legend.low, legend.middle, legend.high]) make("span", "", ticks).textContent = tick;
-      place(box, legend.x0, geometry().height - 0.85, legend.x1 - legend.x0, 0.8);
+      place(box, ...legend.box);
     }
   }
 

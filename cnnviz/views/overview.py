@@ -29,6 +29,7 @@ from cnnviz.plots.overview import (
     MIN_UNIT_PIXELS,
     OUTPUT_KIND,
     STYLE,
+    TOP_MARGIN,
     OverviewLayout,
     bars_element,
     connections,
@@ -109,9 +110,14 @@ def _static_parts(network: Network) -> tuple[OverviewLayout, dict, hv.Segments]:
 
 
 def _label_box(column, width: float) -> list[float]:
-    """(left, width) of a layer's label: its column and a little room on each side, inside the plot."""
+    """(left, top, width, height) of a layer's label: above its column, with a little room on each side."""
     left, right = max(0.0, column.x - LABEL_ROOM), min(width, column.x + column.width + LABEL_ROOM)
-    return [left, right - left]
+    return [left, 0.0, right - left, TOP_MARGIN - 0.1]
+
+
+def _legend_box(legend: dict, height: float) -> dict:
+    """A colour legend with its (left, top, width, height) under the columns it describes."""
+    return {**legend, "box": [legend["x0"], height - 0.85, legend["x1"] - legend["x0"], 0.8]}
 
 
 class Overview(Viewer):
@@ -181,15 +187,17 @@ class Overview(Viewer):
 
     # -- texts for the keyboard layer ---------------------------------------------------------------------
     def _labels(self, details: bool) -> dict[str, Any]:
-        labels = [
-            {
+        labels = []
+        for column in self.layout.columns:
+            shape = "×".join(map(str, column.shape))
+            labels.append({
                 "text": column.name,
-                "shape": "×".join(map(str, column.shape)) if details else "",
+                "shape": shape if details else "",
                 "anchor": self.sections.get(column.kind, ""),
                 "box": _label_box(column, self.layout.width),
-            }
-            for column in self.layout.columns
-        ]
+                "title": f"Read about the {column.name} layer in the article",
+                "aria": f"{column.name} layer, shape {shape}: read about it in the article",
+            })  # fmt: skip
         return {"labels": labels}
 
     def _texts(self) -> dict[str, Any]:
@@ -219,7 +227,7 @@ class Overview(Viewer):
             "readouts": readouts,
             "values": values,
             "marked": {"ov-predicted": predicted, "ov-dead": dead},
-            "legends": legends,
+            "legends": [_legend_box(legend, layout.height) for legend in legends],
             "hint": self._hint(bool(dead), backward),
         }
 

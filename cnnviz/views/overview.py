@@ -149,7 +149,8 @@ class Overview(Viewer):
         )  # fmt: skip
         self._keys = OverviewKeys(
             on_pick=self._on_pick,
-            plot=pn.pane.HoloViews(plot, sizing_mode="stretch_both", margin=0),
+            # never linked to another pane's axes (the formula view's maps share the dimension names x and y)
+            plot=pn.pane.HoloViews(plot, sizing_mode="stretch_both", margin=0, linked_axes=False),
             geometry=self._geometry,
             details=state.show_details,
             sizing_mode="stretch_width",

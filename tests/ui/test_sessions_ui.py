@@ -171,7 +171,7 @@ def test_a_dropped_websocket_comes_back_to_the_same_view(app, page, wait_until, 
     page.locator(".ov-class").first.wait_for()
     restored = app.latest_state()
     wait_until(lambda: (restored.example, restored.layer, restored.neuron) == (key, "conv_1_2", 3))
-    page.locator(".ov-selected").wait_for(state="attached")
+    # (the overview outlines the selection on its plot from the state: tests/test_overview_plot.py)
 
     other = shared_catalog().examples[6]
     page.locator(f".thumb[data-key='{other.key}']").click()  # and it drives its new session

@@ -71,14 +71,14 @@ class Explainer(Viewer):
             network, catalog, history = explained_model(network, catalog)
         self.state = ExplainerState(network, catalog, history)
         sections = _article_sections()
-        self.overview = Overview(self.state, sections=sections)
+        self.learning = LearningState(self.state)  # before the overview, which shows its backward mode
+        self.overview = Overview(self.state, sections=sections, learning=self.learning)
         self.elastic = ElasticView(self.state, self.overview)  # draws over the overview, which it wraps
         self.controls = ControlPanel(self.state)
         self.formula: FormulaView | None = None  # built the first time a formula view opens (most never do)
         self._formula_slot = pn.Column(sizing_mode="stretch_width", margin=0)
         self.article = Article(network)
         self.lab = Lab(self.state)
-        self.learning = LearningState(self.state)
         self.learn = Learn(self.learning)
         self.state.param.watch(self._build_formula, "level")
         self._build_formula()

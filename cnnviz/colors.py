@@ -24,6 +24,10 @@ WEIGHT_STOPS = (  # ColorBrewer BrBG: brown negative, teal positive, for kernel 
     "#543005", "#8c510a", "#bf812d", "#dfc27d", "#f6e8c3", "#f5f5f5",
     "#c7eae5", "#80cdc1", "#35978f", "#01665e", "#003c30",
 )  # fmt: skip
+GRADIENT_STOPS = (  # ColorBrewer PRGn: purple negative, green positive, for gradients (backward mode)
+    "#40004b", "#762a83", "#9970ab", "#c2a5cf", "#e7d4e8", "#f7f7f7",
+    "#d9f0d3", "#a6dba0", "#5aae61", "#1b7837", "#00441b",
+)  # fmt: skip
 ORANGE_STOPS = ("#fff5eb", "#fdd0a2", "#fd8d3c", "#d94801", "#7f2704")  # logits
 
 COLOR_MODES = ("unit", "module", "global", "layer")
@@ -42,12 +46,8 @@ def interpolate(stops: Sequence[str], size: int = PALETTE_SIZE) -> list[str]:
 DIVERGING = interpolate(DIVERGING_STOPS)
 GREYS = interpolate(GREY_STOPS, 256)
 WEIGHTS = interpolate(WEIGHT_STOPS)
+GRADIENT = interpolate(GRADIENT_STOPS)
 ORANGES = interpolate(ORANGE_STOPS, 256)
-
-
-def map_layers(network: Network) -> list[str]:
-    """Names of the hidden layers drawn as heatmaps, in order."""
-    return [info.name for info in network.infos if info.kind in MAP_KINDS]
 
 
 def layer_groups(network: Network, mode: str) -> list[list[str]]:

@@ -1,26 +1,33 @@
-"""The overview as one Bokeh plot: every neuron of every layer as a heatmap, in fixed data coordinates.
+"""The overview drawn: every neuron of every layer as a heatmap tile, in fixed data coordinates.
 
-All hidden-layer heatmaps live in ONE image glyph (one row per neuron, each its own native resolution), the
-input channels in a second (grey) one, and the class probabilities are bars: three sources to update on an
-image switch, however many neurons there are. Values travel as uint8 palette indices, a quarter of float32.
-Hover, focus, edges and labels are drawn by the browser overlay (`views/overview.py`) from `OverviewLayout`.
+Few HoloViews elements, whatever the network (each costs 35–70 ms of Python): the hidden layers' tiles are ONE
+picture (`maps_element`, palette indices, one byte a pixel, all-zero maps hatched), the input channels a second
+(`input_element`, grey), the class probabilities one `hv.Rectangles` of bars (`bars_element`), the resting mesh
+of connections one `hv.Segments` (`mesh_element`) and the selection one `hv.Rectangles` (`selection_element`).
+A tap is mapped back to (layer, neuron) with `OverviewLayout.neuron_at`. Sizes, channel counts and classes all
+come from `Network.infos`; a layer with more channels than `MAX_ROWS` wraps into sub-columns.
+
+Coordinates: x grows to the right; `tops` are measured downwards from the top of the plot, as in CSS (the
+keyboard layer places its buttons with them); the plot's y is `height - top`.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+import math
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
+import holoviews as hv
 import numpy as np
-from bokeh.models import ColumnDataSource, LinearColorMapper, Range1d
-from bokeh.plotting import figure
 
 from cnnviz.colors import (
     DIVERGING,
     DIVERGING_STOPS,
+    GRADIENT,
     GREY_STOPS,
     GREYS,
     MAP_KINDS,
+    MIDDLE,
     PALETTE_SIZE,
     color_ranges,
     diverging_indices,
@@ -32,6 +39,8 @@ from cnnviz.engine import Network, Trace
 TILE = 1.0  # every heatmap is drawn 1 × 1 data unit, whatever its resolution
 ROW_PITCH = 1.25
 COLUMN_GAP = 1.3  # room for the edges between columns
+SUB_COLUMN_GAP = 0.2  # between the sub-columns of a layer with more than MAX_ROWS channels
+MAX_ROWS = 16  # a layer with more channels wraps into sub-columns of this many (or of the class count)
 OUTPUT_WIDTH = 4.6  # class name + probability bar
 LEFT_MARGIN = 0.5  # room for the first column's label
 TOP_MARGIN = 1.2  # layer labels (and shapes, with details on)
@@ -42,6 +51,18 @@ BAR_SHARE = 0.45  # of the rest; the percentage is written after the bar, clear 
 OUTPUT_KIND = "output"
 PREDICTED_COLOR = "#f28e2b"
 BAR_COLOR = "#9a9a9a"
+SELECTED_COLOR = "#f59e0b"
+MESH_COLOR = "#9aa5b1"
+MESH_FAN_IN = 16  # at most this many resting lines into one neuron
+MIN_UNIT_PIXELS = 30  # the overview scrolls sideways rather than draw a tile smaller than this
+HATCH_COLOR = "#9aa5b1"
+HATCH = PALETTE_SIZE  # palette index of the hatching that marks an all-zero map (after the 255 colours)
+HATCH_PERIOD = 6  # pixels between two hatching lines
+MAX_TILE_PIXELS = 36  # a tile's side in the picture: about what a 1440-px screen shows of it (bytes!)
+INPUT_CHANNEL_NAMES = {1: ("grey",), 3: ("red", "green", "blue")}
+GRADIENTS = PALETTE_SIZE + 1  # where the gradient colours start in MAP_PALETTE
+MAP_PALETTE = [*DIVERGING, HATCH_COLOR, *GRADIENT, HATCH_COLOR]
+"""Activations (indices 0–255, one byte a pixel) and, in backward mode, gradients (256–511)."""
 
 
 @dataclass(frozen=True)
@@ -54,6 +75,13 @@ class Column:
     x: float  # left edge
     width: float
     tops: tuple[float, ...]  # top edge of each neuron, measured downwards from the top of the plot
+    lefts: tuple[float, ...] = field(default=())  # left edge of each neuron when the column wraps (else x)
+
+    def left(self, neuron: int) -> float:
+        return self.lefts[neuron] if self.lefts else self.x
+
+    def neuron_width(self) -> float:
+        return self.width if self.kind == OUTPUT_KIND else TILE
 
 
 @dataclass(frozen=True)
@@ -66,7 +94,7 @@ class OverviewLayout:
         return next(column for column in self.columns if column.name == name)
 
     def to_json(self) -> dict[str, Any]:
-        """Geometry for the browser overlay (y grows downwards there, as in SVG and CSS)."""
+        """Geometry for the browser (y grows downwards there, as in SVG and CSS)."""
         return {
             "width": self.width,
             "height": self.height,
@@ -76,6 +104,23 @@ class OverviewLayout:
             "columns": [asdict(column) for column in self.columns],
         }
 
+    def neuron_box(self, column: Column, neuron: int) -> tuple[float, float, float, float]:
+        """(left, top, width, height) of a neuron's tile (or a class's bar row), tops measured downwards."""
+        return column.left(neuron), column.tops[neuron], column.neuron_width(), TILE
+
+    def neuron_at(self, x: float, top: float) -> tuple[Column, int] | None:
+        """The column and neuron whose tile (or class row) is at (x, top), or None between them."""
+        for column in self.columns:
+            for neuron in range(len(column.tops)):
+                left, up, width, height = self.neuron_box(column, neuron)
+                if left <= x <= left + width and up <= top <= up + height:
+                    return column, neuron
+        return None
+
+    def plot_box(self, left: float, top: float, width: float, height: float) -> tuple[float, float, float, float]:
+        """(x0, y0, x1, y1) in plot coordinates (y up) of a box given with its top measured downwards."""
+        return left, self.height - top - height, left + width, self.height - top
+
 
 def _tops(count: int, rows: int) -> tuple[float, ...]:
     """Neuron positions of a column of `count` neurons, centred on a grid of `rows` rows."""
@@ -83,62 +128,210 @@ def _tops(count: int, rows: int) -> tuple[float, ...]:
     return tuple(TOP_MARGIN + offset + i * ROW_PITCH for i in range(count))
 
 
+def _map_column(name: str, kind: str, shape: tuple[int, ...], x: float, rows: int) -> Column:
+    """A column of heatmaps; more channels than `rows` wrap into side-by-side sub-columns."""
+    count = shape[-1]
+    if count <= rows:
+        return Column(name, kind, shape, x, TILE, _tops(count, rows))
+    subs = math.ceil(count / rows)
+    per = math.ceil(count / subs)  # as even as possible
+    grid = _tops(per, rows)
+    tops = tuple(grid[i % per] for i in range(count))
+    lefts = tuple(x + (i // per) * (TILE + SUB_COLUMN_GAP) for i in range(count))
+    return Column(name, kind, shape, x, subs * TILE + (subs - 1) * SUB_COLUMN_GAP, tops, lefts)
+
+
 def overview_layout(network: Network) -> OverviewLayout:
     """Columns for the input channels, every heatmap layer, and the class probabilities."""
     maps = [info for info in network.infos if info.kind in ("input", *MAP_KINDS)]
-    rows = max(max(info.shape[-1] for info in maps), len(network.class_names))
+    classes = len(network.class_names) or network.infos[-1].shape[-1]
+    rows = max(min(max(info.shape[-1] for info in maps), MAX_ROWS), classes)
     columns, x = [], LEFT_MARGIN
     for info in maps:
-        columns.append(Column(info.name, info.kind, info.shape, x, TILE, _tops(info.shape[-1], rows)))
-        x += TILE + COLUMN_GAP
+        columns.append(_map_column(info.name, info.kind, info.shape, x, rows))
+        x += columns[-1].width + COLUMN_GAP
     output = next(info for info in reversed(network.infos) if info.kind == "dense")
-    bars = _tops(len(network.class_names), rows)
-    columns.append(Column(output.name, OUTPUT_KIND, output.shape, x, OUTPUT_WIDTH, bars))
+    columns.append(Column(output.name, OUTPUT_KIND, output.shape, x, OUTPUT_WIDTH, _tops(classes, rows)))
     height = TOP_MARGIN + rows * ROW_PITCH - (ROW_PITCH - TILE) + BOTTOM_MARGIN
     return OverviewLayout(tuple(columns), x + OUTPUT_WIDTH, height)
 
 
-def _glyph_rows(layout: OverviewLayout, columns: list[Column], values) -> dict[str, list]:
-    """Image glyph columns: one row per neuron, flipped because Bokeh images start at the bottom."""
-    data: dict[str, list] = {"image": [], "x": [], "y": [], "dw": [], "dh": []}
+# -- the pictures -------------------------------------------------------------------------------------------
+
+
+def tile_pixels(layout: OverviewLayout) -> int:
+    """A tile's side in pixels: the largest map's own size, at most MAX_TILE_PIXELS (bytes sent per session)."""
+    sizes = [max(column.shape[:2]) for column in layout.columns if column.kind != OUTPUT_KIND]
+    return min(max(sizes), MAX_TILE_PIXELS)
+
+
+def _sample(indices: np.ndarray, pixels: int) -> np.ndarray:
+    """A map's palette indices at `pixels` × `pixels`: each pixel shows the cell under its centre."""
+    rows = (np.arange(pixels) + 0.5) * indices.shape[0] // pixels
+    cols = (np.arange(pixels) + 0.5) * indices.shape[1] // pixels
+    return indices[rows.astype(int)][:, cols.astype(int)]
+
+
+def _paint(
+    layout: OverviewLayout, columns: list[Column], tiles, background: int, pixels: int
+) -> tuple[np.ndarray, tuple[float, float, float, float]]:
+    """Every tile of `columns` (`tiles(column, neuron)` gives its palette indices) in one uint8 picture.
+
+    Returns the picture (row 0 at the top) and its bounds (left, bottom, right, top) in plot coordinates.
+    """
+    left = min(column.x for column in columns)
+    right = max(column.x + column.width for column in columns)
+    top = min(min(column.tops) for column in columns)
+    bottom = max(max(column.tops) for column in columns) + TILE
+    canvas = np.full((round((bottom - top) * pixels), round((right - left) * pixels)), background, np.uint8)
     for column in columns:
-        for neuron, top in enumerate(column.tops):
-            data["image"].append(np.flipud(values(column, neuron)))
-            data["x"].append(column.x)
-            data["y"].append(layout.height - top - TILE)
-            data["dw"].append(TILE)
-            data["dh"].append(TILE)
-    return data
+        for neuron, tile_top in enumerate(column.tops):
+            row, col = round((tile_top - top) * pixels), round((column.left(neuron) - left) * pixels)
+            canvas[row : row + pixels, col : col + pixels] = tiles(column, neuron)
+    height, width = canvas.shape
+    return canvas, (left, layout.height - top - height / pixels, left + width / pixels, layout.height - top)
 
 
-def heatmap_data(trace: Trace, layout: OverviewLayout, ranges: dict[str, float]) -> dict[str, list]:
-    """Hidden-layer heatmaps as palette indices under the given symmetric colour ranges."""
-    columns = [column for column in layout.columns if column.kind in MAP_KINDS]
-    return _glyph_rows(
-        layout, columns, lambda column, n: diverging_indices(trace[column.name][..., n], ranges[column.name])
+def _hatched(indices: np.ndarray, values: np.ndarray, pixels: int) -> np.ndarray:
+    """A map with no value but zero gets diagonal lines: "all zero" must not look like "not drawn"."""
+    if np.any(values):
+        return indices
+    lines = (np.add.outer(np.arange(pixels), np.arange(pixels)) % HATCH_PERIOD) == 0
+    return np.where(lines, HATCH, MIDDLE).astype(np.uint8)
+
+
+def map_columns(layout: OverviewLayout) -> list[Column]:
+    return [column for column in layout.columns if column.kind in MAP_KINDS]
+
+
+def maps_picture(
+    layout: OverviewLayout, maps: dict[str, np.ndarray] | Trace, ranges: dict[str, float]
+) -> tuple[np.ndarray, tuple[float, float, float, float]]:
+    """The hidden layers' tiles as indices into MAP_PALETTE (or GRADIENT_PALETTE), all-zero maps hatched."""
+    pixels = tile_pixels(layout)
+
+    def tile(column: Column, neuron: int) -> np.ndarray:
+        values = maps[column.name][..., neuron]
+        indices = diverging_indices(values, ranges[column.name])
+        return _hatched(_sample(indices, pixels), values, pixels)
+
+    return _paint(layout, map_columns(layout), tile, MIDDLE, pixels)
+
+
+def input_picture(layout: OverviewLayout, trace: Trace) -> tuple[np.ndarray, tuple[float, float, float, float]]:
+    """The input's channels as grey levels (0 black, 1 white)."""
+    columns = [column for column in layout.columns if column.kind == "input"]
+    pixels = tile_pixels(layout)
+    return _paint(
+        layout, columns, lambda column, n: _sample(grey_indices(trace[column.name][..., n]), pixels), 255, pixels
     )
 
 
-def input_data(trace: Trace, layout: OverviewLayout) -> dict[str, list]:
-    """The input's colour channels as grey heatmaps (0 black, 1 white)."""
-    columns = [column for column in layout.columns if column.kind == "input"]
-    return _glyph_rows(layout, columns, lambda column, n: grey_indices(trace[column.name][..., n]))
+def maps_element(layout: OverviewLayout, trace: Trace, ranges: dict[str, float]) -> hv.Image:
+    """ONE element for every hidden-layer heatmap: a byte a pixel (an RGB picture would send four)."""
+    canvas, bounds = maps_picture(layout, trace, ranges)
+    return hv.Image(canvas, bounds=bounds, kdims=["x", "y"], vdims=["index"], group="Maps")
 
 
-def bar_data(trace: Trace, layout: OverviewLayout) -> dict[str, list]:
-    """One horizontal bar per class, as long as its probability; the predicted class stands out."""
+def gradient_element(layout: OverviewLayout, gradients: dict[str, np.ndarray]) -> hv.Image:
+    """Backward mode: each hidden layer's ∂L/∂output in the gradient colours, each layer in its own range."""
+    ranges = {column.name: _extent(gradients[column.name]) for column in map_columns(layout)}
+    canvas, bounds = maps_picture(layout, gradients, ranges)
+    indices = canvas.astype(np.uint16) + GRADIENTS
+    return hv.Image(indices, bounds=bounds, kdims=["x", "y"], vdims=["index"], group="Maps")
+
+
+def _extent(values: np.ndarray) -> float:
+    extent = float(np.abs(values).max()) if np.size(values) else 0.0
+    return extent if extent > 0 else 1.0
+
+
+def input_element(layout: OverviewLayout, trace: Trace) -> hv.Image:
+    canvas, bounds = input_picture(layout, trace)
+    return hv.Image(canvas, bounds=bounds, kdims=["x", "y"], vdims=["level"], group="Input")
+
+
+def bars_element(layout: OverviewLayout, probabilities: np.ndarray, highlighted: int) -> hv.Rectangles:
+    """One bar per class, as long as its probability; the `highlighted` class (the prediction) in orange."""
     column = next(column for column in layout.columns if column.kind == OUTPUT_KIND)
-    probabilities = trace.probabilities
     bar_left = column.x + NAME_SHARE * column.width  # the class name sits left of the bar
     span = (column.width - (bar_left - column.x)) * BAR_SHARE
-    predicted = trace.predicted_index
-    return {
-        "left": [bar_left] * len(probabilities),
-        "right": [bar_left + span * float(p) for p in probabilities],
-        "top": [layout.height - top - (TILE - BAR_HEIGHT) / 2 for top in column.tops],
-        "bottom": [layout.height - top - (TILE + BAR_HEIGHT) / 2 for top in column.tops],
-        "color": [PREDICTED_COLOR if i == predicted else BAR_COLOR for i in range(len(probabilities))],
-    }
+    rows = []
+    for index, (top, p) in enumerate(zip(column.tops, probabilities, strict=True)):
+        x0, y0, _x1, y1 = layout.plot_box(bar_left, top + (TILE - BAR_HEIGHT) / 2, 0, BAR_HEIGHT)
+        color = PREDICTED_COLOR if index == highlighted else BAR_COLOR
+        rows.append((x0, y0, x0 + span * float(p), y1, color))
+    return hv.Rectangles(rows, vdims=["color"], group="Bars")
+
+
+def connections(layout: OverviewLayout) -> list[list[tuple[int, int]]]:
+    """For every column, each neuron's inputs in the column before: (source, target) neuron pairs.
+
+    A convolution (and the class scores, through flatten and dense) reads every channel of the column before;
+    ReLU and pooling read only their own channel.
+    """
+    pairs: list[list[tuple[int, int]]] = [[]]
+    for previous, column in zip(layout.columns, layout.columns[1:], strict=False):
+        every = column.kind in ("conv2d", OUTPUT_KIND)
+        sources = range(len(previous.tops))
+        targets = range(len(column.tops))
+        pairs.append([(s, t) for t in targets for s in (sources if every else [t])])
+    return pairs
+
+
+def mesh_element(layout: OverviewLayout) -> hv.Segments:
+    """The light mesh of connections at rest, from the right edge of a source column to the left of a target's.
+
+    Each neuron shows at most MESH_FAN_IN of its inputs (evenly spread): wide layers read every one of dozens of
+    channels, and drawing them all would paint the gaps grey.
+    """
+    segments = []
+    for index, pairs in enumerate(connections(layout)):
+        if not pairs:
+            continue
+        previous, column = layout.columns[index - 1], layout.columns[index]
+        step = math.ceil(len(previous.tops) / MESH_FAN_IN)
+        x0 = previous.x + previous.width
+        for source, target in pairs:
+            if source % step == 0 or len(pairs) == len(column.tops):  # one-to-one layers keep every line
+                y0 = layout.height - previous.tops[source] - TILE / 2
+                segments.append((x0, y0, column.x, layout.height - column.tops[target] - TILE / 2))
+    return hv.Segments(segments, group="Mesh")
+
+
+def selection_boxes(
+    layout: OverviewLayout, network: Network, layer: str, neuron: int, cell: tuple[int, int] | None = None
+) -> list[tuple[float, float, float, float]]:
+    """Plot boxes of the selected neuron's tile (or class row) and, given `cell` = (row, col), of that cell in it."""
+    names = [column.name for column in layout.columns]
+    if layer and layer not in names and network.info(layer).kind == "softmax":
+        layer = next(column.name for column in layout.columns if column.kind == OUTPUT_KIND)
+    if layer not in names:
+        return []
+    column = layout.column(layer)
+    if not 0 <= neuron < len(column.tops):
+        return []
+    left, top, width, height = layout.neuron_box(column, neuron)
+    boxes = [layout.plot_box(left, top, width, height)]
+    if cell is not None and column.kind in MAP_KINDS:
+        rows, cols = column.shape[:2]
+        row, col = min(cell[0], rows - 1), min(cell[1], cols - 1)
+        boxes.append(layout.plot_box(left + col * TILE / cols, top + row * TILE / rows, TILE / cols, TILE / rows))
+    return boxes
+
+
+def selection_element(boxes: list[tuple[float, float, float, float]]) -> hv.Rectangles:
+    return hv.Rectangles(boxes, vdims=[], group="Selection")
+
+
+STYLE = {
+    "Image.Maps": {"cmap": MAP_PALETTE, "clim": (0, len(MAP_PALETTE) - 1)},
+    "Image.Input": {"cmap": GREYS, "clim": (0, len(GREYS) - 1)},
+    "Rectangles.Bars": {"color": "color", "line_alpha": 0},
+    "Segments.Mesh": {"color": MESH_COLOR, "alpha": 0.25, "line_width": 0.6},
+    "Rectangles.Selection": {"fill_alpha": 0, "line_color": SELECTED_COLOR, "line_width": 3},
+}
+"""The elements' looks (Bokeh options), set once on the overview's plot rather than on every element drawn."""
 
 
 def neuron_stats(trace: Trace, layout: OverviewLayout) -> dict[str, list[list[float]]]:
@@ -153,51 +346,25 @@ def neuron_stats(trace: Trace, layout: OverviewLayout) -> dict[str, list[list[fl
     return stats
 
 
-@dataclass(frozen=True, eq=False)
-class OverviewPlot:
-    """The Bokeh figure and the three sources an image switch updates."""
-
-    figure: Any
-    heatmaps: ColumnDataSource
-    inputs: ColumnDataSource
-    bars: ColumnDataSource
-
-    def update(self, trace: Trace, layout: OverviewLayout, ranges: dict[str, float]) -> None:
-        self.heatmaps.data = heatmap_data(trace, layout, ranges)
-        self.inputs.data = input_data(trace, layout)
-        self.bars.data = bar_data(trace, layout)
+def input_channel_name(channels: int, index: int) -> str:
+    """red / green / blue for a colour input, grey for a grey one, else the channel's number."""
+    names = INPUT_CHANNEL_NAMES.get(channels)
+    return names[index] if names else f"channel {index + 1}"
 
 
-def overview_plot(trace: Trace, layout: OverviewLayout, ranges: dict[str, float]) -> OverviewPlot:
-    """A frameless figure whose data coordinates fill the canvas exactly, so the overlay can align with it."""
-    fig = figure(
-        x_range=Range1d(0, layout.width, bounds="auto"),
-        y_range=Range1d(0, layout.height, bounds="auto"),
-        sizing_mode="stretch_both",
-        toolbar_location=None,
-        tools="",
-        min_border=0,
-        outline_line_color=None,
-        background_fill_color=None,
-        border_fill_color=None,
-        output_backend="canvas",
-        x_axis_type=None,  # no axes, grids, tickers: models every session would build, send and hide
-        y_axis_type=None,
-        title=None,
-    )
-    heatmaps = ColumnDataSource(heatmap_data(trace, layout, ranges))
-    inputs = ColumnDataSource(input_data(trace, layout))
-    bars = ColumnDataSource(bar_data(trace, layout))
-    diverging = LinearColorMapper(palette=DIVERGING, low=0, high=PALETTE_SIZE - 1)
-    greys = LinearColorMapper(palette=GREYS, low=0, high=255)
-    renderers = [
-        fig.image(image="image", x="x", y="y", dw="dw", dh="dh", source=heatmaps, color_mapper=diverging),
-        fig.image(image="image", x="x", y="y", dw="dw", dh="dh", source=inputs, color_mapper=greys),
-        fig.quad(left="left", right="right", top="top", bottom="bottom", color="color", source=bars, line_color=None),
-    ]
-    for renderer in renderers:  # nothing is ever selected or muted: let the browser derive those glyphs if asked
-        renderer.update(nonselection_glyph="auto", muted_glyph="auto")
-    return OverviewPlot(fig, heatmaps, inputs, bars)
+def describe(column: Column, neuron: int, stats: list[float], class_names: tuple[str, ...]) -> str:
+    """What the readout and a screen reader say about one neuron."""
+    low, high, mean = stats
+    if column.kind == OUTPUT_KIND:
+        name = class_names[neuron] if class_names else f"class {neuron + 1}"
+        return f"{name}: probability {100 * high:.1f} percent"
+    if column.kind == "input":
+        what = f"{input_channel_name(len(column.tops), neuron)} channel"
+    else:
+        what = f"neuron {neuron + 1} of {len(column.tops)}"
+        if low == 0 and high == 0:
+            return f"{column.name}, {what}: all zero for this image"
+    return f"{column.name}, {what}: min {number_text(low)}, max {number_text(high)}, mean {number_text(mean)}"
 
 
 def number_text(value: float, digits: int = 2) -> str:
@@ -214,12 +381,13 @@ def legend_data(
     legends = []
     for column in layout.columns:
         if column.kind == "input":
-            legends.append(_legend(column, column, list(GREY_STOPS), "0", "0.5", "1", "input pixel value"))
+            legends.append(_legend(column, column, list(GREY_STOPS), "0", "", "1", "input pixel value"))
     for group in layer_groups(trace.network, mode):
         first, last = layout.column(group[0]), layout.column(group[-1])
         extent = ranges[group[0]]
         title = f"shared colour range of {', '.join(group)}"
-        ticks = number_text(-extent), "0", number_text(extent)
+        narrow = last.x + last.width - first.x < 2 * TILE  # three numbers do not fit under one column
+        ticks = number_text(-extent), "" if narrow else "0", number_text(extent)
         legends.append(_legend(first, last, list(DIVERGING_STOPS), *ticks, title))
     return legends
 

@@ -1,92 +1,276 @@
-"""The Overview: every neuron of every layer, hover for edges and values, click to select, keys to move."""
+"""The Overview: every neuron of every layer on HoloViews, linked to the session's state by Bokeh streams.
+
+The plot overlays a few elements (see `plots/overview.py`): the heatmaps and the input follow the trace and the
+colour mode through `streams.Params` DynamicMaps (an image switch updates their data in place, never the plot);
+the resting mesh is built once per process; the selection's outline follows `state.layer` / `neuron` / `level` /
+`row` / `col`, so a formula view's window shows in the overview too. A tap anywhere (`streams.Tap`) is mapped
+back to (layer, neuron) and selects it.
+
+`OverviewKeys` is the browser-side layer over the plot: focusable neuron buttons (arrow keys, Enter selects),
+layer labels that jump to the article, the hover readout and edges. Everything it shows arrives as data from
+here (boxes, texts, which tiles feed which); it holds no model knowledge.
+"""
 
 from __future__ import annotations
 
+from functools import cache
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
+import holoviews as hv
 import panel as pn
 import param
 from panel.custom import Child, JSComponent
 from panel.viewable import Viewer
 
-from cnnviz.colors import color_ranges
-from cnnviz.plots.overview import legend_data, neuron_stats, overview_layout, overview_plot
+from cnnviz.colors import GRADIENT_STOPS, color_ranges
+from cnnviz.engine import Network
+from cnnviz.plots.overview import (
+    MIN_UNIT_PIXELS,
+    OUTPUT_KIND,
+    STYLE,
+    TOP_MARGIN,
+    OverviewLayout,
+    bars_element,
+    connections,
+    describe,
+    gradient_element,
+    input_channel_name,
+    input_element,
+    legend_data,
+    maps_element,
+    mesh_element,
+    neuron_stats,
+    number_text,
+    overview_layout,
+    selection_boxes,
+    selection_element,
+)
 from cnnviz.state import ExplainerState
-from cnnviz.views.article import SCROLL_TO_SECTION_JS
 
 HERE = Path(__file__).parent
+LABEL_ROOM = 0.55  # on each side of a column, in plot units: neighbouring labels keep a gap (COLUMN_GAP 1.3)
+IDLE = "Hover over a neuron, or Tab into the network and use the arrow keys, to see its values."
+ARIA = "Network overview: use the arrow keys to move between neurons and Enter to open one"
 
 
-class OverviewOverlay(JSComponent):
-    """Browser-side layer over the Bokeh heatmaps: focusable neurons, edges and readout with no round trip."""
+class OverviewKeys(JSComponent):
+    """Keyboard, focus, hover and labels over the overview plot; reports picks and nothing else as messages."""
 
-    plot = Child(doc="The Bokeh pane with the heatmaps; the overlay is drawn in its data coordinates.")
-    layout = param.Dict(doc="OverviewLayout.to_json(): where every column and neuron is.")
-    stats = param.Dict(doc="(min, max, mean) per neuron per column, for the readout and screen readers.")
-    classes = param.List(doc="Class names of the output column.")
-    details = param.Boolean(default=False)
+    plot = Child(doc="The HoloViews pane; this layer is drawn in its data coordinates.")
+    geometry = param.Dict(doc="Plot size, every neuron's box, the columns' neurons, each neuron's inputs.")
+    labels = param.List(doc="Layer labels: text, shape (with details), article anchor, box.")
+    readouts = param.List(doc="What the readout and a screen reader say about each neuron.")
+    values = param.List(doc="Text shown in each neuron's button (the class probabilities).")
+    marked = param.Dict(doc="CSS class -> neuron indices (predicted class, all-zero maps).")
     legends = param.List(doc="Colour legends, shown with details.")
-    color_mode = param.String(default="unit", doc="Which layers share a colour range, for the hint under the maps.")
-    sections = param.Dict(doc="Layer kind -> article anchor id, for the layer labels.")
-    selected = param.List(default=[], doc="[layer, neuron] outlined as the selection.")
-    picked = param.List(default=[], doc="[layer, neuron, nonce] set by the browser on click or Enter.")
-    jumped = param.List(default=[], doc="[anchor, nonce] set by the browser when a layer label is used.")
+    details = param.Boolean(default=False)
+    hint = param.String(default="", doc="The sentence under the network.")
+    idle = param.String(default=IDLE)
+    aria = param.String(default=ARIA)
 
-    _esm = SCROLL_TO_SECTION_JS + (HERE / "overview.js").read_text()
-    _priority_changes: ClassVar[list[str]] = ["picked", "jumped"]  # clicks: no 50 ms debounce
+    _esm = "overview.js"
     _stylesheets: ClassVar[list[str]] = [(HERE / "overview.css").read_text()]
+
+    def __init__(self, on_pick=None, **params) -> None:
+        super().__init__(**params)
+        self._on_pick = on_pick
+
+    def _handle_msg(self, message: Any) -> None:
+        if self._on_pick is not None and isinstance(message, dict) and "pick" in message:
+            self._on_pick(int(message["pick"]))
+
+
+@cache
+def _static_parts(network: Network) -> tuple[OverviewLayout, dict, hv.Segments]:
+    """What every session of one network shares and never changes: the layout, the geometry, the mesh."""
+    layout = overview_layout(network)
+    neurons, columns = [], []
+    for column in layout.columns:
+        columns.append([])
+        for index in range(len(column.tops)):
+            columns[-1].append(len(neurons))
+            left, top, width, height = layout.neuron_box(column, index)
+            output = column.kind == OUTPUT_KIND
+            neurons.append({
+                "layer": column.name,
+                "index": index,
+                "box": [left, top, width, height],
+                "class": "ov-tile ov-class" if output else "ov-tile",
+                "name": (network.class_names[index] if network.class_names else f"class {index + 1}") if output else "",
+                "caption": input_channel_name(len(column.tops), index) if column.kind == "input" else "",
+            })  # fmt: skip
+    sources: list[list[int]] = [[] for _ in neurons]
+    for c, pairs in enumerate(connections(layout)):
+        for source, target in pairs:
+            sources[columns[c][target]].append(columns[c - 1][source])
+    geometry = {"width": layout.width, "height": layout.height, "neurons": neurons, "columns": columns,
+                "sources": sources, "min_width": round(layout.width * MIN_UNIT_PIXELS)}  # fmt: skip
+    return layout, geometry, mesh_element(layout)
+
+
+def _label_box(column, width: float) -> list[float]:
+    """(left, top, width, height) of a layer's label: above its column, with a little room on each side."""
+    left, right = max(0.0, column.x - LABEL_ROOM), min(width, column.x + column.width + LABEL_ROOM)
+    return [left, 0.0, right - left, TOP_MARGIN - 0.1]
+
+
+def _legend_box(legend: dict, height: float) -> dict:
+    """A colour legend with its (left, top, width, height) under the columns it describes."""
+    return {**legend, "box": [legend["x0"], height - 0.85, legend["x1"] - legend["x0"], 0.8]}
 
 
 class Overview(Viewer):
-    """Draws the session's trace; updates three data sources on an image switch, never rebuilds the plot."""
+    """Draws the session's trace (or, in backward mode, its gradients); selects what is tapped or entered."""
 
-    def __init__(self, state: ExplainerState, sections: dict[str, str] | None = None, **params) -> None:
+    def __init__(
+        self, state: ExplainerState, sections: dict[str, str] | None = None, learning: Any = None, **params
+    ) -> None:
         super().__init__(**params)
         self.state = state
-        self.layout = overview_layout(state.network)
-        self._plot = overview_plot(state.trace, self.layout, color_ranges(state.trace, state.color_mode))
-        self._overlay = OverviewOverlay(
-            plot=pn.pane.Bokeh(self._plot.figure, sizing_mode="stretch_both"),
-            layout=self.layout.to_json(),
-            stats=neuron_stats(state.trace, self.layout),
-            classes=list(state.network.class_names),
-            details=state.show_details,
-            legends=legend_data(state.trace, self.layout, state.color_mode),
-            color_mode=state.color_mode,
-            sections=sections or {},
-            selected=self._selection(),
-            sizing_mode="stretch_width",
+        self.learning = learning
+        self.sections = sections or {}
+        self.layout, self._geometry, mesh = _static_parts(state.network)
+        layout = self.layout
+        trace_streams = [hv.streams.Params(state, ["trace", "color_mode"])]
+        if learning is not None:
+            trace_streams.append(hv.streams.Params(learning, ["backward"]))
+        self.pictures = hv.DynamicMap(self._draw_trace, streams=trace_streams)  # one refresh per image switch
+        self.selection = hv.DynamicMap(
+            self._draw_selection, streams=[hv.streams.Params(state, ["layer", "neuron", "level", "row", "col"])]
         )
-        self._overlay.param.watch(self._on_pick, "picked")
-        state.param.watch(self._redraw, ["trace", "color_mode"])
+        self.tap = hv.streams.Tap(source=self.selection)
+        self.tap.add_subscriber(self._on_tap)
+        plot = (self.pictures * mesh * self.selection).opts(
+            STYLE,
+        ).opts(
+            xaxis=None, yaxis=None, toolbar=None, default_tools=[], xlim=(0, layout.width), ylim=(0, layout.height),
+            responsive=True, show_frame=False, border=0, bgcolor=None, aspect=None, data_aspect=None,
+        )  # fmt: skip
+        self._keys = OverviewKeys(
+            on_pick=self._on_pick,
+            # never linked to another pane's axes (the formula view's maps share the dimension names x and y)
+            plot=pn.pane.HoloViews(plot, sizing_mode="stretch_both", margin=0, linked_axes=False),
+            geometry=self._geometry,
+            details=state.show_details,
+            sizing_mode="stretch_width",
+            **self._labels(state.show_details),
+            **self._texts(),
+        )
+        state.param.watch(self._refresh_texts, ["trace", "color_mode"])
         state.param.watch(self._show_details, "show_details")
-        state.param.watch(self._show_selection, ["layer", "neuron"])
+        if learning is not None:
+            learning.param.watch(self._refresh_texts, ["backward"])
 
     def __panel__(self) -> JSComponent:
-        return self._overlay
+        return self._keys
 
-    def _selection(self) -> list:
-        return [self.state.layer, self.state.neuron] if self.state.layer else []
+    @property
+    def backward(self):
+        """The backward pass on screen, or None in forward mode."""
+        learning = self.learning
+        return learning.backward if learning is not None and learning.backward_mode else None
 
-    def _redraw(self, *_events) -> None:
-        trace, mode = self.state.trace, self.state.color_mode
-        ranges = color_ranges(trace, mode)
-        with pn.io.hold():
-            self._plot.update(trace, self.layout, ranges)
-            self._overlay.param.update(
-                stats=neuron_stats(trace, self.layout),
-                legends=legend_data(trace, self.layout, mode, ranges),
-                color_mode=mode,
+    # -- drawing ------------------------------------------------------------------------------------------
+    def _draw_trace(self, trace, color_mode, backward=None) -> hv.Overlay:
+        """The heatmaps (or, in backward mode, the gradients), the input channels and the class bars."""
+        layout = self.layout
+        if self.backward is not None:
+            maps = gradient_element(layout, self.backward.gradients)
+        else:
+            maps = maps_element(layout, trace, color_ranges(trace, color_mode))
+        bars = bars_element(layout, trace.probabilities, trace.predicted_index)
+        return maps * input_element(layout, trace) * bars
+
+    def _draw_selection(self, layer: str, neuron: int, level: str, row: int, col: int) -> hv.Rectangles:
+        cell = (row, col) if level == "formula" else None
+        return selection_element(selection_boxes(self.layout, self.state.network, layer, neuron, cell))
+
+    # -- texts for the keyboard layer ---------------------------------------------------------------------
+    def _labels(self, details: bool) -> dict[str, Any]:
+        labels = []
+        for column in self.layout.columns:
+            shape = "×".join(map(str, column.shape))
+            labels.append({
+                "text": column.name,
+                "shape": shape if details else "",
+                "anchor": self.sections.get(column.kind, ""),
+                "box": _label_box(column, self.layout.width),
+                "title": f"Read about the {column.name} layer in the article",
+                "aria": f"{column.name} layer, shape {shape}: read about it in the article",
+            })  # fmt: skip
+        return {"labels": labels}
+
+    def _texts(self) -> dict[str, Any]:
+        trace, layout = self.state.trace, self.layout
+        stats = neuron_stats(trace, layout)
+        names = trace.network.class_names
+        backward = self.backward
+        readouts, values, dead, predicted = [], [], [], []
+        for column in layout.columns:
+            for index in range(len(column.tops)):
+                low, high, _mean = numbers = stats[column.name][index]
+                readouts.append(describe(column, index, numbers, names))
+                output = column.kind == OUTPUT_KIND
+                values.append(f"{100 * high:.1f}%" if output else "")
+                if output and backward is not None:  # the gradient of the loss with respect to the class's score
+                    slope = number_text(float(backward.probabilities[index] - backward.target[index]), 3)
+                    values[-1] = f"p−y {slope}"
+                    readouts[-1] += f"; gradient of the loss with respect to its score, p − y: {slope}"
+                if output and index == trace.predicted_index:
+                    predicted.append(len(values) - 1)
+                if column.kind not in ("input", OUTPUT_KIND) and low == 0 and high == 0:
+                    dead.append(len(values) - 1)
+        legends = legend_data(trace, layout, self.state.color_mode)
+        if backward is not None:
+            legends = [legends[0], self._gradient_legend()]
+        return {
+            "readouts": readouts,
+            "values": values,
+            "marked": {"ov-predicted": predicted, "ov-dead": dead},
+            "legends": [_legend_box(legend, layout.height) for legend in legends],
+            "hint": self._hint(bool(dead), backward),
+        }
+
+    def _gradient_legend(self) -> dict[str, Any]:
+        first = next(column for column in self.layout.columns if column.kind not in ("input", OUTPUT_KIND))
+        last = [column for column in self.layout.columns if column.kind != OUTPUT_KIND][-1]
+        return {
+            "x0": first.x, "x1": last.x + last.width, "colors": list(GRADIENT_STOPS), "low": "−", "middle": "0",
+            "high": "+", "title": "gradient of the loss with respect to each layer's output, each in its own range",
+        }  # fmt: skip
+
+    def _hint(self, dead: bool, backward) -> str:
+        hatched = "Hatched maps are all zero for this image. " if dead else ""
+        if backward is not None:
+            return (
+                f"Backward mode: the loss is {number_text(backward.loss, 3)}. Each map shows how the loss changes "
+                "with that layer's output (purple: the loss falls as the value grows, green: it rises); the "
+                "gradient flows from the classes on the right back to the input."
             )
+        if self.state.color_mode == "layer":
+            return hatched + "Each layer has its own colour range."
+        return (
+            hatched + "Pale maps hold values that are small next to the largest one in their colour range: "
+            "choose Layer to give each layer its own range."
+        )
+
+    def _refresh_texts(self, *_events) -> None:
+        self._keys.param.update(**self._texts())
 
     def _show_details(self, event: param.parameterized.Event) -> None:
-        self._overlay.details = event.new
+        self._keys.param.update(details=event.new, **self._labels(event.new))
 
-    def _show_selection(self, *_events) -> None:
-        self._overlay.selected = self._selection()
+    # -- what the learner does ----------------------------------------------------------------------------
+    def _on_pick(self, index: int) -> None:
+        neurons = self._geometry["neurons"]
+        if 0 <= index < len(neurons):
+            self.state.select(neurons[index]["layer"], neurons[index]["index"])
 
-    def _on_pick(self, event: param.parameterized.Event) -> None:
-        if event.new:
-            layer, neuron, _nonce = event.new
-            self.state.select(layer, int(neuron))
+    def _on_tap(self, x: float | None = None, y: float | None = None) -> None:
+        if x is None or y is None:
+            return
+        hit = self.layout.neuron_at(x, self.layout.height - y)
+        if hit is not None:
+            column, neuron = hit
+            self.state.select(column.name, neuron)

@@ -32,7 +32,7 @@ def test_each_conv_layer_opens_with_the_engines_intermediate_results(page, app, 
     open_app(page, app.url)
     state = app.sessions[-1].state
     for layer, neuron in [("conv_1_1", 2), ("conv_1_2", 3), ("conv_2_1", 5), ("conv_2_2", 9)]:
-        page.locator(f".ov-tile[data-layer='{layer}'][data-index='{neuron}']").click()
+        page.locator(f".ov-tile[data-layer='{layer}'][data-index='{neuron}']").click(force=True)
         wait_for_view(page, f"{layer}/{neuron}")
         assert (state.layer, state.neuron, state.level) == (layer, neuron, "elastic")
         sent = elastic(app)._canvas.view  # exactly what the browser received
@@ -46,14 +46,14 @@ def test_each_conv_layer_opens_with_the_engines_intermediate_results(page, app, 
         page.keyboard.press("Escape")
         wait_until(lambda: state.level == "overview")
         page.locator(".el-overlay").wait_for(state="hidden")
-    page.locator(".ov-tile[data-layer='relu_1_1'][data-index='1']").hover()  # the overview is usable again
+    page.locator(".ov-tile[data-layer='relu_1_1'][data-index='1']").hover(force=True)  # the overview is usable again
     assert page.locator(".ov-edge").count() == 1
 
 
 def test_conv_view_hover_values_and_the_sliding_kernel(page, app, wait_until, screenshot):
     open_app(page, app.url)
     state = app.sessions[-1].state
-    page.locator(".ov-tile[data-layer='conv_1_2'][data-index='3']").click()
+    page.locator(".ov-tile[data-layer='conv_1_2'][data-index='3']").click(force=True)
     wait_for_view(page, "conv_1_2/3")
     overlay = page.locator(".el-overlay")
     assert overlay.get_attribute("data-sweep") == "playing"
@@ -92,7 +92,7 @@ def test_conv_view_hover_values_and_the_sliding_kernel(page, app, wait_until, sc
 def test_flatten_view_follows_a_pixel_and_opens_softmax_mode(page, app, wait_until, screenshot):
     open_app(page, app.url)
     state = app.sessions[-1].state
-    page.locator(".ov-class").nth(2).click()
+    page.locator(".ov-class").nth(2).click(force=True)
     wait_for_view(page, "output/2")
     step = dense_step(state.trace, "output", 2)
     assert page.locator(".el-hit[data-part='map']").count() == 10

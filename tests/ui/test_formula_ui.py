@@ -195,7 +195,7 @@ def window_in_url(page) -> tuple[int, int]:
 def test_back_leaves_a_formula_view_in_one_step_however_long_it_was_explored(page, app, wait_until):
     open_app(page, app.url)
     session = app.sessions[-1]
-    page.locator(".ov-tile[data-layer='relu_1_1'][data-index='2']").click()
+    page.locator(".ov-tile[data-layer='relu_1_1'][data-index='2']").click(force=True)
     opened(page, "relu")
     entries = page.evaluate("history.length")
     for row, col in [(3, 4), (10, 40), (50, 2), (20, 20), (61, 61), (0, 30)]:
@@ -211,7 +211,7 @@ def test_back_leaves_a_formula_view_in_one_step_however_long_it_was_explored(pag
 
 def test_relu_formula_opens_from_the_overview_and_the_info_button_reads_on(page, app, screenshot, wait_until):
     open_app(page, app.url)
-    page.locator(".ov-tile[data-layer='relu_1_1'][data-index='2']").click()
+    page.locator(".ov-tile[data-layer='relu_1_1'][data-index='2']").click(force=True)
     opened(page, "relu")
     session = app.sessions[-1]
     for row, col in [(0, 0), (30, 31), (61, 5), (17, 44)]:
@@ -227,7 +227,7 @@ def test_relu_formula_opens_from_the_overview_and_the_info_button_reads_on(page,
 
 def test_a_tap_pins_the_window(page, app, wait_until):
     open_app(page, app.url)
-    page.locator(".ov-tile[data-layer='max_pool_1'][data-index='5']").click()
+    page.locator(".ov-tile[data-layer='max_pool_1'][data-index='5']").click(force=True)
     opened(page, "maxpool2d")
     session = app.sessions[-1]
     layout = session.formula.explained.layout
@@ -322,7 +322,7 @@ def test_relu_and_pool_formulas_say_what_a_what_if_experiment_computes(
     """Under an experiment the title, the equation, the plot and the numbers describe the changed layer."""
     open_app(page, app.url, "?whatif=" + whatif.replace(" ", "%20"))
     session = app.sessions[-1]
-    page.locator(".ov-tile[data-layer='relu_1_2'][data-index='4']").click()
+    page.locator(".ov-tile[data-layer='relu_1_2'][data-index='4']").click(force=True)
     opened(page, "relu")
     trace = session.state.trace
     assert trace.network.layer("relu_1_2").negative_slope == slope
@@ -338,7 +338,7 @@ def test_relu_and_pool_formulas_say_what_a_what_if_experiment_computes(
     page.keyboard.press("Escape")
     page.locator(".fv-backdrop").wait_for(state="hidden")
 
-    page.locator(".ov-tile[data-layer='max_pool_2'][data-index='3']").click()
+    page.locator(".ov-tile[data-layer='max_pool_2'][data-index='3']").click(force=True)
     opened(page, "maxpool2d")
     hover_output(page, session, wait_until, 5, 7)
     step = pool_step(trace, "max_pool_2", 5, 7, 3)

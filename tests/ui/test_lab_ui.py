@@ -90,7 +90,7 @@ def test_each_experiment_changes_the_prediction_as_the_engine_computes_and_reset
     notice.wait_for(state="detached")
     assert page.locator(".lab-before").inner_text() == after.inner_text()
 
-    page.locator(".ov-tile[data-layer='conv_1_2'][data-index='4']").click()
+    page.locator(".ov-tile[data-layer='conv_1_2'][data-index='4']").click(force=True)
     wait_until(lambda: state.layer == "conv_1_2")
     page.get_by_role("button", name="Switch conv_1_2 · neuron 5 off").click()  # counted from 1 on screen
     expect(WhatIf(silenced=frozenset({("conv_1_2", 4)})))
@@ -136,6 +136,6 @@ def test_saliency_overlay_follows_the_chosen_class(app, page, wait_until, screen
     page.locator(".bk-tab", has_text="Why this class?").click()
     note = page.locator(".lab-saliency-class")
     wait_until(lambda: note.inner_text() == state.trace.predicted_class)
-    page.locator(".ov-class").nth(2).click()
+    page.locator(".ov-class").nth(2).click(force=True)
     wait_until(lambda: note.inner_text() == state.network.class_names[2])
     screenshot(page.locator(".card").filter(has_text="Lab: watch it learn").first, "lab-saliency")

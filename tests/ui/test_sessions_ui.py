@@ -86,12 +86,12 @@ def test_two_concurrent_sessions_never_see_each_others_image_or_selection(app, n
     assert not any(array.flags.writeable for layer in first.network.layers for array in layer.weights().values())
 
     # interleaved, without waiting in between: the server handles both sessions at once
-    first_page.locator(".ov-tile[data-layer='conv_1_1'][data-index='1']").click()
+    first_page.locator(".ov-tile[data-layer='conv_1_1'][data-index='1']").click(force=True)
     second_page.locator("input[type=file]").set_input_files(
         {"name": "red.png", "mimeType": "image/png", "buffer": solid_png((220, 20, 20))}
     )
     first_page.locator(f".thumb[data-key='{keys[2]}']").click()
-    second_page.locator(".ov-tile[data-layer='conv_2_1'][data-index='4']").click()
+    second_page.locator(".ov-tile[data-layer='conv_2_1'][data-index='4']").click(force=True)
 
     wait_until(lambda: (first.example, first.layer, first.neuron) == (keys[2], "conv_1_1", 1))
     wait_until(lambda: (second.example, second.layer, second.neuron) == ("", "conv_2_1", 4))
@@ -128,7 +128,7 @@ def test_one_students_clicks_send_nothing_to_another_tab(app, new_page, wait_unt
         clicker.locator(f".thumb[data-key='{example.key}']").click()
         wait_until(lambda example=example: predicted_label(clicker) == clicker_state.trace.predicted_class
                    and clicker_state.example == example.key)  # fmt: skip
-    clicker.locator(".ov-tile[data-layer='conv_2_1'][data-index='2']").click()
+    clicker.locator(".ov-tile[data-layer='conv_2_1'][data-index='2']").click(force=True)
     clicker.locator(".el-overlay[data-phase='open'][data-view='conv_2_1/2']").wait_for()
     clicker.keyboard.press("Escape")
     wait_until(lambda: clicker_state.level == "overview")
@@ -163,7 +163,7 @@ def test_a_dropped_websocket_comes_back_to_the_same_view(app, page, wait_until, 
     page.add_init_script(RECORD_WEBSOCKETS)
     key = shared_catalog().examples[4].key
     open_app(page, app.url, f"?image={key}")
-    page.locator(".ov-tile[data-layer='conv_1_2'][data-index='3']").click()
+    page.locator(".ov-tile[data-layer='conv_1_2'][data-index='3']").click(force=True)
     page.wait_for_url("**layer=conv_1_2&neuron=3**")
 
     page.evaluate("window.__sockets[0].close()")  # the page reloads once the server answers
@@ -171,7 +171,7 @@ def test_a_dropped_websocket_comes_back_to_the_same_view(app, page, wait_until, 
     page.locator(".ov-class").first.wait_for()
     restored = app.latest_state()
     wait_until(lambda: (restored.example, restored.layer, restored.neuron) == (key, "conv_1_2", 3))
-    page.locator(".ov-selected").wait_for(state="attached")
+    # (the overview outlines the selection on its plot from the state: tests/test_overview_plot.py)
 
     other = shared_catalog().examples[6]
     page.locator(f".thumb[data-key='{other.key}']").click()  # and it drives its new session
@@ -184,7 +184,7 @@ def test_a_reload_restores_the_image_and_selection_from_the_url(app, page, wait_
     open_app(page, app.url)
     key = shared_catalog().examples[7].key
     page.locator(f".thumb[data-key='{key}']").click()
-    page.locator(".ov-tile[data-layer='max_pool_1'][data-index='2']").click()
+    page.locator(".ov-tile[data-layer='max_pool_1'][data-index='2']").click(force=True)
     page.wait_for_url(f"**image={key}**layer=max_pool_1&neuron=2**")
     before = app.latest_state()
     page.reload()
@@ -203,7 +203,7 @@ def test_browser_back_brings_the_previous_view_back(app, page, wait_until):
     examples = shared_catalog().examples  # 8 probes, and the photos before them once `cnnviz data` has run
     first, second = examples[3], examples[-1]
     open_app(page, app.url, f"?image={first.key}")
-    page.locator(".ov-tile[data-layer='conv_2_1'][data-index='4']").click()
+    page.locator(".ov-tile[data-layer='conv_2_1'][data-index='4']").click(force=True)
     page.wait_for_url("**layer=conv_2_1&neuron=4**")
     page.locator(f".thumb[data-key='{second.key}']").click()
     page.wait_for_url(f"**image={second.key}**")

@@ -106,7 +106,7 @@ def test_every_way_out_of_the_tour_leaves_the_page_undimmed(browser, app, wait_u
     leave_and_compare("Esc")
 
     # a formula dialog opened afterwards has no frame drawn over it
-    page.locator(".ov-tile[data-layer='relu_1_1'][data-index='2']").click()
+    page.locator(".ov-tile[data-layer='relu_1_1'][data-index='2']").click(force=True)
     page.locator(".fv-dialog").wait_for()
     assert not spotlight_shown(page)
     context.close()
@@ -178,7 +178,7 @@ def test_no_text_overlaps_or_is_clipped(browser, app, size, wait_until):
 
     conv = next(info.name for info in network.infos if info.kind == "conv2d")
     history = page.evaluate("() => history.length")
-    page.locator(f".ov-tile[data-layer='{conv}'][data-index='3']").click()
+    page.locator(f".ov-tile[data-layer='{conv}'][data-index='3']").click(force=True)
     page.mouse.move(1, 1)  # a pointer resting on the view pauses its sweep
     wait_for_view(page, f"{conv}/3")
     page.locator(".el-overlay[data-sweep='ended']").wait_for(timeout=20_000)
@@ -225,7 +225,7 @@ def test_an_open_conv_view_is_not_replayed_by_a_colour_change_or_by_back(browser
     page = context.new_page()
     open_app(page, app.url)
     conv = [info.name for info in app.sessions[-1].state.network.infos if info.kind == "conv2d"][1]
-    page.locator(f".ov-tile[data-layer='{conv}'][data-index='3']").click()
+    page.locator(f".ov-tile[data-layer='{conv}'][data-index='3']").click(force=True)
     page.mouse.move(1, 1)
     overlay = page.locator(".el-overlay")
     page.locator(".el-overlay[data-sweep='ended']").wait_for(timeout=20_000)

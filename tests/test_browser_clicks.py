@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 
 from cnnviz.views.controls import BrowserControl
-from cnnviz.views.elastic import ElasticCanvas
+from cnnviz.views.elastic import ElasticBar  # noqa: F401  (talks through messages, not stamped parameters)
 from cnnviz.views.overview import OverviewOverlay
 from cnnviz.views.tour import TourControl
 
-CLICK_DRIVEN = [BrowserControl, OverviewOverlay, ElasticCanvas, TourControl]
+CLICK_DRIVEN = [BrowserControl, OverviewOverlay, TourControl]
 
 
 @pytest.mark.parametrize("component", CLICK_DRIVEN, ids=lambda component: component.__name__)

@@ -524,6 +524,8 @@ def _plus_sign(size: int) -> np.ndarray:
 
 
 LEGEND_WIDTH = 2.6
+RGB_DIMENSIONS = [hv.Dimension(name, range=(0, 255)) for name in "RGB"]
+"""Colour dimensions with their range given, so HoloViews never scans the picture for it on a redraw."""
 
 
 def legend_boxes(layout: ConvLayout) -> dict[str, tuple[float, float, float, float]]:
@@ -540,7 +542,8 @@ def legend_boxes(layout: ConvLayout) -> dict[str, tuple[float, float, float, flo
 
 
 def conv_picture(explained: ConvExplained, trace: Trace, half_ranges: dict[str, float]) -> hv.RGB:
-    """Every map of the view in ONE picture: the faded context, inputs, kernels, results, ⊕, output, legends."""
+    """Every map of the view in ONE picture: the faded context, edges, inputs, kernels, results, ⊕, output and the
+    legends' colour bars."""
     layout, shades = explained.layout, explained.shades
     canvas = np.full((_pixels(VIEW_HEIGHT), _pixels(VIEW_WIDTH), 3), 255, np.uint8)
     for column in layout.context:
@@ -549,6 +552,7 @@ def conv_picture(explained: ConvExplained, trace: Trace, half_ranges: dict[str, 
         for channel, top in enumerate(column.tops):
             box = (column.x, top - column.size, column.x + column.size, top)
             _paint(canvas, box, shade.rgb(maps[channel]), CONTEXT_ALPHA)
+    _draw_lines(canvas, conv_edges(layout), EDGE_COLOR)  # first: the maps are painted over the line ends
     padding = np.array([[_hex_rgb([PADDING_COLOR])[0]]], np.uint8)
     (pad_top, pad_bottom), (pad_left, pad_right) = layout.padding
     for channel in range(layout.channels):
@@ -569,7 +573,7 @@ def conv_picture(explained: ConvExplained, trace: Trace, half_ranges: dict[str, 
         shade = shades[name]
         ramp = np.linspace(0, 1, 128) if shade.palette == "greys" else np.linspace(-1, 1, 128) * shade.half_range
         _paint(canvas, box, shade.rgb(ramp[np.newaxis, :]))
-    return hv.RGB(canvas, bounds=(0, -VIEW_HEIGHT, VIEW_WIDTH, 0))
+    return hv.RGB(canvas, bounds=(0, -VIEW_HEIGHT, VIEW_WIDTH, 0), vdims=RGB_DIMENSIONS)
 
 
 def _centre_right(box: tuple[float, ...]) -> tuple[float, float]:
@@ -580,7 +584,7 @@ def _centre_left(box: tuple[float, ...]) -> tuple[float, float]:
     return box[0], (box[1] + box[3]) / 2
 
 
-def conv_edges(layout: ConvLayout) -> hv.Segments:
+def conv_edges(layout: ConvLayout) -> list[tuple[float, float, float, float]]:
     """Lines from each input channel through its kernel to its intermediate result, on to ⊕ and the output."""
     segments = []
     plus = _centre_left(layout.plus_box())
@@ -589,7 +593,18 @@ def conv_edges(layout: ConvLayout) -> hv.Segments:
         segments.append((*_centre_right(layout.kernel_box(channel)), *_centre_left(layout.intermediate_box(channel))))
         segments.append((*_centre_right(layout.intermediate_box(channel)), *plus))
     segments.append((*_centre_right(layout.plus_box()), *_centre_left(layout.output_box())))
-    return hv.Segments(segments)
+    return segments
+
+
+def _draw_lines(canvas: np.ndarray, segments: list[tuple[float, ...]], color: str) -> None:
+    """One-pixel lines in the picture itself (a separate Segments element would cost a redraw per tick)."""
+    rgb = _hex_rgb([color])[0]
+    for x0, y0, x1, y1 in segments:
+        steps = max(2, 2 * round(math.hypot(x1 - x0, y1 - y0) * PIXELS_PER_UNIT))
+        t = np.linspace(0, 1, steps)
+        cols = np.clip(np.rint((x0 + t * (x1 - x0)) * PIXELS_PER_UNIT).astype(int), 0, canvas.shape[1] - 1)
+        rows = np.clip(np.rint(-(y0 + t * (y1 - y0)) * PIXELS_PER_UNIT).astype(int), 0, canvas.shape[0] - 1)
+        canvas[rows, cols] = rgb
 
 
 def source_title(source: str) -> str:

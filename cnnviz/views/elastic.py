@@ -28,12 +28,10 @@ from panel.viewable import Viewer
 from cnnviz.colors import color_ranges
 from cnnviz.engine.network import INPUT_NAME
 from cnnviz.plots.elastic import (
-    EDGE_COLOR,
     VIEW_HEIGHT,
     VIEW_WIDTH,
     ConvExplained,
     channel_names_of,
-    conv_edges,
     conv_labels,
     conv_marks,
     conv_picture,
@@ -52,8 +50,13 @@ CSS = (HERE / "elastic.css").read_text()
 OPEN_AT = {"elastic": ("conv2d", "dense", "softmax"), "formula": ("conv2d", "softmax")}
 SWEEP_SECONDS = {"slow": 30, "normal": 15, "fast": 6}
 """How long one sweep over the whole output map lasts, whatever its size."""
-TICKS_PER_SECOND = 5  # each tick moves the window and redraws one small element
+TICKS_PER_SECOND = 3  # each tick moves the window: a redraw of the picture's overlay on the server
 PLOT_MIN_WIDTH = 900  # below this the picture scrolls sideways rather than shrinking past reading
+
+
+def _no_border(plot, _element) -> None:
+    """The picture fills its canvas edge to edge (plot coordinates map straight to pixels)."""
+    plot.state.update(min_border_left=0, min_border_right=0, min_border_top=0, min_border_bottom=0)
 
 
 class ElasticBar(JSComponent):
@@ -101,7 +104,8 @@ class ConvElastic(Viewer):
         self.tap.add_subscriber(self._on_tap)
         plot = (picture * self.marks).opts(
             xaxis=None, yaxis=None, toolbar=None, default_tools=[], xlim=(0, VIEW_WIDTH), ylim=(-VIEW_HEIGHT, 0),
-            responsive="width", aspect=VIEW_WIDTH / VIEW_HEIGHT, show_frame=False, border=0, bgcolor="#ffffff",
+            responsive="width", aspect=VIEW_WIDTH / VIEW_HEIGHT, show_frame=False, bgcolor="#ffffff",
+            hooks=[_no_border],
         )  # fmt: skip
         self._plot = pn.pane.HoloViews(plot, min_width=PLOT_MIN_WIDTH, margin=0)
         self._hint = pn.pane.HTML(
@@ -111,7 +115,7 @@ class ConvElastic(Viewer):
         )  # fmt: skip
         self._readout = pn.pane.HTML("", stylesheets=[CSS], sizing_mode="stretch_width", margin=(0, 4))
         self._summary = pn.pane.HTML("", stylesheets=[CSS], sizing_mode="stretch_width", margin=(4, 4))
-        self._play = pn.widgets.Button(label="Pause", color="primary", width=90, margin=(0, 4))
+        self._play = pn.widgets.Button(label="Play", color="primary", width=90, margin=(0, 4))
         self._replay = pn.widgets.Button(label="Replay", width=90, margin=(0, 4))
         self._speed = pn.widgets.RadioButtonGroup.from_param(self.param.speed, name="Speed", margin=(0, 4))
         self._play.on_click(lambda _event: self.toggle_sweep())
@@ -157,14 +161,13 @@ class ConvElastic(Viewer):
         explained = self.explained
         if explained is None:  # a DynamicMap must always draw something of the same kinds
             empty = hv.RGB((range(2), range(2), *[[[255, 255]] * 2] * 3), bounds=(0, -VIEW_HEIGHT, VIEW_WIDTH, 0))
-            return empty * hv.Segments([]) * hv.Labels([]) * hv.Rectangles([], vdims=["hint"])
+            return empty * hv.Labels([]) * hv.Rectangles([], vdims=["hint"])
         state = self.state
         ranges = color_ranges(state.trace, state.color_mode)
         hover = HoverTool(tooltips=[("", "@hint")], description="Intermediate results")
         targets = intermediate_targets(explained.layout, [f"{n}: click to open its formula" for n in self.names])
         return (
             conv_picture(explained, state.trace, ranges)
-            * conv_edges(explained.layout).opts(color=EDGE_COLOR, line_width=1)
             * conv_labels(explained).opts(text_font_size="9pt", text_color="#2f3e4e", text_baseline="middle")
             * targets.opts(
                 tools=[hover], fill_alpha=0, line_alpha=0, hover_fill_alpha=0.08, hover_fill_color="#f59e0b",
@@ -200,13 +203,12 @@ class ConvElastic(Viewer):
             if new_selection:
                 self._selection = (state.layer, state.neuron)
                 self._build_explain_buttons()
-                self.stop_sweep()
-                row, col = (0, 0) if state.level == "elastic" else self.explained.layout.clamp(state.row, state.col)
-                state.param.update(row=row, col=col)
+                self.stop_sweep()  # an image or colour change keeps a running sweep going; a new neuron does not
+                row, col = self.explained.layout.clamp(state.row, state.col)  # the row/col may be another layer's
+                if (row, col) != (state.row, state.col):
+                    state.param.update(row=row, col=col)
             self.opened += 1
             self._show_readout()
-            if new_selection and state.level == "elastic":
-                self.start_sweep()  # a new neuron shows its kernel sliding once; an image change keeps the sweep
 
     def _build_explain_buttons(self) -> None:
         """One button per input channel: the keyboard's way to what a click on an intermediate result opens."""
@@ -267,9 +269,21 @@ class ConvElastic(Viewer):
         return max(1, math.ceil(rows * cols / (SWEEP_SECONDS[self.speed] * TICKS_PER_SECOND)))
 
     def start_sweep(self) -> None:
-        if self._sweep is None and self.explained is not None and self.showing:
-            self._sweep = pn.state.add_periodic_callback(self.step, period=1000 // TICKS_PER_SECOND)
+        if not self.playing and self.explained is not None and self.showing:
             self.playing = True
+            self._schedule_tick()
+
+    def _schedule_tick(self) -> None:
+        """The next tick, a full period after this one ended: clicks and pointer moves get their turn between
+        ticks even when a busy server takes long over each one."""
+        self._sweep = pn.state.add_periodic_callback(self._tick, period=1000 // TICKS_PER_SECOND, count=1)
+
+    def _tick(self) -> None:
+        self._sweep = None
+        if self.playing:
+            self.step()
+        if self.playing:
+            self._schedule_tick()
 
     def stop_sweep(self) -> None:
         if self._sweep is not None:

@@ -7,6 +7,7 @@ import pytest
 from pages import focused_element, open_app, pixels
 
 from cnnviz.engine.explain import conv_channel_results
+from cnnviz.plots.elastic import VIEW_HEIGHT, VIEW_WIDTH, cell_box
 
 pytestmark = pytest.mark.ui
 
@@ -29,9 +30,18 @@ def plot_box(page):
     box = canvas.bounding_box()
 
     def to_page(x: float, y: float) -> tuple[float, float]:
-        return box["x"] + x / 20.0 * box["width"], box["y"] + (-y) / 10.0 * box["height"]
+        return box["x"] + x / VIEW_WIDTH * box["width"], box["y"] + (-y) / VIEW_HEIGHT * box["height"]
 
     return box, to_page
+
+
+def point_at(page, x: float, y: float) -> None:
+    """Move the mouse there as a person does: from a little way off, in steps (the server drops a move that
+    arrives while it handles the one before, so the last move must come after a pause)."""
+    page.mouse.move(x - 30, y - 10)
+    page.mouse.move(x, y, steps=8)
+    page.wait_for_timeout(300)
+    page.mouse.move(x + 0.3, y)
 
 
 def centre(box) -> tuple[float, float]:
@@ -68,14 +78,12 @@ def test_pointing_moves_the_marker_and_the_readout_follows(page, app, wait_until
     page.locator(".ov-tile[data-layer='conv_1_2'][data-index='3']").click()
     wait_open(page)
     view = conv_view(app)
-    wait_until(lambda: view.playing)  # the kernel slides by itself at first
-    page.get_by_role("button", name="Pause").click()
-    wait_until(lambda: not view.playing)
+    assert not view.playing  # the sweep waits for Play: every tick costs the server a redraw
     _box, to_page = plot_box(page)
     layout = view.explained.layout
     row, col = 17, 42
     target = centre(layout_cell(layout, row, col))
-    page.mouse.move(*to_page(*target))
+    point_at(page, *to_page(*target))
     wait_until(lambda: (state.row, state.col) == (row, col))
     readout = page.locator(".el-readout")
     readout.locator(f"xpath=self::*[@data-position='{row},{col}']").wait_for()
@@ -83,20 +91,32 @@ def test_pointing_moves_the_marker_and_the_readout_follows(page, app, wait_until
     assert float(readout.locator(".el-result").get_attribute("data-value")) == pytest.approx(expected, abs=1e-6)
     screenshot(page, "elastic-conv-pointed")
 
-    page.get_by_role("button", name="Replay").click()
+    page.get_by_role("button", name="Replay").click()  # starts over from the first window
     wait_until(lambda: view.playing and state.row < row)
+    before = state.row * 60 + state.col
+    wait_until(lambda: state.row * 60 + state.col > before)  # and moves on
     page.get_by_role("button", name="Pause").click()
     wait_until(lambda: not view.playing)
+    paused = (state.row, state.col)
+    page.get_by_role("button", name="Play", exact=True).wait_for()
+    assert (state.row, state.col) == paused
 
-    box = layout.intermediate_box(6)
-    page.mouse.click(*to_page(*centre(box)))
+    target = to_page(*centre(cell_box(layout.intermediate_box(6), layout.output_size, 30, 30)))
+    point_at(page, *target)  # hovering outlines it (a hint says it opens the formula) and moves the window
+    near = lambda: abs(state.row - 30) <= 2 and abs(state.col - 30) <= 2  # noqa: E731 (a cell is under 1 px here)
+    wait_until(near)
+    for _attempt in range(3):  # a click that lands while the server handles a pointer move may be dropped
+        page.mouse.click(*target)
+        try:
+            wait_until(lambda: state.level == "formula", timeout=8)
+            break
+        except BaseException:  # noqa: BLE001 (pytest.fail raises Failed, not an Exception subclass)
+            continue
     wait_until(lambda: (state.level, state.input_channel) == ("formula", 6))
-    assert (state.layer, state.neuron) == ("conv_1_2", 3)
+    assert (state.layer, state.neuron) == ("conv_1_2", 3) and near()
 
 
 def layout_cell(layout, row, col):
-    from cnnviz.plots.elastic import cell_box
-
     return cell_box(layout.output_box(), layout.output_size, row, col)
 
 

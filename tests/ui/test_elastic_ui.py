@@ -110,7 +110,7 @@ def test_pointing_moves_the_marker_and_the_readout_follows(page, app, wait_until
         try:
             wait_until(lambda: state.level == "formula", timeout=8)
             break
-        except BaseException:  # noqa: BLE001 (pytest.fail raises Failed, not an Exception subclass)
+        except BaseException:  # pytest.fail raises Failed, which is no Exception subclass
             continue
     wait_until(lambda: (state.level, state.input_channel) == ("formula", 6))
     assert (state.layer, state.neuron) == ("conv_1_2", 3) and near()

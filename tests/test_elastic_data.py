@@ -10,11 +10,12 @@ import re
 
 import numpy as np
 import pytest
+from test_architecture_matrix import MATRIX
+from test_formula_data import catalog_for
 
 from cnnviz.colors import color_ranges
-from cnnviz.engine import Conv2D, Dense, Flatten, MaxPool2D, Network, ReLU, Softmax, tiny_vgg
+from cnnviz.engine import Network, tiny_vgg
 from cnnviz.engine.explain import conv_channel_results
-from cnnviz.examples import Example, ExampleCatalog
 from cnnviz.plots.elastic import (
     PIXELS_PER_UNIT,
     VIEW_HEIGHT,
@@ -25,49 +26,13 @@ from cnnviz.plots.elastic import (
     explain_conv,
 )
 from cnnviz.state import ExplainerState
-from cnnviz.training.architecture import Architecture
 from cnnviz.views.elastic import PANES, ConvElastic, ElasticView
-
-
-def classes(count: int) -> tuple[str, ...]:
-    return tuple(f"class {index}" for index in range(count))
-
-
-def strided_same() -> Network:
-    rng = np.random.default_rng(7)
-    layers = [
-        Conv2D("conv_a", rng.normal(0, 0.3, (3, 3, 3, 8)), rng.normal(0, 0.1, 8), stride=2, padding="same"),
-        ReLU("relu_a"),
-        Conv2D("conv_b", rng.normal(0, 0.3, (4, 4, 8, 6)), rng.normal(0, 0.1, 6), stride=2, padding="same"),
-        ReLU("relu_b"),
-        MaxPool2D("max_pool", 3, 2, padding="same"),
-        Flatten("flatten"),
-        Dense("output", rng.normal(0, 0.1, (4 * 4 * 6, 5)), np.zeros(5)),
-        Softmax("softmax"),
-    ]
-    return Network(layers, (31, 31, 3), classes(5))
-
 
 NETWORKS = {
     "tiny-vgg": lambda: tiny_vgg(seed=3),
-    "5x5 same, 20 classes": lambda: Architecture(kernel_size=5, padding="same").engine_network(
-        (32, 32, 3), classes(20), seed=2
-    ),
-    "stride 2 same": strided_same,
-    "three conv blocks": lambda: Architecture(conv_blocks=3, padding="same").engine_network(
-        (32, 32, 3), classes(4), seed=5
-    ),
-    "grey 28x28, 2 classes": lambda: Architecture().engine_network((28, 28, 1), classes(2), seed=1),
-    "16 filters 7x7": lambda: Architecture(conv_blocks=1, convs_per_block=1, filters=16, kernel_size=7).engine_network(
-        (40, 40, 1), classes(3), seed=6
-    ),
-}
-
-
-def catalog_for(network: Network) -> ExampleCatalog:
-    image = np.random.default_rng(1).random(network.input_shape, dtype=np.float32)
-    image.flags.writeable = False
-    return ExampleCatalog((Example("noise", "Noise", "random pixels", image, None, ""),), "")
+    **{name: MATRIX[name] for name in ("28x28x1, 2 classes", "32x32x3, 20 classes, 3 blocks same", "same + stride 2",
+                                       "5x5 kernels", "16 filters, one 7x7 block")},
+}  # fmt: skip
 
 
 @pytest.fixture(params=list(NETWORKS), scope="module")

@@ -35,13 +35,16 @@ def plot_box(page):
     return box, to_page
 
 
-def point_at(page, x: float, y: float) -> None:
-    """Move the mouse there as a person does: from a little way off, in steps (the server drops a move that
-    arrives while it handles the one before, so the last move must come after a pause)."""
+def point_at(page, x: float, y: float, arrived=None) -> None:
+    """Move the mouse there as a person does: from a little way off, in steps, then wiggle by a fraction of a
+    pixel until `arrived()` holds (a busy server handles only the latest of the moves queued meanwhile)."""
     page.mouse.move(x - 30, y - 10)
     page.mouse.move(x, y, steps=8)
-    page.wait_for_timeout(300)
-    page.mouse.move(x + 0.3, y)
+    for attempt in range(20):
+        page.mouse.move(x + (0.3 if attempt % 2 else 0.0), y)
+        page.wait_for_timeout(250)
+        if arrived is None or arrived():
+            return
 
 
 def centre(box) -> tuple[float, float]:
@@ -61,7 +64,7 @@ def test_each_conv_layer_opens_with_the_engines_numbers_and_esc_leaves(page, app
         kernel = state.network.layer(layer).kernel.shape
         summary = page.locator(".el-summary").inner_text()
         assert f"own {kernel[0]}×{kernel[1]} kernel" in summary
-        assert page.locator(".el-explain button").count() >= kernel[2]
+        wait_until(lambda count=kernel[2]: page.locator(".el-explain button").count() == count)
         results = conv_channel_results(state.trace, layer, neuron)
         assert np.array_equal(view.explained.results, results)
         screenshot(page, f"elastic-{layer}")
@@ -83,7 +86,7 @@ def test_pointing_moves_the_marker_and_the_readout_follows(page, app, wait_until
     layout = view.explained.layout
     row, col = 17, 42
     target = centre(layout_cell(layout, row, col))
-    point_at(page, *to_page(*target))
+    point_at(page, *to_page(*target), lambda: (state.row, state.col) == (row, col))
     wait_until(lambda: (state.row, state.col) == (row, col))
     readout = page.locator(".el-readout")
     readout.locator(f"xpath=self::*[@data-position='{row},{col}']").wait_for()
@@ -102,8 +105,8 @@ def test_pointing_moves_the_marker_and_the_readout_follows(page, app, wait_until
     assert (state.row, state.col) == paused
 
     target = to_page(*centre(cell_box(layout.intermediate_box(6), layout.output_size, 30, 30)))
-    point_at(page, *target)  # hovering outlines it (a hint says it opens the formula) and moves the window
     near = lambda: abs(state.row - 30) <= 2 and abs(state.col - 30) <= 2  # noqa: E731 (a cell is under 1 px here)
+    point_at(page, *target, near)  # hovering outlines it (a hint says it opens the formula) and moves the window
     wait_until(near)
     for _attempt in range(3):  # a click that lands while the server handles a pointer move may be dropped
         page.mouse.click(*target)
@@ -143,6 +146,7 @@ def test_keyboard_back_button_and_image_changes(page, app, catalog, wait_until, 
     page.locator(".el-explain button").nth(2).focus()  # Tab and Enter reach every intermediate result
     page.keyboard.press("Enter")
     wait_until(lambda: (state.level, state.input_channel) == ("formula", 2))
+    page.locator(".fv-dialog").wait_for()
     page.keyboard.press("Escape")  # the formula closes back into the elastic view
     wait_until(lambda: state.level == "elastic")
     page.locator(".el-back").focus()
@@ -153,7 +157,7 @@ def test_keyboard_back_button_and_image_changes(page, app, catalog, wait_until, 
 
 def test_the_view_looks_finished_on_a_phone(new_page, app, wait_until, screenshot):
     page = new_page(390, 844)
-    open_app(page, app.url, "?layer=conv_1_1&neuron=0&view=elastic")
+    page.goto(app.url + "?layer=conv_1_1&neuron=0&view=elastic")  # opens straight into the view
     wait_open(page)
     shot = pixels(page)
     assert shot.std() > 10  # something is drawn, not a blank page

@@ -129,7 +129,8 @@ def test_one_students_clicks_send_nothing_to_another_tab(app, new_page, wait_unt
         wait_until(lambda example=example: predicted_label(clicker) == clicker_state.trace.predicted_class
                    and clicker_state.example == example.key)  # fmt: skip
     clicker.locator(".ov-tile[data-layer='conv_2_1'][data-index='2']").click()
-    clicker.locator(".el-overlay[data-phase='open'][data-view='conv_2_1/2']").wait_for()
+    wait_until(lambda: (clicker_state.layer, clicker_state.neuron, clicker_state.level) == ("conv_2_1", 2, "elastic"))
+    clicker.locator(".el-title").wait_for()
     clicker.keyboard.press("Escape")
     wait_until(lambda: clicker_state.level == "overview")
     watcher.wait_for_timeout(500)

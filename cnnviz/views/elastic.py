@@ -51,7 +51,6 @@ OPEN_AT = {"elastic": ("conv2d", "dense", "softmax"), "formula": ("conv2d", "sof
 SWEEP_SECONDS = {"slow": 30, "normal": 15, "fast": 6}
 """How long one sweep over the whole output map lasts, whatever its size."""
 TICKS_PER_SECOND = 3  # each tick moves the window: a redraw of the picture's overlay on the server
-PLOT_MIN_WIDTH = 900  # below this the picture scrolls sideways rather than shrinking past reading
 
 
 def _no_border(plot, _element) -> None:
@@ -107,7 +106,7 @@ class ConvElastic(Viewer):
             responsive="width", aspect=VIEW_WIDTH / VIEW_HEIGHT, show_frame=False, bgcolor="#ffffff",
             hooks=[_no_border],
         )  # fmt: skip
-        self._plot = pn.pane.HoloViews(plot, min_width=PLOT_MIN_WIDTH, margin=0)
+        self._plot = pn.pane.HoloViews(plot, margin=0)
         self._hint = pn.pane.HTML(
             '<p class="el-hint">Point at a map to see where a value comes from; click an intermediate result '
             "(or use the buttons below) to open its formula.</p>",

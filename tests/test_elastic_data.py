@@ -1,121 +1,193 @@
-"""The elastic views' data, without a browser: everything sent decodes to the engine's own numbers."""
+"""The conv elastic view without a browser: fire its HoloViews streams, check its elements against the engine.
+
+Pointer moves and taps are sent with `stream.event(x=…, y=…)` as Bokeh would; the marker's rectangles, the
+readout's numbers, the picture's colours and the captions must match `cnnviz.engine` for every architecture.
+"""
 
 from __future__ import annotations
 
-import json
+import re
 
 import numpy as np
 import pytest
+from test_architecture_matrix import MATRIX
+from test_formula_data import catalog_for
 
-from cnnviz.colors import MIDDLE, color_ranges, diverging_indices, grey_indices
-from cnnviz.engine import tiny_vgg
-from cnnviz.engine.explain import conv_channel_results, dense_step, flatten_index, softmax_terms
-from cnnviz.plots.elastic import context_thumbnails, decode, elastic_geometries, encode, view_data
-from cnnviz.plots.overview import overview_layout
+from cnnviz.colors import color_ranges
+from cnnviz.engine import Network, tiny_vgg
+from cnnviz.engine.explain import conv_channel_results
+from cnnviz.plots.elastic import (
+    PIXELS_PER_UNIT,
+    VIEW_HEIGHT,
+    VIEW_WIDTH,
+    ConvLayout,
+    cell_box,
+    conv_picture,
+    explain_conv,
+)
+from cnnviz.state import ExplainerState
+from cnnviz.views.elastic import PANES, ConvElastic, ElasticView
 
-NETWORK = tiny_vgg(seed=3)
-TRACE = NETWORK.trace(np.random.default_rng(1).random((64, 64, 3), np.float32))
-RANGES = color_ranges(TRACE, "unit")
-LAYOUT = overview_layout(NETWORK)
-CONV_LAYERS = ["conv_1_1", "conv_1_2", "conv_2_1", "conv_2_2"]
-
-
-def test_encoding_round_trips_bytes_and_floats():
-    indices = np.arange(256, dtype=np.uint8).reshape(16, 16)
-    assert np.array_equal(decode(encode(indices)).reshape(16, 16), indices)
-    values = np.linspace(-3, 3, 50, dtype=np.float32)
-    assert np.array_equal(decode(encode(values), np.float32), values)
-
-
-@pytest.mark.parametrize(("layer", "neuron"), [("conv_1_1", 2), ("conv_1_2", 3), ("conv_2_1", 0), ("conv_2_2", 9)])
-def test_conv_view_sends_the_engines_channel_results_and_they_add_up(layer, neuron):
-    view = view_data(TRACE, layer, neuron, RANGES)
-    rows, cols = view["output_size"]
-    results = decode(view["intermediate_values"], np.float32).reshape(-1, rows, cols)
-    assert np.array_equal(results, conv_channel_results(TRACE, layer, neuron))
-    output = decode(view["output_values"], np.float32).reshape(rows, cols)
-    assert np.array_equal(output, TRACE[layer][..., neuron])
-    assert np.allclose(results.sum(axis=0) + view["bias"], output, atol=1e-5)
-    kernel = NETWORK.layer(layer).kernel[..., neuron]
-    assert np.allclose(np.array(view["kernels"]).reshape(-1, 3, 3), np.moveaxis(kernel, -1, 0))
-    assert view["bias"] == pytest.approx(float(NETWORK.layer(layer).bias[neuron]))
-    assert view["window"] == {"origin": [0, 0], "stride": [1, 1]}
-    # colours: the same encoding as everywhere else
-    source = TRACE.input_of(layer)
-    expected_inputs = grey_indices(source) if layer == "conv_1_1" else diverging_indices(source, RANGES[view["source"]])
-    assert np.array_equal(decode(view["inputs"]).reshape(-1, *view["input_size"]), np.moveaxis(expected_inputs, -1, 0))
-    assert np.array_equal(decode(view["output"]).reshape(rows, cols), diverging_indices(output, RANGES[layer]))
-    middle = diverging_indices(results, view["intermediate_range"])
-    assert np.array_equal(decode(view["intermediates"]).reshape(results.shape), middle)
-    assert view["intermediate_range"] == pytest.approx(float(np.abs(results).max()))
+NETWORKS = {
+    "tiny-vgg": lambda: tiny_vgg(seed=3),
+    **{name: MATRIX[name] for name in ("28x28x1, 2 classes", "32x32x3, 20 classes, 3 blocks same", "same + stride 2",
+                                       "5x5 kernels", "16 filters, one 7x7 block")},
+}  # fmt: skip
 
 
-def test_conv_summary_carries_the_actual_numbers():
-    view = view_data(TRACE, "conv_1_2", 3, RANGES)
-    output = TRACE["conv_1_2"][..., 3]
-    row, col = np.unravel_index(int(np.argmax(output)), output.shape)
-    bias = f"{float(NETWORK.layer('conv_1_2').bias[3]):.2f}".replace("-", "−")
-    assert view["summary"].startswith(f"conv_1_2 neuron 4 = sum of 10 intermediate maps + bias {bias};")
-    assert f"max {float(output.max()):.2f}".replace("-", "−") in view["summary"]
-    assert f"at ({row}, {col})" in view["summary"]
+@pytest.fixture(params=list(NETWORKS), scope="module")
+def network(request) -> Network:
+    return NETWORKS[request.param]()
 
 
-def test_flatten_view_maps_all_1690_elements_to_their_pixels():
-    view = view_data(TRACE, "output", 4, RANGES)
-    shape = TRACE["max_pool_2"].shape
-    order = np.array(view["order"]).reshape(-1, 3)
-    assert len(order) == 1690
-    for index, (row, col, channel) in enumerate(order):
-        assert flatten_index(shape, row, col, channel) == index
-    values = decode(view["values"], np.float32)
-    assert np.array_equal(values, TRACE["max_pool_2"][order[:, 0], order[:, 1], order[:, 2]])
-    step = dense_step(TRACE, "output", 4)
-    assert np.array_equal(decode(view["weights"], np.float32), step.weights)
-    assert np.array_equal(decode(view["products"], np.float32), step.products)
-    assert view["bias"] == pytest.approx(step.bias)
-    assert view["score"] == pytest.approx(float(TRACE["output"][4]))
-    maps = decode(view["inputs"]).reshape(shape[2], shape[0], shape[1])
-    assert maps.shape == (10, 13, 13)  # every channel, not just two
-    assert np.array_equal(decode(view["value_colors"]), maps[order[:, 2], order[:, 0], order[:, 1]])
+@pytest.fixture
+def view(network) -> ConvElastic:
+    return ConvElastic(ExplainerState(network, catalog_for(network)))
 
 
-def test_softmax_view_carries_the_softmax_terms():
-    view = view_data(TRACE, "softmax", 2, RANGES)
-    terms = softmax_terms(TRACE.logits)
-    assert np.allclose(view["logits"], terms.logits)
-    assert np.allclose(view["exps"], terms.exps)
-    assert view["total"] == pytest.approx(terms.total)
-    assert np.allclose(view["probabilities"], TRACE.probabilities, atol=1e-6)
-    assert view["logit_colors"][int(np.argmax(terms.logits))] == 255
-    assert view["logit_colors"][int(np.argmin(terms.logits))] == 0
+def conv_layers(network: Network) -> list[str]:
+    return [info.name for info in network.infos if info.kind == "conv2d"]
 
 
-def test_only_convolutions_and_the_output_have_elastic_views():
-    with pytest.raises(ValueError, match="no elastic view"):
-        view_data(TRACE, "relu_1_1", 0, RANGES)
+def centre(box) -> dict[str, float]:
+    """A pointer event's coordinates at the centre of a plot box, as Bokeh sends them."""
+    return {"x": (box[0] + box[2]) / 2, "y": (box[1] + box[3]) / 2}
 
 
-def test_geometry_keeps_every_piece_inside_the_overviews_frame():
-    geometries = elastic_geometries(NETWORK, LAYOUT)
-    assert set(geometries) == {*CONV_LAYERS, "output", "softmax"}
-    for name, geometry in geometries.items():
-        assert len(geometry["columns"]) == len(LAYOUT.columns)
-        rects = [r for key in ("inputs", "kernels", "intermediates") for r in geometry.get(key, [])]
-        rects += [geometry[key] for key in ("output", "strip") if key in geometry]
-        for rect in rects:
-            assert 0 <= rect["x"] <= rect["x"] + rect["w"] <= LAYOUT.width, name
-            assert 0 <= rect["y"] <= rect["y"] + rect["h"] <= LAYOUT.height, name
-        context = [c for c in geometry["columns"] if c["alpha"] > 0]
-        assert all(c["w"] < 0.5 for c in context)  # compressed, faded context
-    conv = geometries["conv_1_2"]
-    assert len(conv["inputs"]) == len(conv["kernels"]) == len(conv["intermediates"]) == 10
-    assert len(geometries["conv_1_1"]["inputs"]) == 3
+def readout_values(html: str) -> dict[str, list[float]]:
+    terms = [float(v) for v in re.findall(r'class="el-term" data-channel="\d+" data-value="([^"]+)"', html)]
+    bias = float(re.search(r'el-bias" data-value="([^"]+)"', html).group(1))
+    result = float(re.search(r'el-result" data-value="([^"]+)"', html).group(1))
+    return {"terms": terms, "bias": [bias], "result": [result]}
 
 
-def test_payloads_stay_small_and_json_ready():
-    sizes = {layer: len(json.dumps(view_data(TRACE, layer, 0, RANGES))) for layer in [*CONV_LAYERS, "output"]}
-    assert max(sizes.values()) < 400_000, sizes
-    context = context_thumbnails(TRACE, LAYOUT, RANGES)
-    assert len(json.dumps(context)) < 60_000
-    relu = decode(context["maps"]["relu_1_1"]["data"])
-    assert relu.max() <= 2 * MIDDLE
+def test_every_conv_layer_draws_the_engines_numbers_where_the_pointer_is(view):
+    state = view.state
+    for layer in conv_layers(state.network):
+        neuron = state.network.info(layer).shape[2] - 1
+        state.select(layer, neuron)
+        explained = view.explained
+        layout = explained.layout
+        results = conv_channel_results(state.trace, layer, neuron)
+        assert np.array_equal(explained.results, results)
+        assert layout.channels == state.trace.input_of(layer).shape[2]
+        rows, cols = state.trace[layer].shape[:2]
+        for row, col in [(0, 0), (rows - 1, cols - 1), (rows // 2, cols // 3)]:
+            view.pointer.event(**centre(cell_box(layout.output_box(), layout.output_size, row, col)))
+            assert (state.row, state.col) == (row, col)
+            numbers = readout_values(view._readout.object)
+            assert numbers["terms"] == pytest.approx(results[:, row, col].tolist(), abs=1e-6)
+            assert numbers["result"][0] == pytest.approx(float(state.trace[layer][row, col, neuron]), abs=1e-6)
+            assert sum(numbers["terms"]) + numbers["bias"][0] == pytest.approx(numbers["result"][0], abs=1e-4)
+            marks = view.marks[()].array()
+            assert len(marks) == 2 * layout.channels + 1  # a window per input, a cell per result, the output cell
+            assert np.allclose(marks[-1], cell_box(layout.output_box(), layout.output_size, row, col))
+            assert np.allclose(marks[0], layout.window_box(0, row, col))
+
+
+def test_pointing_at_an_input_channel_explains_the_output_whose_window_centres_there(view):
+    state = view.state
+    layer = conv_layers(state.network)[-1]
+    state.select(layer, 0)
+    layout = view.explained.layout
+    conv = state.network.layer(layer)
+    rows, cols = layout.input_size
+    pixel = (rows // 2, cols // 2)
+    view.pointer.event(**centre(cell_box(layout.input_box(0), layout.input_size, *pixel)))
+    top, left = conv.window_origin(state.row, state.col, state.trace.input_of(layer).shape)
+    assert top <= pixel[0] < top + conv.window[0] + conv.stride[0]
+    assert left <= pixel[1] < left + conv.window[1] + conv.stride[1]
+
+
+def test_a_tap_on_an_intermediate_result_opens_its_formula_and_empty_space_steps_back(view):
+    state = view.state
+    layer = conv_layers(state.network)[0]
+    state.select(layer, 1)
+    layout = view.explained.layout
+    channel = layout.channels - 1
+    view.tap.event(**centre(cell_box(layout.intermediate_box(channel), layout.output_size, 1, 2)))
+    assert (state.level, state.layer, state.neuron, state.input_channel) == ("formula", layer, 1, channel)
+    assert (state.row, state.col) == (1, 2)
+    state.back()
+    assert state.level == "elastic"
+    view.tap.event(x=layout.x_output - 0.5, y=-VIEW_HEIGHT + 0.05)  # empty space
+    assert state.level == "overview"
+
+
+def test_the_picture_is_one_element_in_the_views_colours(network):
+    trace = network.trace(catalog_for(network).default.image)
+    ranges = color_ranges(trace, "unit")
+    for layer in conv_layers(network):
+        explained = explain_conv(trace, layer, 0, ranges)
+        picture = conv_picture(explained, trace, ranges)
+        layout = explained.layout
+        canvas = picture.data  # the (rows, cols, 3) picture itself
+        assert canvas.shape == (round(VIEW_HEIGHT * PIXELS_PER_UNIT), round(VIEW_WIDTH * PIXELS_PER_UNIT), 3)
+        x0, y0, x1, y1 = cell_box(layout.output_box(), layout.output_size, 0, 0)
+        row, col = int(-(y0 + y1) / 2 * PIXELS_PER_UNIT), int((x0 + x1) / 2 * PIXELS_PER_UNIT)
+        expected = explained.shades["output"].rgb(np.array([[explained.output[0, 0]]]))[0, 0]
+        assert np.array_equal(canvas[row, col], expected), layer
+        # every piece inside the picture
+        for box in [layout.output_box(), *[layout.input_box(c) for c in range(layout.channels)]]:
+            assert 0 <= box[0] < box[2] <= VIEW_WIDTH and -VIEW_HEIGHT <= box[1] < box[3] <= 0, layer
+
+
+def test_the_summary_says_the_layers_real_kernel_stride_and_padding(view):
+    state = view.state
+    for layer in conv_layers(state.network):
+        state.select(layer, 0)
+        conv = state.network.layer(layer)
+        summary = view._summary.object
+        assert f"own {conv.window[0]}×{conv.window[1]} kernel" in summary
+        assert f"stride {conv.stride[0]}" in summary
+        assert ("'same' padding" in summary) == (conv.padding == "same")
+        channels = state.trace.input_of(layer).shape[2]
+        assert f"sum of {channels} intermediate results" in summary
+        assert len(view._explain.objects) == channels + 1  # a lead text and one button per channel
+
+
+def test_the_sweep_steps_through_the_map_at_the_chosen_speed_and_survives_an_image_change(view):
+    state = view.state
+    layer = conv_layers(state.network)[0]
+    state.select(layer, 0)
+    rows, cols = view.explained.layout.output_size
+    view.replay()
+    assert view.playing and (state.row, state.col) == (0, 0)
+    per_tick = view.positions_per_tick
+    view.step()
+    assert state.row * cols + state.col == min(per_tick, rows * cols - 1)
+    view.speed = "slow"
+    assert view.positions_per_tick <= per_tick
+    position = (state.row, state.col)
+    state.color_mode = "global"  # a colour change redraws but keeps the sweep where it is
+    assert view.playing and (state.row, state.col) == position
+    view.toggle_sweep()
+    assert not view.playing
+    while (state.row, state.col) != (rows - 1, cols - 1):
+        view.step()
+    assert not view.playing
+    state.clear_selection()
+    assert not view.playing
+
+
+def test_the_container_registers_panes_by_kind_and_builds_them_on_first_open(network):
+    from cnnviz.views.overview import Overview
+
+    state = ExplainerState(network, catalog_for(network))
+    container = ElasticView(state, Overview(state))
+    assert container.panes == {} and not container.is_open
+    assert set(PANES) == {"conv2d"}
+    layer = conv_layers(network)[0]
+    state.select(layer, 0)
+    assert container.is_open and isinstance(container.pane, ConvElastic)
+    assert container.bar.active and layer in container.bar.heading
+    container.bar._handle_msg({"action": "back"})  # Esc or the Back button
+    assert state.level == "overview" and not container.bar.active
+
+
+def test_layout_reads_sizes_from_the_network(network):
+    for layer in conv_layers(network):
+        layout = ConvLayout.of(network, layer)
+        conv = network.layer(layer)
+        assert layout.window == conv.window and layout.stride == conv.stride
+        assert layout.output_size == network.info(layer).shape[:2]

@@ -1,119 +1,381 @@
 """Elastic explanation views: how one neuron is computed from the previous layer, with the network as context.
 
-A browser-side component draws the views over the Overview (its child), so every transition starts from what
-the learner was looking at. The server sends each view's numbers once per (image, layer, neuron); the
-transition, the sliding-kernel sweep, hover highlights and readouts run in the browser.
+`ElasticView` is the container: it shows the Overview at rest and, when the session's selection opens an elastic
+view (OPEN_AT), the pane registered for the layer's kind (PANES), built on first use. Opening and leaving fade
+and scale in CSS (declared here); `ElasticBar` adds the Back button, the heading that takes the focus, and Esc.
+
+`ConvElastic` is built on HoloViews in Python, as the formula view is: one DynamicMap draws the opened neuron's
+picture (it follows `opened`), another the marker of the explained position (it follows `state.row` /
+`state.col` through a `streams.Params`, so the formula view and anything else linked to the window move it too).
+Pointing at the maps (`streams.PointerXY`) moves the position; tapping an intermediate result (`streams.Tap`)
+opens its formula view. The sweep steps the same position from a per-session periodic callback.
 """
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
+import holoviews as hv
+import holoviews.plotting.bokeh
 import panel as pn
 import param
-from panel.custom import Child, JSComponent
+from bokeh.models import HoverTool
+from panel.custom import JSComponent
 from panel.viewable import Viewer
 
 from cnnviz.colors import color_ranges
-from cnnviz.plots.elastic import context_thumbnails, elastic_geometries, palettes, view_data
-from cnnviz.plots.overview import BAR_SHARE, NAME_SHARE
+from cnnviz.engine.network import INPUT_NAME
+from cnnviz.plots.elastic import (
+    VIEW_HEIGHT,
+    VIEW_WIDTH,
+    ConvExplained,
+    channel_names_of,
+    conv_labels,
+    conv_marks,
+    conv_picture,
+    conv_summary,
+    explain_conv,
+    intermediate_targets,
+    readout_html,
+)
 from cnnviz.state import ExplainerState
-from cnnviz.views import DEEP_QUERY_JS
 from cnnviz.views.overview import Overview
 
 HERE = Path(__file__).parent
+CSS = (HERE / "elastic.css").read_text()
 # Which selections the view explains: the elastic level of these layer kinds, and the formula level of those
 # whose formula explains one step of an elastic view (the view stays open beneath the formula).
 OPEN_AT = {"elastic": ("conv2d", "dense", "softmax"), "formula": ("conv2d", "softmax")}
+SWEEP_SECONDS = {"slow": 30, "normal": 15, "fast": 6}
+"""How long one sweep over the whole output map lasts, whatever its size."""
+TICKS_PER_SECOND = 3  # each tick moves the window: a redraw of the picture's overlay on the server
 
 
-class ElasticCanvas(JSComponent):
-    """Canvas + accessible hit targets over the Overview; talks back only for navigation."""
+def _no_border(plot, _element) -> None:
+    """The picture fills its canvas edge to edge (plot coordinates map straight to pixels)."""
+    plot.state.update(min_border_left=0, min_border_right=0, min_border_top=0, min_border_bottom=0)
 
-    overview = Child(doc="The Overview, drawn underneath; transitions grow out of it and shrink back into it.")
-    layout = param.Dict(doc="OverviewLayout.to_json(): the coordinates every view is drawn in.")
-    bar_geometry = param.Dict(doc="Where the overview draws class names and bars, to fade them out in place.")
-    geometries = param.Dict(doc="Layout of each elastic view by the layer that opens it (sent once).")
-    palettes = param.Dict(doc="Palette name -> hex colours the uint8 indices refer to.")
-    context = param.Dict(doc="Downsampled maps of every column and the probabilities, per image.")
-    view = param.Dict(default={}, doc="The open view's numbers (plots.elastic.view_data); empty when closed.")
-    level = param.String(default="overview", doc="The session's level: Esc goes back only from 'elastic'.")
-    back = param.List(default=[], doc="[nonce] set by the browser on Esc, the back button or an empty click.")
-    explain = param.List(default=[], doc="[input channel, row, col, nonce]: open the formula of one step.")
-    softmax = param.List(default=[], doc="[nonce]: open softmax mode from the flatten view.")
 
-    _esm = DEEP_QUERY_JS + (HERE / "elastic.js").read_text()
-    _priority_changes: ClassVar[list[str]] = ["back", "explain", "softmax"]  # clicks and keys: no 50 ms debounce
-    _stylesheets: ClassVar[list[str]] = [(HERE / "elastic.css").read_text()]
+class ElasticBar(JSComponent):
+    """The open view's heading and Back button; Esc steps back. Knows nothing of the network."""
+
+    heading = param.String(default="", doc="What the open view explains.")
+    active = param.Boolean(default=False, doc="Whether the elastic level is the top one (Esc steps back then).")
+
+    _esm = "elastic.js"
+    _stylesheets: ClassVar[list[str]] = [CSS]
+
+    def __init__(self, on_back=None, **params) -> None:
+        super().__init__(**params)
+        self._on_back = on_back
+
+    def _handle_msg(self, message: Any) -> None:
+        if self._on_back is not None and isinstance(message, dict) and message.get("action") == "back":
+            self._on_back()
+
+
+class ConvElastic(Viewer):
+    """The conv elastic view of the selected neuron, following the session's state."""
+
+    opened = param.Integer(default=0, doc="Counts the pictures put on screen; the picture's DynamicMap follows it.")
+    playing = param.Boolean(default=False, doc="Whether the sliding-kernel sweep is running.")
+    speed = param.Selector(
+        default="normal", objects=list(SWEEP_SECONDS), doc="How fast the sweep goes (read at every tick)."
+    )
+
+    def __init__(self, state: ExplainerState, **params) -> None:
+        super().__init__(**params)
+        self.state = state
+        self.explained: ConvExplained | None = None
+        self.names: list[str] = []
+        self._key: tuple | None = None  # (trace, layer, neuron, colour mode) drawn
+        self._selection: tuple | None = None  # (layer, neuron) on screen, to restart the sweep for a new one
+        self._sweep: pn.io.callbacks.PeriodicCallback | None = None
+        picture = hv.DynamicMap(self._draw_picture, streams=[hv.streams.Params(self, ["opened"])])
+        self.marks = hv.DynamicMap(
+            self._draw_marks, streams=[hv.streams.Params(self, ["opened"]), hv.streams.Params(state, ["row", "col"])]
+        ).opts(fill_alpha=0, line_color="#111111", line_width=2, apply_ranges=False)
+        self.pointer = hv.streams.PointerXY(source=self.marks)
+        self.tap = hv.streams.Tap(source=self.marks)
+        self.pointer.add_subscriber(self._on_pointer)
+        self.tap.add_subscriber(self._on_tap)
+        plot = (picture * self.marks).opts(
+            xaxis=None, yaxis=None, toolbar=None, default_tools=[], xlim=(0, VIEW_WIDTH), ylim=(-VIEW_HEIGHT, 0),
+            responsive="width", aspect=VIEW_WIDTH / VIEW_HEIGHT, show_frame=False, bgcolor="#ffffff",
+            hooks=[_no_border],
+        )  # fmt: skip
+        self._plot = pn.pane.HoloViews(plot, margin=0)
+        self._hint = pn.pane.HTML(
+            '<p class="el-hint">Point at a map to see where a value comes from; click an intermediate result '
+            "(or use the buttons below) to open its formula.</p>",
+            stylesheets=[CSS], sizing_mode="stretch_width", margin=(0, 4),
+        )  # fmt: skip
+        self._readout = pn.pane.HTML("", stylesheets=[CSS], sizing_mode="stretch_width", margin=(0, 4))
+        self._summary = pn.pane.HTML("", stylesheets=[CSS], sizing_mode="stretch_width", margin=(4, 4))
+        self._play = pn.widgets.Button(label="Play", color="primary", width=90, margin=(0, 4))
+        self._replay = pn.widgets.Button(label="Replay", width=90, margin=(0, 4))
+        self._speed = pn.widgets.RadioButtonGroup.from_param(self.param.speed, name="Speed", margin=(0, 4))
+        self._play.on_click(lambda _event: self.toggle_sweep())
+        self._replay.on_click(lambda _event: self.replay())
+        self._explain = pn.FlexBox(sizing_mode="stretch_width", margin=(2, 0), css_classes=["el-explain"])
+        self._layout = pn.Column(
+            self._hint,
+            pn.Row(self._play, self._replay, pn.pane.HTML("<span class='el-speed'>Sweep speed</span>",
+                   stylesheets=[CSS], margin=(6, 4)), self._speed, margin=(0, 0, 4, 0)),
+            pn.Column(self._plot, scroll=False, sizing_mode="stretch_width", css_classes=["el-scroll"],
+                      stylesheets=[CSS], margin=0),
+            self._readout,
+            self._explain,
+            self._summary,
+            sizing_mode="stretch_width",
+            margin=0,
+        )  # fmt: skip
+        self.param.watch(self._show_playing, "playing")
+        state.param.watch(self._refresh, ["level", "layer", "neuron", "trace", "color_mode"])
+        state.param.watch(self._show_readout, ["row", "col"])
+        self._refresh()
+
+    def __panel__(self) -> pn.viewable.Viewable:
+        return self._layout
+
+    @property
+    def showing(self) -> bool:
+        state = self.state
+        return (
+            state.level in ("elastic", "formula")
+            and bool(state.layer)
+            and state.network.info(state.layer).kind == "conv2d"
+        )
+
+    @property
+    def heading(self) -> str:
+        state = self.state
+        source = state.network.infos[state.network.layer_names.index(state.layer)].name  # the layer before
+        return f"Convolution · {state.layer}, neuron {state.neuron + 1}, computed from {source}"
+
+    # -- drawing ------------------------------------------------------------------------------------------
+    def _draw_picture(self, opened: int) -> hv.Overlay:
+        explained = self.explained
+        if explained is None:  # a DynamicMap must always draw something of the same kinds
+            empty = hv.RGB((range(2), range(2), *[[[255, 255]] * 2] * 3), bounds=(0, -VIEW_HEIGHT, VIEW_WIDTH, 0))
+            return empty * hv.Labels([]) * hv.Rectangles([], vdims=["hint"])
+        state = self.state
+        ranges = color_ranges(state.trace, state.color_mode)
+        hover = HoverTool(tooltips=[("", "@hint")], description="Intermediate results")
+        targets = intermediate_targets(explained.layout, [f"{n}: click to open its formula" for n in self.names])
+        return (
+            conv_picture(explained, state.trace, ranges)
+            * conv_labels(explained).opts(text_font_size="9pt", text_color="#2f3e4e", text_baseline="middle")
+            * targets.opts(
+                tools=[hover], fill_alpha=0, line_alpha=0, hover_fill_alpha=0.08, hover_fill_color="#f59e0b",
+                hover_line_color="#f59e0b", hover_line_alpha=1, hover_line_width=3,
+            )
+        )  # fmt: skip
+
+    def _draw_marks(self, opened: int, row: int, col: int) -> hv.Rectangles:
+        if self.explained is None:
+            return hv.Rectangles([])
+        return conv_marks(self.explained.layout, row, col)
+
+    def _show_readout(self, *_events) -> None:
+        if self.explained is not None and self.showing:
+            self._readout.object = readout_html(self.explained, self.state.row, self.state.col, self.names)
+
+    def _refresh(self, *_events) -> None:
+        state = self.state
+        if not self.showing:
+            self.stop_sweep()
+            self._selection = None
+            return
+        key = (state.trace, state.layer, state.neuron, state.color_mode)
+        if key == self._key:
+            return
+        ranges = color_ranges(state.trace, state.color_mode)
+        new_selection = (state.layer, state.neuron) != self._selection
+        with pn.io.hold():
+            self.explained = explain_conv(state.trace, state.layer, state.neuron, ranges)
+            self.names = channel_names_of(self.explained.layout)
+            self._key = key
+            self._summary.object = f'<p class="el-summary">{conv_summary(state.trace, state.layer, state.neuron)}</p>'
+            if new_selection:
+                self._selection = (state.layer, state.neuron)
+                self._build_explain_buttons()
+                self.stop_sweep()  # an image or colour change keeps a running sweep going; a new neuron does not
+                row, col = self.explained.layout.clamp(state.row, state.col)  # the row/col may be another layer's
+                if (row, col) != (state.row, state.col):
+                    state.param.update(row=row, col=col)
+            self.opened += 1
+            self._show_readout()
+
+    def _build_explain_buttons(self) -> None:
+        """One button per input channel: the keyboard's way to what a click on an intermediate result opens."""
+        short = self.explained.layout.source == INPUT_NAME  # "red channel"; else "channel 3" (the layer is said)
+        buttons = [pn.pane.HTML('<span class="el-speed">Open the formula of:</span>', stylesheets=[CSS], margin=(8, 4))]
+        for channel, name in enumerate(self.names):
+            button = pn.widgets.Button(
+                label=name if short else f"channel {channel + 1}", description=f"Open the formula of {name}",
+                color="light", margin=(2, 3), css_classes=["el-explain-button"],
+            )  # fmt: skip
+            button.on_click(lambda _event, channel=channel: self.open_formula(channel))
+            buttons.append(button)
+        self._explain.objects = buttons
+
+    # -- what the learner does ----------------------------------------------------------------------------
+    def move_to(self, row: int, col: int) -> None:
+        if self.explained is not None:
+            row, col = self.explained.layout.clamp(row, col)
+            if (row, col) != (self.state.row, self.state.col):
+                self.state.param.update(row=row, col=col)
+
+    def open_formula(self, channel: int, row: int | None = None, col: int | None = None) -> None:
+        """The formula view of one input channel's part, at (row, col) (default: where the marker is)."""
+        state = self.state
+        if not self.showing:
+            return
+        self.stop_sweep()
+        state.param.update(
+            input_channel=channel, row=state.row if row is None else row, col=state.col if col is None else col
+        )
+        state.select(state.layer, state.neuron, level="formula")
+
+    def _on_pointer(self, x: float | None = None, y: float | None = None) -> None:
+        if self.explained is None or self.playing or self.state.level != "elastic":
+            return
+        part = self.explained.layout.part_at(x, y)
+        if part is not None and part[2] >= 0:
+            self.move_to(part[2], part[3])
+
+    def _on_tap(self, x: float | None = None, y: float | None = None) -> None:
+        """An intermediate result opens its formula; another map moves the marker there; empty space steps back."""
+        if self.explained is None or x is None or y is None or self.state.level != "elastic":
+            return
+        part = self.explained.layout.part_at(x, y)
+        if part is None:
+            self.stop_sweep()
+            self.state.back()
+        elif part[0] == "intermediate":
+            self.open_formula(part[1], part[2], part[3])
+        elif part[2] >= 0:
+            self.stop_sweep()
+            self.move_to(part[2], part[3])
+
+    # -- the sweep ----------------------------------------------------------------------------------------
+    @property
+    def positions_per_tick(self) -> int:
+        rows, cols = self.explained.layout.output_size
+        return max(1, math.ceil(rows * cols / (SWEEP_SECONDS[self.speed] * TICKS_PER_SECOND)))
+
+    def start_sweep(self) -> None:
+        if not self.playing and self.explained is not None and self.showing:
+            self.playing = True
+            self._schedule_tick()
+
+    def _schedule_tick(self) -> None:
+        """The next tick, a full period after this one ended: clicks and pointer moves get their turn between
+        ticks even when a busy server takes long over each one."""
+        self._sweep = pn.state.add_periodic_callback(self._tick, period=1000 // TICKS_PER_SECOND, count=1)
+
+    def _tick(self) -> None:
+        self._sweep = None
+        if self.playing:
+            self.step()
+        if self.playing:
+            self._schedule_tick()
+
+    def stop_sweep(self) -> None:
+        if self._sweep is not None:
+            self._sweep.stop()
+            self._sweep = None
+        self.playing = False
+
+    def toggle_sweep(self) -> None:
+        if self.playing:
+            self.stop_sweep()
+            return
+        rows, cols = self.explained.layout.output_size if self.explained else (1, 1)
+        if (self.state.row, self.state.col) == (rows - 1, cols - 1):
+            self.state.param.update(row=0, col=0)
+        self.start_sweep()
+
+    def replay(self) -> None:
+        self.stop_sweep()
+        self.state.param.update(row=0, col=0)
+        self.start_sweep()
+
+    def step(self) -> None:
+        """Move the window `positions_per_tick` places along the rows (the sweep's tick); stop at the end."""
+        if self.explained is None or not self.showing:
+            self.stop_sweep()
+            return
+        rows, cols = self.explained.layout.output_size
+        index = min(self.state.row * cols + self.state.col + self.positions_per_tick, rows * cols - 1)
+        self.state.param.update(row=index // cols, col=index % cols)
+        if index == rows * cols - 1:
+            self.stop_sweep()
+
+    def _show_playing(self, *_events) -> None:
+        self._play.label = "Pause" if self.playing else "Play"
+
+
+PANES: dict[str, type[Viewer]] = {"conv2d": ConvElastic}
+"""The elastic pane of each layer kind, built with the session's state the first time one opens."""
 
 
 class ElasticView(Viewer):
-    """Shows the elastic view of the session's selection over the Overview and follows image changes."""
+    """The Overview at rest; the elastic view of the session's selection when one is open."""
 
     def __init__(self, state: ExplainerState, overview: Overview, **params) -> None:
         super().__init__(**params)
         self.state = state
-        self._layout = overview.layout
-        self._shown: tuple | None = None  # (trace, layer, neuron, colour mode) of the view on screen
-        self._canvas = ElasticCanvas(
-            overview=overview,
-            layout=self._layout.to_json(),
-            bar_geometry={"name_share": NAME_SHARE, "bar_share": BAR_SHARE},
-            geometries=elastic_geometries(state.network, self._layout),
-            palettes=palettes(),
-            context=self._context(),
-            level=state.level,
-            sizing_mode="stretch_width",
-        )
-        self._canvas.param.watch(self._on_back, "back")
-        self._canvas.param.watch(self._on_explain, "explain")
-        self._canvas.param.watch(self._on_softmax, "softmax")
-        state.param.watch(self._follow, ["trace", "color_mode", "layer", "neuron", "level"])
+        self.layout = overview.layout
+        self.panes: dict[str, Viewer] = {}
+        self._shown_kind = ""  # the kind whose pane is in the slot
+        self.bar = ElasticBar(on_back=self._on_back, sizing_mode="stretch_width", margin=0)
+        self._slot = pn.Column(sizing_mode="stretch_width", margin=0)
+        self._open = pn.Column(
+            self.bar, self._slot, visible=False, sizing_mode="stretch_width", margin=0,
+            css_classes=["el-view"], stylesheets=[CSS],
+        )  # fmt: skip
+        self._rest = pn.Column(overview, sizing_mode="stretch_width", margin=0, css_classes=["el-rest"],
+                               stylesheets=[CSS])  # fmt: skip
+        self._container = pn.Column(self._open, self._rest, sizing_mode="stretch_width", margin=0)
+        state.param.watch(self._follow, ["layer", "neuron", "level"])
         self._follow()
 
-    def __panel__(self) -> JSComponent:
-        return self._canvas
+    def __panel__(self) -> pn.viewable.Viewable:
+        return self._container
 
     @property
     def is_open(self) -> bool:
         state = self.state
         return bool(state.layer) and state.network.info(state.layer).kind in OPEN_AT.get(state.level, ())
 
-    def _context(self) -> dict:
-        trace = self.state.trace
-        return context_thumbnails(trace, self._layout, color_ranges(trace, self.state.color_mode))
+    @property
+    def pane(self) -> Viewer | None:
+        """The pane on screen (None at rest, or for a kind with no pane registered)."""
+        kind = self.state.network.info(self.state.layer).kind if self.is_open else ""
+        return self.panes.get(kind)
 
-    def _follow(self, *events: param.parameterized.Event) -> None:
+    def _follow(self, *_events) -> None:
         state = self.state
-        changed = {event.name for event in events}
+        kind = state.network.info(state.layer).kind if state.layer else ""
+        shown = self.is_open and kind in PANES
         with pn.io.hold():
-            if changed & {"trace", "color_mode"}:
-                self._canvas.context = self._context()
-            if not self.is_open:
-                self._shown = None
-                self._canvas.param.update(view={}, level=state.level)
-                return
-            shown = (state.trace, state.layer, state.neuron, state.color_mode)
-            updates = {"level": state.level}
-            if shown != self._shown:
-                ranges = color_ranges(state.trace, state.color_mode)
-                updates["view"] = view_data(state.trace, state.layer, state.neuron, ranges)
-                self._shown = shown
-            self._canvas.param.update(**updates)
+            if shown:
+                if kind not in self.panes:
+                    self.panes[kind] = PANES[kind](state)
+                pane = self.panes[kind]
+                if self._shown_kind != kind:
+                    self._slot.objects = [pane]
+                    self._shown_kind = kind
+                self.bar.heading = getattr(pane, "heading", "")
+            if shown != self._open.visible:
+                self._rest.css_classes = ["el-rest", "el-returning"]  # from now on, coming back animates
+                self._open.visible, self._rest.visible = shown, not shown
+            self.bar.active = shown and state.level == "elastic"
 
-    def _on_back(self, event: param.parameterized.Event) -> None:
-        if event.new and self.is_open:
+    def _on_back(self) -> None:
+        if self.is_open and self.state.level == "elastic":
             self.state.back()
-
-    def _on_explain(self, event: param.parameterized.Event) -> None:
-        if not event.new:
-            return
-        channel, row, col, _nonce = event.new
-        state = self.state
-        state.param.update(input_channel=int(channel), row=int(row), col=int(col))
-        state.select(state.layer, state.neuron, level="formula")
-
-    def _on_softmax(self, event: param.parameterized.Event) -> None:
-        if event.new:
-            self.state.select(self.state.network.infos[-1].name, self.state.neuron, level="elastic")

@@ -129,7 +129,8 @@ def test_one_students_clicks_send_nothing_to_another_tab(app, new_page, wait_unt
         wait_until(lambda example=example: predicted_label(clicker) == clicker_state.trace.predicted_class
                    and clicker_state.example == example.key)  # fmt: skip
     clicker.locator(".ov-tile[data-layer='conv_2_1'][data-index='2']").click(force=True)
-    clicker.locator(".el-overlay[data-phase='open'][data-view='conv_2_1/2']").wait_for()
+    wait_until(lambda: (clicker_state.layer, clicker_state.neuron, clicker_state.level) == ("conv_2_1", 2, "elastic"))
+    clicker.locator(".el-title").wait_for()
     clicker.keyboard.press("Escape")
     wait_until(lambda: clicker_state.level == "overview")
     watcher.wait_for_timeout(500)
@@ -171,7 +172,7 @@ def test_a_dropped_websocket_comes_back_to_the_same_view(app, page, wait_until, 
     page.locator(".ov-class").first.wait_for()
     restored = app.latest_state()
     wait_until(lambda: (restored.example, restored.layer, restored.neuron) == (key, "conv_1_2", 3))
-    # (the overview outlines the selection on its plot from the state: tests/test_overview_plot.py)
+    page.locator(".ov-selected").wait_for(state="attached")
 
     other = shared_catalog().examples[6]
     page.locator(f".thumb[data-key='{other.key}']").click()  # and it drives its new session

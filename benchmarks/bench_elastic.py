@@ -52,7 +52,7 @@ def main() -> None:
         rows, cols = layout.output_size
         positions = iter([(r % rows, (3 * r) % cols) for r in range(1, 1000)])
 
-        def point(view=view, layout=layout) -> None:
+        def point(view=view, layout=layout, positions=positions) -> None:
             box = cell_box(layout.output_box(), layout.output_size, *next(positions))
             view.pointer.event(x=(box[0] + box[2]) / 2, y=(box[1] + box[3]) / 2)
 

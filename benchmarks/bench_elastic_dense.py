@@ -1,10 +1,8 @@
-"""Python cost of opening the flatten and softmax elastic views, before (browser-drawn) and after (HoloViews).
+"""Python cost of opening the flatten and softmax elastic views (HoloViews panes).
 
 Prints, per view, the median and worst of N opens on the bundled network, each on a session whose panes are
 rendered into a Bokeh document (so the DynamicMaps really re-render, as when served):
-- before: `plots.elastic.view_data` for the dense / softmax layer plus its JSON encoding (what the browser-drawn
-  view cost the server per open; drawing then happened in JavaScript);
-- after: `state.select(...)` → FlattenElastic / SoftmaxElastic updated (engine numbers, picture, edges, labels,
+- open: `state.select(...)` → FlattenElastic / SoftmaxElastic updated (engine numbers, picture, edges, labels,
   outlines, HTML panes, Bokeh models);
 - hover: one pointer event on the flatten view → outlines and numbers updated;
 - for scale on a busy machine, the same figures of the formula view (the design's reference pattern) in the
@@ -16,16 +14,13 @@ Run: python benchmarks/bench_elastic_dense.py [--runs 9]
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import time
 
 import panel as pn
 from bokeh.document import Document
 
-from cnnviz.colors import color_ranges
 from cnnviz.examples import build_catalog
-from cnnviz.plots.elastic import view_data
 from cnnviz.resources import shared_network
 from cnnviz.state import ExplainerState
 from cnnviz.views.elastic_dense import FlattenElastic, SoftmaxElastic
@@ -50,12 +45,6 @@ def main() -> None:
     state = ExplainerState(network, build_catalog())
     dense, softmax = network.infos[-2].name, network.infos[-1].name
     classes = int(network.infos[-1].shape[-1])
-    ranges = color_ranges(state.trace, state.color_mode)
-
-    for name, layer in (("flatten", dense), ("softmax", softmax)):
-        encode = lambda k, layer=layer: json.dumps(view_data(state.trace, layer, k, ranges))  # noqa: E731
-        before = [timed(lambda k=k, encode=encode: encode(k)) for k in range(runs)]
-        report(f"before: {name} view_data + JSON", before)
 
     flatten_view, softmax_view, formula_view = FlattenElastic(state), SoftmaxElastic(state), FormulaView(state)
     document = Document()

@@ -7,57 +7,26 @@ ONE `hv.RGB` (HoloViews costs its time per element, not per pixel), with one `hv
 one `hv.Rectangles` over it; the marker that follows the window is one more `hv.Rectangles`. Every size and
 name comes from the network.
 
-The flatten and softmax data below are the browser-drawn views' payloads, kept until their HoloViews panes
-(`plots/elastic_dense.py`) replace them.
+The flatten and softmax elastic views are drawn by `plots/elastic_dense.py`.
 """
 
 from __future__ import annotations
 
-import base64
 import html
 import math
 from dataclasses import dataclass
-from typing import Any
 
 import holoviews as hv
 import numpy as np
 
-from cnnviz.colors import MAP_KINDS, diverging_indices
+from cnnviz.colors import MAP_KINDS
 from cnnviz.engine import Network, Trace
 from cnnviz.engine.explain import (
     conv_channel_results,
-    dense_step,
-    flatten_position,
-    flatten_source_shape,
-    softmax_terms,
 )
 from cnnviz.engine.network import INPUT_NAME
 from cnnviz.plots.formula import PADDING_COLOR, RGB_CHANNEL_NAMES, Shade, _hex_rgb, format_number
-from cnnviz.plots.overview import TILE, OverviewLayout, number_text
-
-CONTEXT_WIDTH = 0.3  # a compressed context column
-CONTEXT_PITCH = 0.55
-FOCUS_PADDING = 0.5  # between the context strips and the focused layers
-THUMBNAIL_SIZE = 16  # context maps are downsampled to at most this many pixels a side
-MAX_SOURCE_TILE = 2.4
-OUTPUT_TILE = 6.0
-POOL_GRID_COLUMNS = 2
-STRIP_WIDTH = 0.45
-PLUS_RADIUS = 0.35
-LOGIT_RADIUS = 0.48
-
-
-def encode(array: np.ndarray) -> str:
-    """Base64 of the array's bytes in C order (uint8 stays uint8, everything else becomes float32)."""
-    array = np.asarray(array)
-    if array.dtype != np.uint8:
-        array = array.astype(np.float32)
-    return base64.b64encode(np.ascontiguousarray(array).tobytes()).decode("ascii")
-
-
-def decode(text: str, dtype: type = np.uint8) -> np.ndarray:
-    """Inverse of `encode` (flat); the browser does the same with atob and typed arrays."""
-    return np.frombuffer(base64.b64decode(text), dtype=dtype)
+from cnnviz.plots.overview import number_text
 
 
 def _extent(values: np.ndarray) -> float:
@@ -67,211 +36,6 @@ def _extent(values: np.ndarray) -> float:
 
 def _channels_first(maps: np.ndarray) -> np.ndarray:
     return np.moveaxis(np.asarray(maps), -1, 0)
-
-
-def _plus(value: float) -> str:
-    """ "+ 0.13" or "− 0.09": a signed term of a written-out sum."""
-    return f"{'−' if value < 0 else '+'} {abs(value):.2f}"
-
-
-# -- geometry (once per session) -----------------------------------------------------------------------------
-def _rect(x: float, y: float, width: float, height: float) -> dict[str, float]:
-    return {"x": round(x, 4), "y": round(y, 4), "w": round(width, 4), "h": round(height, 4)}
-
-
-def _label(text: str, x: float, note: str, width: float, note_top: float | None = None) -> dict[str, Any]:
-    """A column title and its annotation, centred on x, at most `width` wide so neighbours never overlap.
-
-    The annotation sits under the neuron rows unless `note_top` puts it elsewhere (e.g. under a ⊕ node).
-    """
-    label = {"text": text, "x": round(x, 4), "note": note, "w": round(width, 4)}
-    return label if note_top is None else {**label, "note_top": round(note_top, 4)}
-
-
-def _context_columns(layout: OverviewLayout, first_focus: int, last_focus: int) -> tuple[list[dict], float, float]:
-    """Columns left of `first_focus` squeezed to the left edge and right of `last_focus` to the right edge."""
-    columns = []
-    right_count = len(layout.columns) - 1 - last_focus
-    for index, column in enumerate(layout.columns):
-        if index < first_focus:
-            x = layout.columns[0].x + index * CONTEXT_PITCH
-        elif index > last_focus:
-            x = layout.width - layout.columns[0].x - (len(layout.columns) - index) * CONTEXT_PITCH
-        else:
-            columns.append({"x": column.x, "w": column.width, "alpha": 0.0})  # becomes the focus
-            continue
-        columns.append({"x": round(x, 4), "w": CONTEXT_WIDTH, "alpha": 0.35})
-    left = layout.columns[0].x + first_focus * CONTEXT_PITCH + FOCUS_PADDING
-    right = layout.width - layout.columns[0].x - right_count * CONTEXT_PITCH - FOCUS_PADDING
-    return columns, left, right
-
-
-def _stack(count: int, top: float, bottom: float, largest: float) -> tuple[float, list[float]]:
-    """Tile size and tops of `count` tiles centred in [top, bottom], as large as fits up to `largest`."""
-    gap = 0.25
-    tile = min(largest, (bottom - top - (count - 1) * gap) / count)
-    if tile == largest and count > 1:
-        gap = min(0.8, (bottom - top - count * tile) / (count - 1))
-    used = count * tile + (count - 1) * gap
-    start = top + (bottom - top - used) / 2
-    return tile, [start + i * (tile + gap) for i in range(count)]
-
-
-def _spread(left: float, right: float, widths: list[float], max_gap: float = 4.2) -> tuple[list[float], float]:
-    """Left edges of pieces of the given widths spread over [left, right] with equal gaps (at most max_gap)."""
-    gap = min(max_gap, (right - left - sum(widths)) / (len(widths) - 1))
-    start = left + (right - left - sum(widths) - gap * (len(widths) - 1)) / 2
-    edges = []
-    for width in widths:
-        edges.append(start)
-        start += width + gap
-    return edges, gap
-
-
-def _band(layout: OverviewLayout) -> tuple[float, float]:
-    """Vertical extent of the neuron rows."""
-    tops = [top for column in layout.columns for top in column.tops]
-    return min(tops), max(tops) + TILE
-
-
-def flatten_geometry(layout: OverviewLayout) -> dict[str, Any]:
-    """max_pool_2's maps as a grid, the flatten strip, ⊕ and the class score, the rest compressed to the left."""
-    target = len(layout.columns) - 1
-    source = target - 1
-    columns, left, right = _context_columns(layout, source, target)
-    top, bottom = _band(layout)
-    count = len(layout.columns[source].tops)
-    rows = -(-count // POOL_GRID_COLUMNS)
-    tile, tops = _stack(rows, top, bottom, MAX_SOURCE_TILE)
-    grid_width = POOL_GRID_COLUMNS * tile + (POOL_GRID_COLUMNS - 1) * 0.3
-    score = 1.6
-    widths = [grid_width, STRIP_WIDTH, 2 * PLUS_RADIUS, score]
-    (x_grid, x_strip, x_plus, x_score), gap = _spread(left, right, widths, 5.0)
-    middle = (top + bottom) / 2
-    maps = [_rect(x_grid + (i % POOL_GRID_COLUMNS) * (tile + 0.3), tops[i // POOL_GRID_COLUMNS], tile, tile)
-            for i in range(count)]  # fmt: skip
-    return {
-        "kind": "flatten",
-        "columns": columns,
-        "source": source,
-        "target": target,
-        "inputs": maps,
-        "strip": _rect(x_strip, top, STRIP_WIDTH, bottom - top),
-        "plus": {"x": round(x_plus + PLUS_RADIUS, 4), "y": round(middle, 4), "r": PLUS_RADIUS},
-        "output": _rect(x_score, middle - score / 2, score, score),
-        "labels": [
-            _label(
-                layout.columns[source].name, x_grid + grid_width / 2, "hover a pixel to follow it", grid_width + gap
-            ),
-            _label("flatten", x_strip + STRIP_WIDTH / 2, "all maps unrolled into one vector", gap),
-            _label(
-                "× weights, sum + bias",
-                x_plus + PLUS_RADIUS,
-                "each element times its weight (edge colour)",
-                3.0,
-                middle + 1.1,
-            ),
-            _label("class score", x_score + score / 2, "the logit, before softmax", score + 1.5),
-        ],
-    }
-
-
-def softmax_geometry(layout: OverviewLayout) -> dict[str, Any]:
-    """Logit circles (before normalisation) and probability circles (after), with everything else compressed."""
-    target = len(layout.columns) - 1
-    columns, left, right = _context_columns(layout, target, target)
-    tops = layout.columns[target].tops
-    (x_logits, x_probs), gap = _spread(left + 2.0, right - 3.5, [2 * LOGIT_RADIUS, 2 * LOGIT_RADIUS], 9.0)
-
-    def circle(x: float, y: float) -> dict[str, float]:
-        return {"x": round(x + LOGIT_RADIUS, 4), "y": round(y + TILE / 2, 4), "r": LOGIT_RADIUS}
-
-    return {
-        "kind": "softmax",
-        "columns": columns,
-        "source": None,
-        "target": target,
-        "inputs": [],
-        "logits": [circle(x_logits, y) for y in tops],
-        "probabilities": [circle(x_probs, y) for y in tops],
-        "labels": [
-            _label("logits", x_logits + LOGIT_RADIUS, "before normalisation", gap),
-            _label("probabilities", x_probs + LOGIT_RADIUS, "after normalisation: e^score / Σ e^scores", gap),
-        ],
-    }
-
-
-# -- one view (per image, layer and neuron) ------------------------------------------------------------------
-def flatten_view(trace: Trace, unit: int) -> dict[str, Any]:
-    """The flatten view of output class `unit`: pooled maps, their flatten order, weights and products."""
-    network = trace.network
-    dense_name, flatten_name = network.infos[-2].name, network.infos[-3].name
-    step = dense_step(trace, dense_name, unit)
-    shape = flatten_source_shape(trace, flatten_name)
-    source = trace.names[trace.names.index(flatten_name) - 1]
-    order = [part for i in range(step.inputs.size) for part in flatten_position(shape, i)]  # row, col, channel
-    weight_range = _extent(np.append(step.weights, step.bias))
-    maps = _channels_first(trace[source])
-    map_range = _extent(maps)
-    return {
-        "kind": "flatten",
-        "layer": dense_name,
-        "neuron": unit,
-        "class_name": network.class_names[unit] if network.class_names else str(unit),
-        "source": source,
-        "input_size": list(shape[:2]),
-        "inputs": encode(diverging_indices(maps, map_range)),
-        "order": order,
-        "values": encode(step.inputs),
-        "value_colors": encode(diverging_indices(step.inputs, map_range)),
-        "weights": encode(step.weights),
-        "weight_colors": encode(diverging_indices(step.weights, weight_range)),
-        "products": encode(step.products),
-        "bias": step.bias,
-        "bias_color": int(diverging_indices(np.array(step.bias), weight_range)),
-        "score": step.result,
-        "summary": flatten_summary(trace, unit, source, step),
-    }
-
-
-def flatten_summary(trace: Trace, unit: int, source: str, step) -> str:
-    name = trace.network.class_names[unit] if trace.network.class_names else str(unit)
-    strongest = int(np.argmax(np.abs(step.products)))
-    return (
-        f"The score of “{name}” = sum of {step.inputs.size} flattened values × their weights + bias "
-        f"{number_text(step.bias)} = {number_text(step.total)} {_plus(step.bias)} = {number_text(step.result)}. "
-        f"Flatten unrolls the {trace[source].shape[2]} maps of {source} ({trace[source].shape[0]}×"
-        f"{trace[source].shape[1]} each) into one vector, pixel by pixel, all channels of a pixel side by side; "
-        f"the largest contribution is element {strongest} ({number_text(float(step.inputs[strongest]))} × "
-        f"{number_text(float(step.weights[strongest]))} = {number_text(float(step.products[strongest]))})."
-    )
-
-
-def softmax_view(trace: Trace, unit: int) -> dict[str, Any]:
-    """Softmax mode: logits coloured by value, then the probabilities they normalise to."""
-    terms = softmax_terms(trace.logits)
-    low, high = float(terms.logits.min()), float(terms.logits.max())
-    scaled = (terms.logits - low) / (high - low) if high > low else np.full_like(terms.logits, 0.5)
-    names = list(trace.network.class_names) or [str(i) for i in range(terms.logits.size)]
-    best = int(np.argmax(terms.probabilities))
-    return {
-        "kind": "softmax",
-        "layer": trace.network.infos[-1].name,
-        "neuron": unit,
-        "classes": names,
-        "logits": terms.logits.tolist(),
-        "logit_colors": np.rint(scaled * 255).astype(int).tolist(),
-        "exps": terms.exps.tolist(),
-        "total": terms.total,
-        "probabilities": terms.probabilities.tolist(),
-        "summary": (
-            f"Softmax turns the {terms.logits.size} class scores (logits, from {number_text(low)} to "
-            f"{number_text(high)}) into probabilities: p = e^score / Σ e^scores, where Σ = {terms.total:.4g}. "
-            f"“{names[unit]}”: e^{number_text(float(terms.logits[unit]))} / {terms.total:.4g} = "
-            f"{100 * terms.probabilities[unit]:.1f} %; "
-            f"the prediction is “{names[best]}” at {100 * terms.probabilities[best]:.1f} %."
-        ),
-    }
 
 
 # -- the convolution elastic view, drawn with HoloViews ------------------------------------------------------

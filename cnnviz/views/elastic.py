@@ -41,6 +41,7 @@ from cnnviz.plots.elastic import (
     readout_html,
 )
 from cnnviz.state import ExplainerState
+from cnnviz.views.elastic_dense import FlattenElastic, SoftmaxElastic
 from cnnviz.views.overview import Overview
 
 HERE = Path(__file__).parent
@@ -106,7 +107,7 @@ class ConvElastic(Viewer):
             responsive="width", aspect=VIEW_WIDTH / VIEW_HEIGHT, show_frame=False, bgcolor="#ffffff",
             hooks=[_no_border],
         )  # fmt: skip
-        self._plot = pn.pane.HoloViews(plot, margin=0)
+        self._plot = pn.pane.HoloViews(plot, margin=0, linked_axes=False)
         self._hint = pn.pane.HTML(
             '<p class="el-hint">Point at a map to see where a value comes from; click an intermediate result '
             "(or use the buttons below) to open its formula.</p>",
@@ -319,7 +320,7 @@ class ConvElastic(Viewer):
         self._play.label = "Pause" if self.playing else "Play"
 
 
-PANES: dict[str, type[Viewer]] = {"conv2d": ConvElastic}
+PANES: dict[str, type[Viewer]] = {"conv2d": ConvElastic, "dense": FlattenElastic, "softmax": SoftmaxElastic}
 """The elastic pane of each layer kind, built with the session's state the first time one opens."""
 
 

@@ -89,7 +89,6 @@ class FlattenElastic(Viewer):
         self.explained: FlattenExplained | None = None
         self._key: tuple | None = None
         self._syncing = False  # the slider follows the pointer without pinning
-        self._title = _html()
         self._captions = _html()
         self._numbers = _html()
         self._legends = _html()
@@ -116,7 +115,6 @@ class FlattenElastic(Viewer):
         self.softmax_button.on_click(lambda _event: self.open_softmax())
         self.param.watch(self._show_numbers, "inspected")
         self._panel = _view_column(
-            self._title,
             pn.Column(  # a narrow screen scrolls the picture sideways, the rest of the view stays in the window
                 self._captions,
                 pn.pane.HoloViews(plot, margin=0, linked_axes=False),
@@ -139,6 +137,13 @@ class FlattenElastic(Viewer):
     def showing(self) -> bool:
         return self.state.level == "elastic" and self.state.layer == self.layer
 
+    @property
+    def heading(self) -> str:
+        """The container's title for this view (read from the state: it is asked before this view follows)."""
+        names = self.state.network.class_names
+        name = names[self.state.neuron] if names else f"class {self.state.neuron}"
+        return f"Class score of “{name}”: flatten, weights, bias"
+
     def _draw(self, opened: int) -> hv.Overlay:
         if self.explained is None:
             return hv.RGB([]) * hv.Segments([]) * hv.Labels([])
@@ -159,9 +164,6 @@ class FlattenElastic(Viewer):
                 ranges = color_ranges(state.trace, state.color_mode)
                 self.explained = explained = explain_flatten(state.trace, self.layer, state.neuron, ranges)
                 self.param.update(inspected=None, pinned=False)
-                self._title.object = (
-                    f'<h3 class="ed-title">Class score of “{explained.class_name}”: flatten, weights, bias</h3>'
-                )
                 self._captions.object = flatten_captions(explained)
                 self._legends.object = flatten_legends(explained)
                 self._numbers.object = flatten_numbers(explained, None)
@@ -230,7 +232,6 @@ class SoftmaxElastic(Viewer):
         self.pitch = row_pitch(len(names))
         self.explained: SoftmaxExplained | None = None
         self._key: tuple | None = None
-        self._title = _html()
         self._captions = _html()
         self._numbers = _html()
         self._legends = _html()
@@ -257,7 +258,6 @@ class SoftmaxElastic(Viewer):
             self.buttons.append(button)
         self.param.watch(self._show_numbers, ["selected", "hovered"])
         self._panel = _view_column(
-            self._title,
             pn.Row(pn.Spacer(width=width, margin=0), self._captions, sizing_mode="stretch_width", margin=0),
             pn.Row(
                 pn.Column(*self.buttons, width=width, margin=0),
@@ -278,6 +278,10 @@ class SoftmaxElastic(Viewer):
     def showing(self) -> bool:
         state = self.state
         return state.level in ("elastic", "formula") and state.layer == self.layer and self.has_softmax
+
+    @property
+    def heading(self) -> str:
+        return f"Softmax: from {self.state.network.infos[-1].shape[0]} class scores to probabilities"
 
     def _draw(self, opened: int) -> hv.Overlay:
         if self.explained is None:
@@ -301,9 +305,6 @@ class SoftmaxElastic(Viewer):
                 self._legends.object = softmax_legends(explained)
                 updates["opened"] = self.opened + 1
             self.param.update(updates)  # one event: the plot redraws once
-            self._title.object = (
-                f'<h3 class="ed-title">Softmax: from {self.explained.count} class scores to probabilities</h3>'
-            )
             self._show_numbers()
             self._panel.visible = True
 

@@ -89,7 +89,7 @@ def test_hovering_a_pooled_pixel_follows_it_and_a_click_on_the_score_opens_softm
         x0, y0, x1, y1 = layout.score_box
         page.mouse.click(*canvas_point(page, layout.width, layout.height, (x0 + x1) / 2, (y0 + y1) / 2))
         wait_until(lambda: (state.layer, state.level) == (state.network.infos[-1].name, "elastic"))
-        page.locator(".ed-title >> text=Softmax").wait_for()
+        page.get_by_role("button", name=state.network.class_names[0], exact=True).wait_for()
         gallery_shot(page, f"elastic-softmax-{width}x{height}", full_page=True)
         problems = text_problems(page)
         assert problems == [], "\n".join(problems)
@@ -120,7 +120,7 @@ def test_a_touch_tap_on_a_logit_opens_its_formula_on_a_phone(browser, served, wa
         state, _, softmax = served.sessions[-1]
         page.get_by_role("button", name="Softmax →").tap()
         wait_until(lambda: state.level == "elastic" and state.layer == state.network.infos[-1].name)
-        page.locator(".ed-title >> text=Softmax").wait_for()
+        page.get_by_role("button", name=state.network.class_names[0], exact=True).wait_for()
         classes = softmax.explained.count
         page.touchscreen.tap(*canvas_point(page, SOFTMAX_WIDTH, classes, 0.6, -(classes - 0.5)))
         wait_until(lambda: (state.neuron, state.level) == (classes - 1, "formula"))

@@ -69,9 +69,9 @@ def main() -> None:
         formula_hovers.append(timed(lambda x=(x0 + x1) / 2, y=(y0 + y1) / 2: formula_view.pointer.event(x=x, y=y)))
     report("reference: open a ReLU formula view", formula_opens)
     report("reference: hover in the formula view", formula_hovers)
-    report("after: open the flatten view (HoloViews)", opens)
-    report("after: hover a pooled pixel (flatten)", hovers)
-    report("after: open softmax mode, new image (HoloViews)", softmax_opens)
+    report("open the flatten view (HoloViews)", opens)
+    report("hover a pooled pixel (flatten)", hovers)
+    report("open softmax mode, new image (HoloViews)", softmax_opens)
 
 
 if __name__ == "__main__":

@@ -106,7 +106,7 @@ def test_the_picture_the_edges_and_the_captions_come_from_the_network(state, vie
     assert source in captions and f"{channels} map" in captions and f"{rows}×{cols}" in captions
     assert f"{rows * cols * channels} values" in captions
     name = state.network.class_names[unit]
-    assert f"“{name}”" in captions and f"“{name}”" in flatten._title.object
+    assert f"“{name}”" in captions and f"“{name}”" in flatten.heading
     # the picture shows each map's values in the overview's colours, where the layout puts them
     picture = flatten_picture(explained)
     image = flatten_canvas(explained)
@@ -153,7 +153,7 @@ def test_softmax_rows_follow_the_pointer_and_open_the_formula_by_tap_and_by_butt
     terms = softmax_terms(state.trace.logits)
     assert len(softmax.buttons) == classes
     assert [button.label for button in softmax.buttons] == list(state.network.class_names)
-    assert f"from {classes} class scores" in softmax._title.object
+    assert f"from {classes} class scores" in softmax.heading
     for index in {0, classes - 1, classes // 2}:
         softmax.pointer.event(x=2.0, y=-(index + 0.5))
         assert softmax.hovered == index

@@ -57,7 +57,7 @@ def test_notebook_runs_headless_and_shows_the_explainer(tmp_path):
 
     (shown,) = panel_outputs_of(notebook, "explainer = Explainer()")
     page = shown["text/html"]
-    assert "OverviewOverlay" in page and "Pick an image" in page
+    assert "OverviewKeys" in page and "Pick an image" in page
     assert all(name in page for name in shared_network().class_names)
 
     printed = "".join(output.get("text", "") for output in outputs_of(notebook, "trace = explainer.trace"))

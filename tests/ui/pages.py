@@ -57,7 +57,6 @@ def looks_like(after: np.ndarray, before: np.ndarray, tolerance: float = 12.0, s
 
 
 # Every piece of text on the page (through shadow roots), with the box it takes and the boxes that may clip it.
-# Canvas text is included where the canvas records what it draws (`canvas.textBoxes`, see views/elastic.js).
 # Texts in one block container are laid out by the browser and cannot collide, so only texts of different
 # containers are compared; inert subtrees are under a view drawn over them and are skipped.
 TEXT_BOXES_JS = (Path(__file__).parent / "text_boxes.js").read_text()
@@ -119,8 +118,3 @@ def edge_problems(page, selector: str = "button", margin: float = 2.0) -> list[s
     edge, outside a scrolling area."""
     found = page.evaluate(CONTROLS_AT_EDGE_JS, [selector, margin])
     return sorted({f"“{control['text']}” touches the window's edge" for control in found})
-
-
-def canvas_texts(page, selector: str = ".el-canvas") -> list[str]:
-    """The texts a canvas of the app drew in its latest frame (it records them: see views/elastic.js text())."""
-    return page.locator(selector).evaluate("canvas => canvas.textBoxes.map((drawn) => drawn.text)")

@@ -7,7 +7,7 @@ screenshots to test-artifacts/gallery/ (overview, each view, the tour, the phone
 from __future__ import annotations
 
 import pytest
-from pages import SKIP_TOUR, canvas_texts, edge_problems, gallery_shot, looks_like, open_app, pixels, text_problems
+from pages import SKIP_TOUR, edge_problems, gallery_shot, looks_like, open_app, pixels, text_problems
 from playwright.sync_api import expect
 
 pytestmark = pytest.mark.ui
@@ -23,8 +23,14 @@ def rest_the_pointer(page) -> None:
     page.wait_for_function("() => window.scrollY === 0")
 
 
-def wait_for_view(page, view: str) -> None:
-    page.locator(f".el-overlay[data-phase='open'][data-view='{view}']").wait_for()
+def wait_for_view(page, wait_until, state, layer: str, neuron: int) -> None:
+    """Until the session has opened the elastic view of that neuron and its heading is on screen."""
+    wait_until(lambda: (state.layer, state.neuron, state.level) == (layer, neuron, "elastic"))
+    page.locator(".el-view .el-title").wait_for()
+
+
+def elastic_closed(page) -> None:
+    page.locator(".el-view").wait_for(state="hidden")
 
 
 def card_on_screen(card, height: int) -> bool:
@@ -62,7 +68,7 @@ def test_every_way_out_of_the_tour_leaves_the_page_undimmed(browser, app, wait_u
     def leave_and_compare(how: str) -> None:
         card.wait_for(state="hidden")
         wait_until(lambda: app.sessions[-1].state.level == "overview")
-        page.locator(".el-overlay").wait_for(state="hidden")  # a view the tour opened has shrunk back
+        elastic_closed(page)  # a view the tour opened has shrunk back
         rest_the_pointer(page)
 
         def as_before() -> bool:  # polled: the page may still be settling (a transition, a redraw)
@@ -121,7 +127,7 @@ def intersect(a: dict, b: dict) -> bool:
     )
 
 
-def open_class(page, index: int, how: str, output: str) -> None:
+def open_class(page, wait_until, state, index: int, how: str, output: str) -> None:
     """Open a class of the output column with a real pointer click or a touch tap at its centre."""
     tile = page.locator(f".ov-class[data-index='{index}']")
     tile.scroll_into_view_if_needed()
@@ -131,24 +137,25 @@ def open_class(page, index: int, how: str, output: str) -> None:
         page.touchscreen.tap(x, y)
     else:
         page.mouse.click(x, y)
-    wait_for_view(page, f"{output}/{index}")
+    wait_for_view(page, wait_until, state, output, index)
 
 
-def test_a_phone_opens_every_class_by_click_and_by_tap(browser, app):
+def test_a_phone_opens_every_class_by_click_and_by_tap(browser, app, wait_until):
     width, height = SIZES["390x844"]
     context = browser.new_context(viewport={"width": width, "height": height}, has_touch=True)
     context.add_init_script(SKIP_TOUR)
     page = context.new_page()
     open_app(page, app.url)
-    network = app.sessions[-1].state.network
+    state = app.sessions[-1].state
+    network = state.network
     output = network.infos[-2].name
     for index in range(len(network.class_names)):
         for how in ("click", "tap"):
-            open_class(page, index, how, output)
+            open_class(page, wait_until, state, index, how, output)
             if index == 0 and how == "tap":
                 gallery_shot(page, "phone-flatten-view")
             page.keyboard.press("Escape")
-            page.locator(".el-overlay").wait_for(state="hidden")
+            elastic_closed(page)
     context.close()
 
 
@@ -176,41 +183,34 @@ def test_no_text_overlaps_or_is_clipped(browser, app, size, wait_until):
     check("overview with details")
     gallery_shot(page, f"overview-details-{size}")
 
+    state = app.sessions[-1].state
     conv = next(info.name for info in network.infos if info.kind == "conv2d")
     history = page.evaluate("() => history.length")
     page.locator(f".ov-tile[data-layer='{conv}'][data-index='3']").click(force=True)
-    page.mouse.move(1, 1)  # a pointer resting on the view pauses its sweep
-    wait_for_view(page, f"{conv}/3")
-    page.locator(".el-overlay[data-sweep='ended']").wait_for(timeout=20_000)
+    wait_for_view(page, wait_until, state, conv, 3)
+    page.locator(".el-readout").wait_for()
     check("conv view")
     opened = page.evaluate("() => history.length")
-    output = page.locator(".el-hit[data-part='output']")
-    output.scroll_into_view_if_needed()
-    box = output.bounding_box()
-    for step in range(6):  # hover positions are not places to go Back to
-        page.mouse.move(box["x"] + box["width"] * (0.2 + 0.12 * step), box["y"] + box["height"] * 0.5)
-    tooltip = page.locator(".el-tooltip:not([hidden])")
-    tooltip.wait_for()
-    check("conv view, output tooltip")
-    bias = page.locator(".el-hit[data-part='bias']").bounding_box()  # the ⊕, with the bias written under it
-    bias["height"] *= 2
-    if intersect(tooltip.bounding_box(), bias):
-        problems.setdefault("conv view, output tooltip", []).append("the tooltip covers the ⊕ and the bias")
-    gallery_shot(page, f"conv-view-tooltip-{size}")
-    assert page.evaluate("() => history.length") == opened, "hovering the conv view added history entries"
+    picture = page.locator(".el-view canvas").first
+    picture.scroll_into_view_if_needed()
+    box = picture.bounding_box()
+    for step in range(6):  # pointer positions are not places to go Back to
+        page.mouse.move(box["x"] + box["width"] * (0.55 + 0.05 * step), box["y"] + box["height"] * 0.5)
+    check("conv view, pointed")
+    gallery_shot(page, f"conv-view-pointed-{size}")
+    assert page.evaluate("() => history.length") == opened, "pointing at the conv view added history entries"
     assert "details=true" in page.url, "the URL spells the details option differently after another change"
     assert opened == history + 1
     page.keyboard.press("Escape")
-    page.locator(".el-overlay").wait_for(state="hidden")
+    elastic_closed(page)
 
     output_layer = network.infos[-2].name
-    open_class(page, 0, "tap" if width < 700 else "click", output_layer)
+    open_class(page, wait_until, state, 0, "tap" if width < 700 else "click", output_layer)
     check("flatten view")
     gallery_shot(page, f"flatten-view-{size}")
-    page.locator(".el-softmax").click()
-    wait_for_view(page, f"{network.infos[-1].name}/0")
-    classes = len(network.class_names)  # softmax mode writes each probability once all have appeared
-    wait_until(lambda: sum(text.endswith("%") for text in canvas_texts(page)) == classes)
+    page.get_by_role("button", name="Softmax →").click()
+    wait_for_view(page, wait_until, state, network.infos[-1].name, 0)
+    page.get_by_role("button", name=network.class_names[-1], exact=True).wait_for()
     check("softmax mode")
     gallery_shot(page, f"softmax-mode-{size}")
     context.close()
@@ -218,27 +218,33 @@ def test_no_text_overlaps_or_is_clipped(browser, app, size, wait_until):
 
 
 def test_an_open_conv_view_is_not_replayed_by_a_colour_change_or_by_back(browser, app, wait_until):
-    """Changing the colour range redraws the view without a new sweep; Back from its formula view shows the
-    view as it was left, with no entry animation and no sweep."""
+    """Changing the colour range redraws the view without restarting its sweep; Back from its formula view shows
+    the view as it was left, with no new sweep."""
     context = browser.new_context(viewport={"width": 1280, "height": 800})
     context.add_init_script(SKIP_TOUR)
     page = context.new_page()
     open_app(page, app.url)
-    conv = [info.name for info in app.sessions[-1].state.network.infos if info.kind == "conv2d"][1]
+    session = app.sessions[-1]
+    state = session.state
+    conv = [info.name for info in state.network.infos if info.kind == "conv2d"][1]
     page.locator(f".ov-tile[data-layer='{conv}'][data-index='3']").click(force=True)
-    page.mouse.move(1, 1)
-    overlay = page.locator(".el-overlay")
-    page.locator(".el-overlay[data-sweep='ended']").wait_for(timeout=20_000)
-    received = overlay.evaluate("node => node.timings.received")
+    wait_for_view(page, wait_until, state, conv, 3)
+    view = session.elastic.panes["conv2d"]
+    page.get_by_role("button", name="Play", exact=True).click()
+    wait_until(lambda: view.playing and (state.row, state.col) != (0, 0))
     page.get_by_role("button", name="Global", exact=True).click()
-    wait_until(lambda: overlay.evaluate("node => node.timings.received") != received)
-    assert overlay.get_attribute("data-sweep") == "ended", "a new colour range replayed the sweep"
+    wait_until(lambda: state.color_mode == "global")
+    reached = state.row * 10_000 + state.col
+    wait_until(lambda: state.row * 10_000 + state.col > reached)  # the sweep went on from where it was
+    assert view.playing, "a new colour range stopped the sweep"
+    page.get_by_role("button", name="Pause", exact=True).click()
+    wait_until(lambda: not view.playing)
 
-    page.locator(".el-hit[data-part='intermediate'][data-channel='1']").click()
+    page.locator(".el-explain button").nth(1).click()
     page.locator(".fv-dialog").wait_for()
     wait_until(lambda: "view=formula" in page.url)
     page.go_back()
-    page.locator(".el-overlay[data-phase='open']").wait_for()
-    assert overlay.get_attribute("data-sweep") == "ended", "Back replayed the entry animation and the sweep"
-    assert app.sessions[-1].state.level == "elastic"
+    wait_until(lambda: state.level == "elastic")
+    page.locator(".el-view .el-title").wait_for()
+    assert not view.playing, "Back replayed the sweep"
     context.close()

@@ -77,16 +77,6 @@
       if (node.inert || node.hidden) return;
       if (!node.checkVisibility({ opacityProperty: true, visibilityProperty: true }) && getComputedStyle(node).display !== "contents") return;
       popup = popup || (popupSelector && node.matches(popupSelector));
-      if (node.tagName === "CANVAS" && Array.isArray(node.textBoxes)) {
-        const box = node.getBoundingClientRect();
-        const sx = box.width / (node.textBoxesWidth || box.width), sy = box.height / (node.textBoxesHeight || box.height);
-        const at = (r) => ({ left: box.left + r.x * sx, top: box.top + r.y * sy, right: box.left + (r.x + r.w) * sx, bottom: box.top + (r.y + r.h) * sy });
-        const canvasClips = clipsOf(node, popup).concat([{ axis: "xy", name: "canvas", ...rect(box) }]);
-        for (const drawn of node.textBoxes) {
-          const clips = drawn.within ? canvasClips.concat([{ axis: "xy", name: drawn.within.name, ...at(drawn.within) }]) : canvasClips;
-          texts.push({ text: drawn.text, where: "canvas text", container: containerIds.size + texts.length + 1e6, boxes: [at(drawn)], clips, popup, scrolled: inScroller(node), cut: false });
-        }
-      }
       if (node.shadowRoot) visit(node.shadowRoot, popup);
     }
     for (const child of node.childNodes) visit(child, popup);

@@ -276,7 +276,12 @@ class ControlPanel(Viewer):
     def _follow_image(self, *_events) -> None:
         state = self.state
         with pn.io.hold():
-            self.gallery.param.update(value=state.example, shown=state.example)  # the browser's "working…" ends
+            # `shown` ends the browser's "working…". `value` only when the image came from elsewhere (URL, tour,
+            # Lab): Panel takes the next browser change of a property it just set as its echo and drops it, and
+            # with clicks arriving during a coalesced flush that would be the newest click.
+            if self.gallery.value != state.example:
+                self.gallery.value = state.example
+            self.gallery.shown = state.example
             self.seen.object = self._seen_html()
 
     def _follow_message(self, event: param.parameterized.Event) -> None:

@@ -16,8 +16,7 @@ def open_app(page, url: str, query: str = "") -> None:
     """Load the app (with an optional `?query`) and wait until the overview's neurons are there (hidden while
     the query opens an elastic or formula view over them)."""
     page.goto(url + query)
-    page.locator(".ov-class").first.wait_for(state="attached")
-    page.locator(".thumb").first.wait_for()
+    page.locator(".ov-class:visible, .el-title:visible, .fv-dialog:visible").first.wait_for()
     page.wait_for_function("() => document.readyState === 'complete'")
 
 

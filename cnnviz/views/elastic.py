@@ -373,8 +373,9 @@ class ElasticView(Viewer):
                     self._shown_kind = kind
                 self.bar.heading = getattr(pane, "heading", "")
             if shown != self._open.visible:
-                self._rest.css_classes = ["el-rest", "el-returning"]  # from now on, coming back animates
-                self._open.visible, self._rest.visible = shown, not shown
+                # from now on, coming back animates; while away the overview keeps its layout (see elastic.css)
+                self._rest.css_classes = ["el-rest", "el-away"] if shown else ["el-rest", "el-returning"]
+                self._open.visible = shown
             self.bar.active = shown and state.level == "elastic"
 
     def _on_back(self) -> None:

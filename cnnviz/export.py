@@ -25,6 +25,7 @@ from contextlib import contextmanager
 from importlib import metadata
 from pathlib import Path
 
+from cnnviz import self_contained as self_contained_site
 from cnnviz.errors import CnnvizError
 
 # page name -> `panel convert` target. The worker keeps the page responsive while Python computes; the single
@@ -62,20 +63,38 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--data-dir", type=Path, default=None, help="prepared data whose gallery/ to ship (default: as `serve`)"
     )
+    parser.add_argument(
+        "--self-contained",
+        action="store_true",
+        help="download Pyodide and every package into the site, so it needs no CDN (for networks that block them)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
-    out = export_site(args.out, weights=args.weights, data_dir=args.data_dir, progress=True)
+    out = export_site(
+        args.out, weights=args.weights, data_dir=args.data_dir, self_contained=args.self_contained, progress=True
+    )
     size = site_payload(out)
-    print(f"Wrote the static site to {out}/ ({size / 1e6:.2f} MB without Pyodide and the packages it downloads).")
+    what = "with Pyodide and every package" if args.self_contained else "without Pyodide and the packages it downloads"
+    print(f"Wrote the static site to {out}/ ({size / 1e6:.2f} MB {what}).")
     print(f"Try it: python -m http.server --directory {out} 8000, then open http://localhost:8000/")
     return 0
 
 
 def export_site(
-    out: Path, weights: Path | None = None, data_dir: Path | None = None, *, progress: bool = False
+    out: Path,
+    weights: Path | None = None,
+    data_dir: Path | None = None,
+    *,
+    self_contained: bool = False,
+    sources: self_contained_site.Sources | None = None,
+    progress: bool = False,
 ) -> Path:
-    """Build the static site in `out` (new, empty, or a previous export, which is replaced) and return its path."""
+    """Build the static site in `out` (new, empty, or a previous export, which is replaced) and return its path.
+
+    `self_contained` downloads Pyodide and every package into the site (from `sources`, by default the public
+    ones), before anything else, so that a download that cannot be made stops the export at once.
+    """
     from tqdm import tqdm
 
     from cnnviz.examples import gallery_folder
@@ -84,6 +103,10 @@ def export_site(
     out = _prepare_out_dir(out)
     weights = Path(weights or default_weights_path())
     shared_network(weights)  # a missing or damaged file stops the export here, with its message
+    bundle = None
+    if self_contained:
+        sources = sources or self_contained_site.default_sources()
+        bundle = self_contained_site.download(browser_lock(), pyodide_lock(), sources, progress=progress)
     with tqdm(total=3 + len(PAGES), desc="Exporting", unit="step", disable=not progress) as steps:
         with tempfile.TemporaryDirectory(prefix="cnnviz-export-") as scratch:
             stage = Path(scratch) / "app"
@@ -109,17 +132,27 @@ def export_site(
                     steps.update()
             _copy(requirements, out / REQUIREMENTS_FILE)
         share_resources(out)
+        if bundle:
+            self_contained_site.install(
+                bundle, out, [_python_loader(out, page, target) for page, target in PAGES.items()]
+            )
+        hosts = self_contained_site.SELF_CONTAINED_HOSTS if bundle else NEEDED_HOSTS
         for page, target in PAGES.items():
             localise_assets(out / f"{page}.html", out)
-            explain_start_failures(out / f"{page}.html", target)
+            explain_start_failures(out / f"{page}.html", target, hosts)
         steps.update()
         _precache_site(out)
         steps.update()
     return out
 
 
+def _python_loader(out: Path, page: str, target: str) -> Path:
+    """The file that loads Pyodide and installs the packages: the worker's script, or the page itself."""
+    return out / f"{page}.js" if target == "pyodide-worker" else out / f"{page}.html"
+
+
 def site_payload(out: Path) -> int:
-    """Bytes a host serves for the site: everything in `out` (Pyodide and the wheels it downloads are not there)."""
+    """Bytes a host serves for the site: everything in `out` (Pyodide and the packages too when self-contained)."""
     return sum(path.stat().st_size for path in out.rglob("*") if path.is_file())
 
 

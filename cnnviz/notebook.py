@@ -1,7 +1,11 @@
 """cnnviz in Jupyter: `cnnviz.notebook.extension()` in place of `pn.extension()`.
 
-Two things the plain Panel extension gets wrong for this app in JupyterLab and Notebook 7:
+What the plain Panel extension gets wrong for this app in JupyterLab and Notebook 7:
 - it loads BokehJS and Panel's JavaScript from CDNs, so with no internet nothing renders: here they are inlined;
+- even with `inline=True`, components created after the first render (a pane the kernel adds, a theme stylesheet)
+  link Panel's stylesheets from its CDN: here every stylesheet Panel ships comes inline;
+- layouts that switch to one column on narrow screens ask the window's width, but in a notebook the cell is what is
+  narrow (about 970 px of a 1440 px window beside JupyterLab's file browser): here those rules ask the cell's width;
 - a change made while an output is still rendering can be lost: Panel retries each such message on a timer, and
   once the output's comm opens a later message can overtake an earlier one, so *Run All* leaves the view stale
   while the kernel has moved on. Here each output's messages wait, in order, until the browser says the output is
@@ -10,9 +14,16 @@ Two things the plain Panel extension gets wrong for this app in JupyterLab and N
 
 from __future__ import annotations
 
+import base64
+import re
 from typing import Any
 
 import panel as pn
+from bokeh.models import ImportedStyleSheet, InlineStyleSheet, UIElement
+from panel import reactive as panel_reactive
+from panel.io import resources as panel_resources
+from panel.io.notebook import replace_inline_css
+from panel.io.resources import CDN_DIST, LOCAL_DIST
 from pyviz_comms import JupyterComm
 
 # a view nobody renders (a headless run, an output cleared before it drew) stops holding messages after this many
@@ -53,10 +64,69 @@ class CommHeldUntilRendered(JupyterComm):
         self._comm.send(data, metadata=metadata, buffers=list(buffers))
 
 
+def _inline_after_patch(stylesheet: Any, dist_url: str) -> None:
+    """Panel's `patch_stylesheet`, then a file Panel ships becomes a data: URL of its own text.
+
+    Panel inlines its stylesheets when an output first renders, but the models it creates later (a pane the
+    kernel adds) get their theme and loading stylesheets through this function, which points them at its CDN.
+    """
+    _panel_patch_stylesheet(stylesheet, dist_url)
+    url = getattr(stylesheet, "url", "")
+    if url.startswith(LOCAL_DIST):  # outside a render Panel names its files by the server's path
+        url = CDN_DIST + url.removeprefix(LOCAL_DIST)
+    inline = replace_inline_css(ImportedStyleSheet(url=url)) if url.startswith(CDN_DIST) else None
+    if isinstance(inline, InlineStyleSheet):
+        stylesheet.url = "data:text/css;base64," + base64.b64encode(inline.css.encode()).decode()
+
+
+_panel_patch_stylesheet = panel_resources.patch_stylesheet
+
+
+# `@media (max-width: …)` / `(min-width: …)` with its block: the same rule is added as a container query
+WIDTH_MEDIA_QUERY = re.compile(r"@media\s*(\((?:max|min)-width:[^)]*\))\s*\{")
+# the output area of a cell is the container those rules measure (JupyterLab and Notebook 7)
+CELL_CONTAINER_CSS = "<style>.jp-OutputArea-output { container-type: inline-size; }</style>"
+
+
+def rules_for_the_cell(css: str) -> str:
+    """`css` plus each of its width media rules again as a container rule, so that it follows the cell's width."""
+    added = []
+    for match in WIDTH_MEDIA_QUERY.finditer(css):
+        depth, end = 1, match.end()
+        while depth and end < len(css):
+            depth += {"{": 1, "}": -1}.get(css[end], 0)
+            end += 1
+        added.append(f"@container {match.group(1)} {{{css[match.end() : end]}")
+    return "\n".join([css, *added])
+
+
+def _narrow_rules_follow_the_cell(viewable: Any, root: Any) -> None:
+    """A preprocessing hook: on each newly displayed root, width media rules also become container rules."""
+    if root.ref["id"] in _roots_done:
+        return
+    _roots_done.add(root.ref["id"])
+    for model in root.select({"type": UIElement}):
+        sheets = [rules_for_the_cell(sheet) if isinstance(sheet, str) else sheet for sheet in model.stylesheets]
+        if sheets != list(model.stylesheets):
+            model.stylesheets = sheets
+
+
+_roots_done: set[str] = set()
+
+
 def extension(*extensions: str, **config: Any) -> None:
-    """`pn.extension` with inline resources and held comms; takes the same arguments."""
+    """`pn.extension` with inline resources and stylesheets, held comms, and layouts that fit the cell; takes the
+    same arguments."""
     config.setdefault("inline", True)
     pn.extension(*extensions, **config)
     manager = pn.state._comm_manager  # set by pn.extension when it runs in a kernel
-    if manager.server_comm is JupyterComm:  # Jupyter only; other front ends keep their comms
-        manager.server_comm = CommHeldUntilRendered
+    if manager.server_comm is not JupyterComm and manager.server_comm is not CommHeldUntilRendered:
+        return  # Jupyter only; other front ends keep their comms and styles
+    manager.server_comm = CommHeldUntilRendered
+    # Panel's components (each new model) and designs call it by these two names
+    panel_reactive.patch_stylesheet = panel_resources.patch_stylesheet = _inline_after_patch
+    if _narrow_rules_follow_the_cell not in pn.viewable.Viewable._preprocessing_hooks:
+        pn.viewable.Viewable._preprocessing_hooks.append(_narrow_rules_follow_the_cell)
+    from IPython.display import HTML, display
+
+    display(HTML(CELL_CONTAINER_CSS))

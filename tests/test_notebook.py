@@ -16,6 +16,16 @@ nbclient = pytest.importorskip("nbclient", reason="nbclient is not installed")
 
 
 PANEL_OUTPUT = "application/vnd.holoviews_exec.v0+json"  # what a live Panel object displays as
+# run in the kernel after the notebook: the stylesheet URLs on the internet of every model of every view shown
+STYLESHEETS_FROM_THE_INTERNET = """
+from bokeh.models import ImportedStyleSheet
+from panel.io.state import state
+print(sorted({
+    sheet.url for _view, _root, document, _comm in state._views.values() for model in document.models
+    for sheet in getattr(model, "stylesheets", None) or []
+    if isinstance(sheet, ImportedStyleSheet) and sheet.url.startswith("http")
+}))
+"""
 
 
 def outputs_of(notebook, source_start: str) -> list[dict]:
@@ -40,7 +50,10 @@ def test_notebook_runs_headless_and_shows_the_explainer(tmp_path):
     client = nbclient.NotebookClient(
         notebook, timeout=CELL_TIMEOUT, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}
     )
+    notebook.cells.append(nbformat.v4.new_code_cell(STYLESHEETS_FROM_THE_INTERNET))
     client.execute()  # raises CellExecutionError, with the cell and traceback, if any cell fails
+    # every view the kernel drew, after Run All's updates too, carries its stylesheets inline
+    assert "".join(output.get("text", "") for output in notebook.cells.pop().outputs).strip() == "[]"
 
     (shown,) = panel_outputs_of(notebook, "explainer = Explainer()")
     page = shown["text/html"]
@@ -52,3 +65,35 @@ def test_notebook_runs_headless_and_shows_the_explainer(tmp_path):
     assert "prediction: " in printed
 
     assert len(panel_outputs_of(notebook, 'activations = trace["conv_1_2"]')) == 1
+
+
+def test_narrow_screen_rules_also_follow_the_cell_width():
+    from cnnviz.notebook import rules_for_the_cell
+
+    css = "@media (max-width: 1199px) { :host { flex-direction: column !important; } .a { b: c; } }\n.x { y: z; }"
+    assert rules_for_the_cell(css) == (
+        css + "\n@container (max-width: 1199px) { :host { flex-direction: column !important; } .a { b: c; } }"
+    )
+    assert (
+        rules_for_the_cell(".x { y: z; } @media print { .x { y: w; } }") == ".x { y: z; } @media print { .x { y: w; } }"
+    )
+
+
+def test_stylesheets_panel_would_link_from_its_cdn_come_inline():
+    import base64
+
+    from bokeh.models import ImportedStyleSheet
+    from panel.io.resources import CDN_DIST, DIST_DIR, LOCAL_DIST
+
+    from cnnviz.notebook import _inline_after_patch
+
+    for url in (f"{CDN_DIST}bundled/theme/native.css", f"{LOCAL_DIST}css/loading.css"):
+        sheet = ImportedStyleSheet(url=url)
+        _inline_after_patch(sheet, CDN_DIST)
+        prefix = "data:text/css;base64,"
+        assert sheet.url.startswith(prefix), url
+        shipped = DIST_DIR / url.removeprefix(CDN_DIST).removeprefix(LOCAL_DIST)
+        assert base64.b64decode(sheet.url.removeprefix(prefix)).decode() == shipped.read_text(encoding="utf-8")
+    elsewhere = ImportedStyleSheet(url="https://example.org/theirs.css")
+    _inline_after_patch(elsewhere, CDN_DIST)
+    assert elsewhere.url == "https://example.org/theirs.css"  # not Panel's: left alone

@@ -7,6 +7,7 @@ check; the live Pyodide app is exercised only where the CDN answers.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import http.server
 import threading
@@ -38,15 +39,23 @@ def site(tmp_path_factory, prepared_data_dir) -> Path:
     return export_site(tmp_path_factory.mktemp("export") / "site", data_dir=prepared_data_dir)
 
 
-@pytest.fixture(scope="module")
-def site_url(site) -> Iterator[str]:
+@contextlib.contextmanager
+def served(site: Path) -> Iterator[str]:
     """Any static host will do: here Python's file server on the loopback interface."""
     server = http.server.ThreadingHTTPServer((SITE_HOST, 0), functools.partial(SilentHandler, directory=site))
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    yield f"http://{SITE_HOST}:{server.server_port}/"
-    server.shutdown()
-    thread.join()
+    try:
+        yield f"http://{SITE_HOST}:{server.server_port}/"
+    finally:
+        server.shutdown()
+        thread.join()
+
+
+@pytest.fixture(scope="module")
+def site_url(site) -> Iterator[str]:
+    with served(site) as url:
+        yield url
 
 
 class Visit:
@@ -185,3 +194,52 @@ def test_live_pyodide_app_computes_in_the_browser(browser, site_url, prepared_da
         assert visit.errors == []
     finally:
         visit.context.close()
+
+
+@pytest.fixture(scope="module")
+def self_contained_url(tmp_path_factory) -> Iterator[str]:
+    """A self-contained export with Pyodide's real runtime (from its npm package) and stand-ins for the packages,
+    whose wasm builds are only on Pyodide's CDN: the browser starts Python from the site, then cannot install."""
+    from cnnviz import self_contained
+    from cnnviz.errors import CnnvizError
+
+    sources = self_contained.default_sources()
+    try:
+        runtime = self_contained._runtime(sources, progress=False)
+    except CnnvizError as error:
+        pytest.skip(f"Pyodide's runtime cannot be downloaded here: {error}")
+    folder = tmp_path_factory.mktemp("self-contained")
+
+    def runtime_only(lock, builds, sources, progress=False) -> self_contained.Bundle:
+        wheels = {
+            name: folder / f"{name.replace('-', '_')}-{version}-py3-none-any.whl" for name, version in lock.items()
+        }
+        for path in wheels.values():
+            path.write_bytes(b"stand-in")
+        return self_contained.Bundle(runtime, wheels)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(self_contained, "download", runtime_only)
+        site = export_site(folder / "site", self_contained=True)
+    with served(site) as url:
+        yield url
+
+
+@pytest.mark.parametrize("page_name", list(PAGES))
+def test_self_contained_site_starts_python_from_the_site_alone(visit, self_contained_url, page_name, screenshot):
+    loaded: dict[str, int] = {}
+    visit.page.on("response", lambda response: loaded.__setitem__(urlparse(response.url).path, response.status))
+    visit.open(f"{self_contained_url}{page_name}.html")
+    notice = visit.page.locator(".cnnviz-start-failed[role='alert']")
+    notice.wait_for(timeout=LIVE_APP_TIMEOUT_MS)
+    # the interpreter, its standard library and its lock came from the site; the first package it asked for too
+    for runtime_file in ("pyodide.js", "pyodide.asm.js", "pyodide.asm.wasm", "python_stdlib.zip", "pyodide-lock.json"):
+        assert loaded.get(f"/pyodide/{runtime_file}") == 200, (runtime_file, loaded)
+    # Python ran (its own traceback, from the site's standard library) and asked the site for its first package,
+    # which only Pyodide's CDN has
+    assert any("/lib/python313.zip/" in error and "ModuleNotFoundError" in error for error in visit.errors)
+    requested = [urlparse(url).path for url in visit.failed] + list(loaded)
+    assert any(path.startswith("/pyodide/micropip-") for path in requested), requested
+    assert "everything it needs comes from this site" in notice.inner_text()
+    screenshot(visit.page, f"export-self-contained-{page_name}")
+    assert visit.remote == [], "a self-contained site asks no other host for anything"

@@ -1,11 +1,14 @@
-"""notebooks/explainer.ipynb in a real JupyterLab in headless Chromium, with every request off the machine refused.
+"""notebooks/explainer.ipynb in a real JupyterLab and in Notebook 7, in headless Chromium, with every request off
+the machine refused.
 
 What a student does: open the notebook, *Run All* (and *Restart Kernel and Run All Cells*), look at the explainer
-and click in it. The view must end on the last cell's image (the gradient) and answer a click.
+and click in it. The view must end on the last cell's image (the gradient), fit the cell's width at 1440 px, and
+answer a click; nothing may be fetched from the internet.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket
@@ -25,18 +28,28 @@ pytestmark = pytest.mark.ui
 REPO = Path(__file__).resolve().parents[2]
 NOTEBOOK = REPO / "notebooks" / "explainer.ipynb"
 LAST_IMAGE_TITLE = "A red-to-blue gradient"  # what the notebook's last show_array call names its image
-PANEL_CSS_ON_CDN = "https://cdn.holoviz.org/panel/"
 START_TIMEOUT_S = 180
 RUN_TIMEOUT_MS = 240_000  # a cold kernel imports Panel and HoloViews and renders the app
 
 pytest.importorskip("jupyterlab", reason="JupyterLab is not installed (pip install -e '.[test]')")
 
+# front end -> (Python module that starts it, the notebook's address under the server)
+FRONT_ENDS = {"jupyterlab": ("jupyterlab", "lab/tree"), "notebook7": ("notebook", "notebooks")}
+# JupyterLab's "get notified about Jupyter news?" toast would cover the view: answered "no" in its settings
+NO_NEWS = {"@jupyterlab/apputils-extension/notification.jupyterlab-settings": {"fetchNews": "false"}}
 
-@pytest.fixture(scope="module")
-def jupyter_lab(tmp_path_factory) -> Iterator[str]:
-    """JupyterLab on a free loopback port, on a copy of the notebook (autosave never touches the tracked one)."""
+
+@pytest.fixture(scope="module", params=list(FRONT_ENDS))
+def jupyter_server(request, tmp_path_factory) -> Iterator[str]:
+    """JupyterLab or Notebook 7 on a free loopback port, on a copy of the notebook (autosave never touches the
+    tracked one); yields the notebook's URL."""
+    module, notebook_path = FRONT_ENDS[request.param]
+    pytest.importorskip(module, reason=f"{module} is not installed (pip install -e '.[test]')")
     root = tmp_path_factory.mktemp("lab")
     state = tmp_path_factory.mktemp("lab-state")  # the user's Lab settings and workspaces stay untouched
+    for name, settings in NO_NEWS.items():
+        (state / "settings" / name).parent.mkdir(parents=True, exist_ok=True)
+        (state / "settings" / name).write_text(json.dumps(settings), encoding="utf-8")
     shutil.copy(NOTEBOOK, root / NOTEBOOK.name)
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -51,10 +64,17 @@ def jupyter_lab(tmp_path_factory) -> Iterator[str]:
     environment["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
     server = subprocess.Popen(
         [
-            sys.executable, "-m", "jupyterlab", "--no-browser", "--ip=127.0.0.1", f"--port={port}",
-            f"--ServerApp.root_dir={root}", "--IdentityProvider.token=", "--ServerApp.password=",
-            "--LabApp.expose_app_in_browser=True", "--ServerApp.disable_check_xsrf=True",
-            "--LabApp.news_url=", "--ServerApp.allow_root=True",
+            sys.executable,
+            "-m",
+            module,
+            "--no-browser",
+            "--ip=127.0.0.1",
+            f"--port={port}",
+            f"--ServerApp.root_dir={root}",
+            "--IdentityProvider.token=",
+            "--ServerApp.password=",
+            "--ServerApp.disable_check_xsrf=True",
+            "--ServerApp.allow_root=True",
         ],
         cwd=root,
         env=environment,
@@ -70,9 +90,9 @@ def jupyter_lab(tmp_path_factory) -> Iterator[str]:
                     break
             except OSError:
                 if server.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail("JupyterLab did not start")
+                    pytest.fail(f"{module} did not start")
                 time.sleep(0.5)
-        yield url
+        yield f"{url}/{notebook_path}/{NOTEBOOK.name}"
     finally:
         server.terminate()
         try:
@@ -82,7 +102,7 @@ def jupyter_lab(tmp_path_factory) -> Iterator[str]:
 
 
 @pytest.fixture
-def lab_page(browser, jupyter_lab) -> Iterator[tuple[object, list[str]]]:
+def lab_page(browser, jupyter_server) -> Iterator[tuple[object, list[str]]]:
     context = browser.new_context(viewport={"width": 1440, "height": 900})
     remote: list[str] = []
 
@@ -97,8 +117,8 @@ def lab_page(browser, jupyter_lab) -> Iterator[tuple[object, list[str]]]:
     context.route("**/*", keep_local)
     page = context.new_page()
     page.add_init_script("try { localStorage.setItem('cnnviz-tour-seen', 'yes') } catch (e) {}")
-    page.goto(f"{jupyter_lab}/lab/tree/{NOTEBOOK.name}")
-    page.wait_for_function("window.jupyterapp && document.querySelector('.jp-Notebook')", timeout=120_000)
+    page.goto(jupyter_server)
+    page.wait_for_function("document.querySelector('.jp-Notebook .jp-Cell')", timeout=120_000)
     yield page, remote
     context.close()
 
@@ -140,16 +160,36 @@ def explainer_shows(page, text: str) -> None:
     page.locator(".jp-OutputArea-output .image-caption").filter(has_text=text).first.wait_for(timeout=60_000)
 
 
-def check_view(page, screenshot, name: str, click: bool = True) -> None:
+# the element (through shadow roots) that reaches furthest right past the output's edge, or null when all fits
+OVERFLOW_PAST_OUTPUT = """(output) => {
+  const limit = output.getBoundingClientRect().right + 1;
+  let worst = null;
+  const walk = (root) => {
+    for (const element of root.querySelectorAll('*')) {
+      const box = element.getBoundingClientRect();
+      if (box.width > 0 && box.height > 0 && box.right > limit && (!worst || box.right > worst.right)) {
+        worst = {right: Math.round(box.right), limit: Math.round(limit), element: element.tagName + ' '
+                 + String(element.className).slice(0, 60), text: (element.textContent || '').slice(0, 40)};
+      }
+      if (element.shadowRoot) walk(element.shadowRoot);
+    }
+  };
+  walk(output);
+  return worst;
+}"""
+
+
+def check_view(page, screenshot, name: str) -> None:
+    """The view shows the last cell's image, fits the cell, and a click reaches the kernel and comes back."""
     explainer_shows(page, LAST_IMAGE_TITLE)
-    # (not checked yet: the overview is wider than a JupyterLab cell at 1440 px and its class column needs a
-    # sideways scroll)
-    output = page.locator(".jp-OutputArea-output").filter(has=page.locator(".ov-class")).first
+    output = page.locator(".jp-OutputArea-output").filter(has=page.locator(".thumb")).first
     output.scroll_into_view_if_needed()
     screenshot(page, name)
-    if not click:
-        return
-    # a click reaches the kernel and comes back: the second example replaces the gradient
+    # the whole overview, class column included, within the cell: no sideways scrolling
+    assert output.evaluate(OVERFLOW_PAST_OUTPUT) is None
+    # the second example replaces the gradient. Known to fail intermittently (most often in Notebook 7): when the
+    # kernel's websocket drops and reconnects ("Connection lost, reconnecting" in the console), the kernel still
+    # gets the click and changes the state, but the view never receives the update
     page.locator(".jp-OutputArea-output .thumb").nth(1).click()
     page.locator(".jp-OutputArea-output .image-caption").filter(has_not_text=LAST_IMAGE_TITLE).first.wait_for(
         timeout=60_000
@@ -174,8 +214,9 @@ def run_all(page, screenshot) -> None:
 @pytest.mark.timeout(900)
 def test_run_all_and_restart_run_all_end_on_the_last_image(lab_page, screenshot):
     page, remote = lab_page
+    name = "notebook7" if "/notebooks/" in page.url else "jupyterlab"
     run_all(page, screenshot)
-    check_view(page, screenshot, "notebook-run-all")
+    check_view(page, screenshot, f"{name}-run-all")
 
     menu(page, "Kernel", "Restart Kernel and Run All Cells")
     page.locator(".jp-Dialog .jp-mod-accept").first.click()
@@ -185,8 +226,6 @@ def test_run_all_and_restart_run_all_end_on_the_last_image(lab_page, screenshot)
         timeout=120_000,
     )
     wait_for_every_cell(page)
-    # (a click after Restart & Run All is not checked: in one run here it did not come back within 60 s)
-    check_view(page, screenshot, "notebook-restart-run-all", click=False)
-    # BokehJS, Panel's JavaScript and the app come inline; what still leaves is Panel 1.9's loading.css and theme
-    # stylesheets, linked from its CDN even with inline=True (the view draws and works without them)
-    assert all(url.startswith(PANEL_CSS_ON_CDN) and ".css" in url for url in remote), remote
+    check_view(page, screenshot, f"{name}-restart-run-all")
+    # BokehJS, Panel's JavaScript and stylesheets, and the app all come inline
+    assert remote == []

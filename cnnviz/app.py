@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import html
 import logging
-from functools import cache
+from collections.abc import Callable
+from functools import cache, partial
 from typing import Any
 
 import numpy as np
 import panel as pn
 from bokeh.document import Document
+from panel.io.state import set_curdoc
 from panel.viewable import Viewer
 
 from cnnviz.engine import Network, Trace
@@ -68,7 +71,7 @@ class Explainer(Viewer):
         self.controls = ControlPanel(self.state)
         self.formula: FormulaView | None = None  # built the first time a formula view opens (most never do)
         self._formula_slot = pn.Column(sizing_mode="stretch_width", margin=0)
-        self.article = Article()
+        self.article = Article(network)
         self.lab = Lab(self.state)
         self.learning = LearningState(self.state)
         self.learn = Learn(self.learning)
@@ -114,6 +117,7 @@ class Explainer(Viewer):
         """Mirror image, selection and options in the URL query, and restore them from it."""
         if pn.state.location is not None:
             self.link = SharedLink(self.state, self.learning)  # checks every value a link brings (cnnviz.state)
+            self.link.defer_window_writes = when_resting(URL_WINDOW_REST_MS)
             self.link.sync_with(pn.state.location)
 
     def page(self) -> pn.template.BaseTemplate:
@@ -132,6 +136,46 @@ class Explainer(Viewer):
             main=[self._layout, self.article, ReloadFromUrl(height=0, margin=0)],
         )
         return template
+
+
+URL_WINDOW_REST_MS = 300
+"""How long the formula view's window rests before the URL shows its position."""
+
+
+def when_resting(delay_ms: int) -> Callable[[Callable[[], None]], None]:
+    """A scheduler for this session that runs only the latest function it was given, once `delay_ms` pass without
+    another; at once where there is no server session (a notebook, the static export).
+
+    The wait runs on the event loop and the function under the session's document lock, not as a Bokeh session
+    callback: adding one is announced as a document event, which an active `pn.io.hold()` (a pointer move) can
+    swallow.
+    """
+    doc = pn.state.curdoc
+    pending: list[asyncio.TimerHandle] = []
+    running: set[asyncio.Future] = set()
+
+    def run(function: Callable[[], None], _doc: Document | None = None) -> None:
+        with set_curdoc(doc):
+            function()
+
+    def locked(function: Callable[[], None]) -> None:
+        task = asyncio.ensure_future(doc.session_context.with_locked_document(partial(run, function)))
+        running.add(task)  # kept until done: the loop holds tasks only weakly
+        task.add_done_callback(running.discard)
+
+    def schedule(function: Callable[[], None]) -> None:
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            loop = None
+        if doc is None or doc.session_context is None or loop is None:
+            function()
+            return
+        while pending:
+            pending.pop().cancel()
+        pending.append(loop.call_later(delay_ms / 1000, locked, function))
+
+    return schedule
 
 
 class Page(pn.template.BootstrapTemplate):

@@ -7,6 +7,7 @@ The views watch these parameters and ask the engine for numbers; tests drive the
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlencode
 
@@ -197,6 +198,7 @@ LINK_NAMES = {
 LEARNING_LINK_NAMES = {"backward_mode": "mode", "true_class": "truth"}
 MODES = ("forward", "backward")
 MAX_LINK_TEXT = 2000  # characters of one value; longer ones are refused unread
+WINDOW = ("row", "col")  # the formula view's window: it moves with the pointer, many times a second
 _SELECTION = ("layer", "neuron", "level", "input_channel", "row", "col")
 
 
@@ -234,6 +236,9 @@ class SharedLink(param.Parameterized):
         self.state = state
         self.learning = learning
         self._writing = False
+        # Schedules a write for when the window rests (the app sets it when served); None: write at once. Writing
+        # the URL on every pointer move costs a browser round trip per move.
+        self.defer_window_writes: Callable[[Callable[[], None]], None] | None = None
         self._write_from_state()
         self._state_watcher = state.param.watch(self._write_from_state, list(LINK_NAMES))
         if learning is not None:
@@ -257,7 +262,10 @@ class SharedLink(param.Parameterized):
         location.sync(self, self.link_names)
 
     # -- state -> link ------------------------------------------------------------------------------------
-    def _write_from_state(self, *_events) -> None:
+    def _write_from_state(self, *events: param.parameterized.Event) -> None:
+        if events and self.defer_window_writes is not None and all(event.name in WINDOW for event in events):
+            self.defer_window_writes(self._write_from_state)
+            return
         state = self.state
         values = {
             "image": state.example,

@@ -7,9 +7,8 @@ import pytest
 from cnnviz.views.controls import BrowserControl
 from cnnviz.views.elastic import ElasticCanvas
 from cnnviz.views.overview import OverviewOverlay
-from cnnviz.views.tour import TourControl
 
-CLICK_DRIVEN = [BrowserControl, OverviewOverlay, ElasticCanvas, TourControl]
+CLICK_DRIVEN = [BrowserControl, OverviewOverlay, ElasticCanvas]
 
 
 @pytest.mark.parametrize("component", CLICK_DRIVEN, ids=lambda component: component.__name__)

@@ -10,7 +10,10 @@ from __future__ import annotations
 import re
 
 import numpy as np
+import panel as pn
 import pytest
+from bokeh.document import Document
+from panel.io.state import set_curdoc
 
 from cnnviz.colors import color_ranges
 from cnnviz.engine import Conv2D, Dense, Flatten, MaxPool2D, Network, ReLU, Softmax, tiny_vgg
@@ -342,3 +345,22 @@ def test_moving_the_window_replaces_the_url_entry_under_the_names_the_app_uses()
     from cnnviz.views.formula import FormulaDialog
 
     assert FormulaDialog().window_keys == [LINK_NAMES["row"], LINK_NAMES["col"]]
+
+
+def test_a_pointer_move_in_a_page_keeps_every_model_of_the_page_known():
+    """The move skips Bokeh's walk over the page's models (`same_models`): it must not have added one to walk."""
+    network = tiny_vgg_with_biases()
+    view = FormulaView(ExplainerState(network, catalog_for(network)))
+    doc = Document()
+    pn.Column(view).server_doc(doc)
+    view.state.select("conv_1_2", 3, level="formula")
+    layout = MapsLayout.of(network, "conv_1_2")
+    for row, col in [(20, 40), (0, 0), (59, 59)]:
+        with set_curdoc(doc):
+            point(view.pointer, layout.output_box(row, col))
+        assert (view.state.row, view.state.col) == (row, col)
+        known = set(doc.models)
+        doc.models.recompute()
+        assert set(doc.models) == known
+    sources = [model for model in doc.models if type(model).__name__ == "ColumnDataSource" and "left" in model.data]
+    assert any(list(source.data["left"]) == list(marks(view)[:, 0]) for source in sources)

@@ -75,7 +75,6 @@ class Difference:
 
     layer: str
     max_change: float  # largest absolute difference
-    changed_share: float  # fraction of values that moved by more than `tolerance`
     changed_channels: tuple[int, ...]
 
 
@@ -87,5 +86,5 @@ def compare(before: Trace, after: Trace, tolerance: float = 1e-6) -> list[Differ
         moved = delta > tolerance
         per_channel = moved.reshape(-1, moved.shape[-1]).any(axis=0)  # maps and vectors alike
         channels = tuple(int(c) for c in np.flatnonzero(per_channel))
-        differences.append(Difference(name, float(delta.max(initial=0.0)), float(moved.mean()), channels))
+        differences.append(Difference(name, float(delta.max(initial=0.0)), channels))
     return differences

@@ -16,6 +16,7 @@ import html
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cache
 
 import holoviews as hv
 import numpy as np
@@ -39,7 +40,7 @@ ASPECT = (PLOT_RANGE["x"][1] - PLOT_RANGE["x"][0]) / (PLOT_RANGE["y"][1] - PLOT_
 
 RGB_CHANNEL_NAMES = ("red", "green", "blue")
 PADDING_COLOR = "#dfe3e8"
-MARK_COLORS = ("#111111", "#111111")  # the window on the input, the cell it makes on the output
+MARK_COLOR = "#111111"  # the window on the input and the cell it makes on the output
 
 
 def format_number(value: float, digits: int = 3) -> str:
@@ -60,6 +61,7 @@ def _hex_rgb(palette: Sequence[str]) -> np.ndarray:
 
 
 _RGB = {"diverging": _hex_rgb(DIVERGING), "greys": _hex_rgb(GREYS), "weights": _hex_rgb(WEIGHTS)}
+_HEX = {"diverging": np.array(DIVERGING), "greys": np.array(GREYS), "weights": np.array(WEIGHTS)}
 
 
 def _half_range(values: np.ndarray) -> float:
@@ -83,9 +85,11 @@ class Shade:
         return _RGB[self.palette][self.indices(values)]
 
     def hex(self, value: float) -> str:
-        return {"greys": GREYS, "diverging": DIVERGING, "weights": WEIGHTS}[self.palette][
-            int(self.indices(np.array([value]))[0])
-        ]
+        return str(self.hexes(np.array([value]))[0])
+
+    def hexes(self, values: np.ndarray) -> np.ndarray:
+        """The colours of a whole array at once (one palette lookup, not one per value)."""
+        return _HEX[self.palette][self.indices(values)]
 
 
 def _map_shade(trace: Trace, layer_name: str, half_ranges: dict[str, float]) -> Shade:
@@ -222,10 +226,17 @@ def maps_element(
     return hv.RGB(canvas, bounds=(0, -1, 2 + GAP, 0))
 
 
+@cache
+def _styled_marks() -> hv.Rectangles:
+    """The outlines' style, set once: each position is a clone of this, and clones share its options, so a pointer
+    move costs no `.opts` call (a dozen milliseconds of HoloViews each)."""
+    return hv.Rectangles([], vdims=[]).opts(fill_alpha=0, line_color=MARK_COLOR, line_width=3, apply_ranges=False)
+
+
 def window_marks(layout: MapsLayout, row: int, col: int) -> hv.Rectangles:
     """Outlines of output (row, col)'s window on the input and of the cell it makes on the output."""
     top, left = layout.window_origin(row, col)
-    return hv.Rectangles([layout.input_box(top, left, *layout.window), layout.output_box(row, col)], vdims=[])
+    return _styled_marks().clone([layout.input_box(top, left, *layout.window), layout.output_box(row, col)])
 
 
 # -- what one view explains, asked of the engine once per opened neuron ---------------------------------------
@@ -399,8 +410,8 @@ def conv_numbers(explained: Explained, row: int, col: int) -> str:
         factors = f"{format_number(float(window[r, c]))} × {format_number(float(kernel[r, c]))}"
         return f"<small>{factors}</small><b>{value}</b>"
 
-    def colors(shade: Shade, values: np.ndarray) -> list[list[str]]:
-        return [[shade.hex(float(v)) for v in line] for line in values]
+    def colors(shade: Shade, values: np.ndarray) -> np.ndarray:
+        return shade.hexes(values)
 
     arithmetic = (
         _figure("window (input values)", _grid(window, colors(shades["input"], window), "fv-window"))

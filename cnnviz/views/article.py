@@ -7,8 +7,9 @@ it as `window.cnnvizScrollToSection(id)`, and Python code scrolls with `Article.
 Formulas are `$$…$$` / `$…$` in Markdown; the dollarmath plugin keeps Markdown from touching the TeX (`\\,`,
 `_`, `*`) and `cnnviz.mathml` turns it into MathML on the server, which the browser draws by itself.
 
-The article is the same for every visitor, so its HTML is rendered once per process (`article_html`) and a
-session gets it as two HTML panes (before and after the playground), not as one Markdown pane per section.
+The article is the same for every visitor of one network, so its HTML is rendered once per process and network
+(`article_html`, with the sizes and names of `network_facts`) and a session gets it as two HTML panes (before
+and after the playground), not as one Markdown pane per section.
 """
 
 from __future__ import annotations
@@ -26,8 +27,10 @@ from panel.custom import JSComponent
 from panel.io.resources import CDN_DIST
 from panel.viewable import Viewer
 
-from cnnviz.article import LAYER_KIND_SECTIONS, SECTION_ANCHORS, read_section
+from cnnviz.article import LAYER_KIND_SECTIONS, SECTION_ANCHORS, network_facts, read_section
+from cnnviz.engine import Network
 from cnnviz.mathml import tex_to_mathml
+from cnnviz.resources import shared_network
 from cnnviz.views import DEEP_QUERY_JS
 from cnnviz.views.playground import PLAYGROUND_HEIGHT, Playground
 
@@ -135,12 +138,13 @@ PLAYGROUND_AFTER = "hyperparameters"  # the section the playground belongs to
 
 
 @cache
-def article_html() -> tuple[str, str]:
-    """The whole article as HTML, split where the playground goes: (contents + sections up to it, the rest)."""
+def article_html(facts: tuple[tuple[str, str], ...]) -> tuple[str, str]:
+    """The whole article about a network (its `network_facts`) as HTML, split where the playground goes:
+    (contents + sections up to it, the rest). Rendered once per process and network."""
     markdown = MarkdownIt("gfm-like").use(_render_math)
     parts: list[list[str]] = [[_contents_html()], []]
     for key, anchor in SECTION_ANCHORS.items():
-        title, body = read_section(key)
+        title, body = read_section(key, dict(facts))
         body = body.replace(" × ", "\u00a0×\u00a0")  # keep "64 × 64" on one line
         part = parts[1] if parts[1] or key == _after_playground() else parts[0]
         part.append(
@@ -166,8 +170,9 @@ class Article(Viewer):
 
     playground_loaded = param.Boolean(default=False, constant=True, doc="Whether the playground has been built.")
 
-    def __init__(self, **params: Any) -> None:
+    def __init__(self, network: Network | None = None, **params: Any) -> None:
         super().__init__(**params)
+        network = shared_network() if network is None else network
         self._scroller = SectionScroller(width=0, height=0, margin=0)
         self._playground_slot = pn.Column(
             pn.pane.HTML(
@@ -179,7 +184,7 @@ class Article(Viewer):
             sizing_mode="stretch_width",
             css_classes=["playground-slot"],
         )
-        before, after = article_html()
+        before, after = article_html(tuple(network_facts(network).items()))
         self._layout = pn.Column(
             pn.pane.HTML(before, stylesheets=_TEXT_STYLESHEETS, sizing_mode="stretch_width"),
             self._playground_slot,

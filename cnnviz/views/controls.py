@@ -134,20 +134,7 @@ class LabelledSwitch(JSComponent):
     value = param.Boolean(default=False)
     label = param.String(default="")
 
-    _esm = """
-    export function render({ model, el }) {
-      const label = document.createElement("label");
-      const box = Object.assign(document.createElement("input"), { type: "checkbox", checked: model.value });
-      box.setAttribute("role", "switch");
-      const words = document.createElement("span");
-      words.textContent = model.label;
-      label.append(box, words);
-      box.addEventListener("change", () => { model.value = box.checked; });
-      model.on("value", () => { box.checked = model.value; });
-      model.on("label", () => { words.textContent = model.label; });
-      el.append(label);
-    }
-    """
+    _esm = HERE / "switch.js"
     _stylesheets: ClassVar[list[str]] = [(HERE / "switch.css").read_text()]
 
 
@@ -182,7 +169,7 @@ def enlarged_png(image: np.ndarray, scale: int) -> bytes:
 
 
 def network_input_preview(image: np.ndarray, size: int = PREVIEW_SIZE) -> bytes:
-    """The 64×64 input enlarged with square pixels, so learners see exactly what the network sees."""
+    """The network's input enlarged with square pixels, so learners see exactly what the network sees."""
     return enlarged_png(image, size // image.shape[1])
 
 
@@ -241,11 +228,13 @@ class ControlPanel(Viewer):
             self.message,
             width=SECTION_WIDTH,
         )
+        rows, cols = self.state.network.input_shape[:2]
         seen = pn.Column(
             pn.Row(
                 self.original_box,
                 pn.Column(
-                    pn.pane.HTML("<small>What the network sees (64×64)</small>", margin=(0, 10)), self.input_preview
+                    pn.pane.HTML(f"<small>What the network sees ({rows}×{cols})</small>", margin=(0, 10)),
+                    self.input_preview,
                 ),
             ),
             self.caption,

@@ -10,11 +10,8 @@
 const FOCUSABLE = "button:not([disabled]), select:not([disabled]), input:not([disabled]), a[href], [tabindex='0']";
 const FADE_MS = 160;
 
-function element(tag, className, text) {
-  const node = document.createElement(tag);
-  if (className) node.className = className;
-  if (text !== undefined) node.textContent = text;
-  return node;
+function element(tag, className, props = {}) {
+  return Object.assign(document.createElement(tag), { className }, props);
 }
 
 // Every visible focusable element under `root`, in document order, through Panel's shadow roots.
@@ -62,36 +59,30 @@ function replaceWindowMoves(keys) {
 
 export function render({ model, el }) {
   replaceWindowMoves(model.window_keys);
-  const backdrop = element("div", "fv-backdrop");
-  backdrop.hidden = true;
-  const dialog = element("section", "fv-dialog");
+  const backdrop = element("div", "fv-backdrop", { hidden: true });
+  const dialog = element("section", "fv-dialog", { tabIndex: -1 });
   dialog.setAttribute("role", "dialog");
   dialog.setAttribute("aria-modal", "true");
   dialog.setAttribute("aria-labelledby", "fv-title");
-  dialog.tabIndex = -1;
   const head = element("header", "fv-head");
-  const title = element("h2", "fv-title");
-  title.id = "fv-title";
-  const tools = element("div", "fv-tools");
-  const play = element("button", "fv-play");
-  const speedLabel = element("label", "fv-speed", "Speed ");
-  const speed = element("select");
+  const title = element("h2", "fv-title", { id: "fv-title" });
+  const play = element("button", "fv-play", { type: "button" });
+  const speed = element("select", "");
   speed.setAttribute("aria-label", "Windows per second while playing");
+  const speedLabel = element("label", "fv-speed", { textContent: "Speed " });
   speedLabel.append(speed);
-  const info = element("button", "fv-info", "i");
-  const close = element("button", "fv-close", "×");
-  play.type = info.type = close.type = "button";
+  const info = element("button", "fv-info", { type: "button", textContent: "i" });
   info.title = "Read about this layer in the article";
   info.setAttribute("aria-label", info.title);
-  close.title = "Close (Esc)";
+  const close = element("button", "fv-close", { type: "button", textContent: "×", title: "Close (Esc)" });
   close.setAttribute("aria-label", "Close the formula view");
+  const tools = element("div", "fv-tools");
   tools.append(play, speedLabel, info, close);
   head.append(title, tools);
   const notice = element("p", "fv-notice");
   notice.setAttribute("aria-live", "polite");
   dialog.append(head, model.get_child("body"), notice);
-  const [start, end] = [element("span", "fv-sentinel"), element("span", "fv-sentinel")];
-  start.tabIndex = end.tabIndex = 0;
+  const [start, end] = [0, 1].map(() => element("span", "fv-sentinel", { tabIndex: 0 }));
   backdrop.append(start, dialog, end);
   el.append(backdrop);
 
@@ -108,17 +99,12 @@ export function render({ model, el }) {
     play.setAttribute("aria-pressed", String(model.playing));
   }
   function showSpeeds() {
-    speed.replaceChildren(...model.speeds.map((value) => {
-      const option = element("option", "", `${value} / s`);
-      option.value = String(value);
-      return option;
-    }));
+    speed.replaceChildren(...model.speeds.map((value) => new Option(`${value} / s`, String(value))));
     speed.value = String(model.speed);
   }
 
   // Open and close with a short fade; the focus goes back where it came from (e.g. the neuron that opened it).
-  let opener = null;
-  let hiding = null;
+  let opener = null, hiding = null;
   function showOpen() {
     const shown = !backdrop.hidden && backdrop.classList.contains("fv-shown");
     if (model.open && !shown) {
@@ -139,11 +125,8 @@ export function render({ model, el }) {
   speed.addEventListener("change", () => { model.speed = Number(speed.value); });
   close.addEventListener("click", shut);
   info.addEventListener("click", () => {
-    const found = window.cnnvizScrollToSection && window.cnnvizScrollToSection(model.section);
-    if (!found) {
-      notice.textContent = "The article is not on this page.";
-      return;
-    }
+    const found = window.cnnvizScrollToSection?.(model.section);
+    if (!found) { notice.textContent = "The article is not on this page."; return; }
     opener = null; // the focus stays on the article heading, not on the neuron that opened the view
     shut();
   });

@@ -13,12 +13,15 @@ that lets Back leave the view in one step. It holds no model knowledge.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, ClassVar
 
 import holoviews as hv
 import panel as pn
 import param
+from bokeh.document import Document
 from panel.custom import Child, JSComponent
 from panel.viewable import Viewer
 
@@ -48,11 +51,40 @@ SPEEDS = (1, 2, 4, 8)
 DEFAULT_SPEED = 2
 MAPS_MAX_WIDTH = 640
 MAPS_HEIGHT = round(MAPS_MAX_WIDTH / ASPECT)  # the maps keep square cells: at full width exactly this tall
+PLOT_OPTIONS = dict(
+    xaxis=None, yaxis=None, toolbar=None, default_tools=[], xlim=PLOT_RANGE["x"], ylim=PLOT_RANGE["y"],
+    responsive=True, height=MAPS_HEIGHT, show_frame=False, border=0, bgcolor="#ffffff",
+)  # fmt: skip
 HINTS = {
     "map": "Point at either map to move the window, tap to pin it; the arrow keys move it too, space plays or "
     "pauses, Esc closes.",
     "softmax": "Hover over a class or a term of the sum and both light up; Esc closes.",
 }
+
+
+@contextmanager
+def same_models(doc: Document | None) -> Iterator[None]:
+    """Skip Bokeh's walk over every model of the page after an update that added or removed none.
+
+    HoloViews freezes the document around each plot update, and Bokeh re-collects all of the page's models when
+    the freeze ends (~25 ms for the served page, on every pointer move) although moving the window only changes
+    a data source and a text. Bokeh reports every change of a model reference through `models.invalidate()`;
+    if none came (and no root was added or removed), the collection it would make is the one it has.
+    """
+    if doc is None:
+        yield
+        return
+    models, roots = doc.models, list(doc.roots)
+    changed: list[bool] = []
+    models.invalidate = lambda: changed.append(True)  # frozen below: Bokeh's own invalidate would do nothing now
+    try:
+        with models.freeze():
+            yield
+            if not changed and list(doc.roots) == roots:
+                models.recompute = lambda: None  # only for the freeze's end, just below
+    finally:
+        for name in ("invalidate", "recompute"):
+            models.__dict__.pop(name, None)
 
 
 class FormulaDialog(JSComponent):
@@ -104,15 +136,12 @@ class FormulaView(Viewer):
         maps = hv.DynamicMap(self._draw_maps, streams=[hv.streams.Params(self, ["opened"])])
         self.marks = hv.DynamicMap(
             self._draw_marks, streams=[hv.streams.Params(self, ["opened"]), hv.streams.Params(state, ["row", "col"])]
-        ).opts(fill_alpha=0, line_color="#111111", line_width=3, apply_ranges=False)
+        )
         self.pointer = hv.streams.PointerXY(source=self.marks)
         self.tap = hv.streams.Tap(source=self.marks)
         self.pointer.add_subscriber(self._on_pointer)
         self.tap.add_subscriber(self._on_tap)
-        plot = (maps * self.marks).opts(
-            xaxis=None, yaxis=None, toolbar=None, default_tools=[], xlim=PLOT_RANGE["x"], ylim=PLOT_RANGE["y"],
-            responsive=True, height=MAPS_HEIGHT, show_frame=False, border=0, bgcolor="#ffffff",
-        )  # fmt: skip
+        plot = maps * self.marks  # no `.opts` on the overlay: it would be re-applied on every pointer move
         self._maps = pn.Column(
             self._captions,
             pn.pane.HoloViews(plot, sizing_mode="stretch_width", margin=0),
@@ -156,11 +185,11 @@ class FormulaView(Viewer):
         return self.showing and self.explained is not None and self.explained.kind in MAP_KINDS
 
     # -- drawing ------------------------------------------------------------------------------------------
-    def _draw_maps(self, opened: int) -> hv.Overlay:
+    def _draw_maps(self, opened: int) -> hv.RGB:
         explained = self.explained or BLANK
         return maps_element(
             explained.layout, explained.input_map, explained.input_shade, explained.output_map, explained.output_shade
-        )
+        ).opts(**PLOT_OPTIONS)  # the overlay takes its plot options from its layers
 
     def _draw_marks(self, opened: int, row: int, col: int) -> hv.Rectangles:
         layout = self.explained.layout if self.explained else MapsLayout((1, 1), (1, 1))
@@ -218,7 +247,9 @@ class FormulaView(Viewer):
         if self._slides:
             row, col = self.explained.layout.clamp(row, col)
             if (row, col) != (self.state.row, self.state.col):
-                self.state.param.update(row=row, col=col)
+                # the outline and the numbers reach the browser in one message, with no walk over the page's models
+                with pn.io.hold(), same_models(pn.state.curdoc):
+                    self.state.param.update(row=row, col=col)
 
     def _on_pointer(self, x: float | None = None, y: float | None = None) -> None:
         if self._slides and not self.pinned and self._sweep is None:

@@ -1,7 +1,5 @@
-// Paint on the 64×64 input: the strokes draw in the browser at once; on pointer-up the whole image goes to the
-// server (64×64×3 bytes, base64), which runs the network on it.
-const SIZE = 64;
-
+// Paint on the network's input: the strokes draw in the browser at once; on pointer-up the whole image goes to the
+// server (rows × cols × channels bytes, base64), which runs the network on it. Sizes and words come from Python.
 function decode(base64) {
   const text = atob(base64);
   const bytes = new Uint8ClampedArray(text.length);
@@ -9,17 +7,16 @@ function decode(base64) {
   return bytes;
 }
 
-function encode(rgba) {
+function encode(rgba, channels) { // a grey input keeps the red channel: the colour picker paints in grey then
   let text = "";
-  for (let i = 0; i < rgba.length; i += 4) text += String.fromCharCode(rgba[i], rgba[i + 1], rgba[i + 2]);
+  for (let i = 0; i < rgba.length; i += 4) text += String.fromCharCode(...rgba.subarray(i, i + channels));
   return btoa(text);
 }
 
 export function render({ model, el }) {
-  const canvas = document.createElement("canvas");
-  canvas.width = canvas.height = SIZE;
-  canvas.className = "lab-canvas";
-  canvas.setAttribute("aria-label", "The network's 64×64 input: drag to paint on it");
+  const [rows, cols] = model.size;
+  const canvas = Object.assign(document.createElement("canvas"), { width: cols, height: rows, className: "lab-canvas" });
+  canvas.setAttribute("aria-label", model.label);
   const context = canvas.getContext("2d");
   const tools = document.createElement("div");
   tools.className = "lab-paint-tools";
@@ -31,10 +28,10 @@ export function render({ model, el }) {
 
   function show() {
     if (!model.image) return;
-    const rgb = decode(model.image);
-    const pixels = context.createImageData(SIZE, SIZE);
-    for (let i = 0, j = 0; i < rgb.length; i += 3, j += 4) {
-      pixels.data.set(rgb.subarray(i, i + 3), j);
+    const values = decode(model.image), step = model.channels;
+    const pixels = context.createImageData(cols, rows);
+    for (let i = 0, j = 0; i < values.length; i += step, j += 4) {
+      pixels.data.set(step === 3 ? values.subarray(i, i + 3) : [values[i], values[i], values[i]], j);
       pixels.data[j + 3] = 255;
     }
     context.putImageData(pixels, 0, 0);
@@ -44,8 +41,8 @@ export function render({ model, el }) {
   function dab(event) {
     const box = canvas.getBoundingClientRect();
     const size = Number(brush.value);
-    const x = Math.floor(((event.clientX - box.left) / box.width) * SIZE - size / 2 + 0.5);
-    const y = Math.floor(((event.clientY - box.top) / box.height) * SIZE - size / 2 + 0.5);
+    const x = Math.floor(((event.clientX - box.left) / box.width) * cols - size / 2 + 0.5);
+    const y = Math.floor(((event.clientY - box.top) / box.height) * rows - size / 2 + 0.5);
     context.fillStyle = color.value;
     context.fillRect(x, y, size, size);
   }
@@ -58,7 +55,7 @@ export function render({ model, el }) {
   canvas.addEventListener("pointerup", () => {
     if (!painting) return;
     painting = false;
-    model.painted = encode(context.getImageData(0, 0, SIZE, SIZE).data);
+    model.painted = encode(context.getImageData(0, 0, cols, rows).data, model.channels);
   });
 
   model.on("image", show);

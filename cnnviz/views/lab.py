@@ -65,17 +65,28 @@ def _rgb_bytes(image: np.ndarray) -> str:
     return base64.b64encode(np.round(np.asarray(image) * 255).astype(np.uint8).tobytes()).decode()
 
 
+def kernels_caption(network: Network) -> str:
+    """E.g. "conv_1_1's 10 kernels (3×3, RGB)", read off the first convolution."""
+    layer = next(layer for layer in network.layers if layer.kind == "conv2d")
+    rows, cols, channels, neurons = layer.kernel.shape
+    colours = {1: "grey", 3: "RGB"}.get(channels, f"{channels} channels")
+    return f"{layer.name}'s {neurons} kernels ({rows}×{cols}, {colours})"
+
+
 def _kernels_png(network: Network) -> bytes:
-    """The first layer's kernels enlarged with square pixels: 3×3 is too small to see otherwise."""
+    """The first layer's kernels enlarged with square pixels: a few cells each are too small to see otherwise."""
     mosaic = first_layer_kernels(network)
     return enlarged_png(mosaic, KERNELS_WIDTH // mosaic.shape[1])
 
 
 class PaintCanvas(JSComponent):
-    """The 64×64 input as a canvas to paint on; the painted pixels reach the server on pointer-up."""
+    """The network's input as a canvas to paint on; the painted pixels reach the server on pointer-up."""
 
-    image = param.String(doc="The current input: 64×64×3 uint8 RGB bytes, base64.")
-    painted = param.String(doc="Set by the browser: the painted input, 64×64×3 uint8 RGB bytes, base64.")
+    image = param.String(doc="The current input: rows × cols × channels uint8 bytes, base64.")
+    painted = param.String(doc="Set by the browser: the painted input, in the same layout as `image`.")
+    size = param.List(default=[64, 64], doc="Rows and columns of the network's input.")
+    channels = param.Integer(default=3, doc="Colour channels of the network's input (3: RGB, 1: grey).")
+    label = param.String(default="", doc="What the canvas is, for screen readers.")
 
     _esm = HERE / "lab.js"
     _stylesheets: ClassVar[list[str]] = [CANVAS_CSS]
@@ -192,7 +203,11 @@ class Workbench:
             self.use_weights,
             visible=False,
         )
-        self.canvas = PaintCanvas(image=_rgb_bytes(state.image), width=200, height=230)
+        rows, cols, channels = state.network.input_shape
+        self.canvas = PaintCanvas(
+            image=_rgb_bytes(state.image), size=[rows, cols], channels=channels, width=200, height=230,
+            label=f"The network's {rows}×{cols} input: drag to paint on it",
+        )  # fmt: skip
         self.drop_channel = [pn.widgets.Button(label=f"no {color}", width=66, margin=2) for color in COLOR_CHANNELS]
         self.restore_image = pn.widgets.Button(label="Restore the image", width=200, disabled=True)
         self.reset = pn.widgets.Button(label="Undo every change", color="warning", width=200)
@@ -248,7 +263,9 @@ class Workbench:
             "confident one, and the first layer's kernels turn into colour and edge detectors.</p>"
         )
         kernels = pn.Column(
-            pn.pane.HTML("<p class='lab-heading'>conv_1_1's 10 kernels (3×3, RGB)</p>", stylesheets=[LAB_CSS]),
+            pn.pane.HTML(
+                f"<p class='lab-heading'>{html.escape(kernels_caption(self.state.network))}</p>", stylesheets=[LAB_CSS]
+            ),
             self.kernels,
             width=310,
         )
@@ -392,6 +409,13 @@ class Workbench:
                 return
             layer, neuron, channel = target
             kernel = state.active_network.layer(layer).kernel[:, :, channel, neuron]
+            if kernel.size != len(self.weights):  # the editor and its classic kernels are 3×3
+                self.kernel_editor.visible = False
+                rows, cols = kernel.shape
+                self.kernel_target.object = (
+                    f"<p class='lab-note'>The kernel editor edits 3×3 kernels; {layer}'s are {rows}×{cols}.</p>"
+                )
+                return
             self.kernel_target.object = (
                 f"<p class='lab-note'>Kernel of <b>{layer} · neuron {neuron + 1}</b> on input channel {channel + 1}; "
                 "its feature map in the overview follows.</p>"

@@ -10,40 +10,31 @@ function remember() {
   try { window.localStorage.setItem(SEEN_KEY, "yes"); } catch { /* private mode: ask again next time */ }
 }
 
-export function render({ model, el }) {
-  const launcher = document.createElement("button");
-  launcher.type = "button";
-  launcher.className = "tour-launcher";
-  launcher.textContent = "Take the tour";
-  el.append(launcher);
+function element(tag, props = {}) {
+  return Object.assign(document.createElement(tag), props);
+}
 
-  const spotlight = document.createElement("div");
-  spotlight.className = "tour-spotlight";
-  const card = document.createElement("div");
-  card.className = "tour-card";
+export function render({ model, el }) {
+  const go = (step) => model.send_msg({ step });  // to Python at once: a click, not a debounced property
+  const launcher = element("button", { type: "button", className: "tour-launcher", textContent: "Take the tour" });
+  el.append(launcher);
+  const spotlight = element("div", { className: "tour-spotlight" });
+  const card = element("div", { className: "tour-card", tabIndex: -1 });
   card.setAttribute("role", "dialog");
   card.setAttribute("aria-labelledby", "tour-title");
-  card.tabIndex = -1;
-  const progress = document.createElement("div");
-  progress.className = "tour-progress";
-  const title = document.createElement("h2");
-  title.id = "tour-title";
-  const text = document.createElement("p");
-  const buttons = document.createElement("div");
-  buttons.className = "tour-buttons";
-  const skip = Object.assign(document.createElement("button"), { type: "button", className: "tour-skip", textContent: "Skip tour" });
-  const back = Object.assign(document.createElement("button"), { type: "button", textContent: "Back" });
-  const next = Object.assign(document.createElement("button"), { type: "button", className: "tour-next" });
+  const progress = element("div", { className: "tour-progress" });
+  const title = element("h2", { id: "tour-title" });
+  const text = element("p");
+  const buttons = element("div", { className: "tour-buttons" });
+  const skip = element("button", { type: "button", className: "tour-skip", textContent: "Skip tour" });
+  const back = element("button", { type: "button", textContent: "Back" });
+  const next = element("button", { type: "button", className: "tour-next" });
   buttons.append(skip, back, next);
   card.append(progress, title, text, buttons);
   // The card must float above every other part of the page, so it lives at the top of the document (in its
   // own shadow root, styled by the same sheet), not inside the header's stacking context.
-  const portal = document.createElement("div");
-  portal.className = "cnnviz-tour";
-  const layer = portal.attachShadow({ mode: "open" });
-  const style = document.createElement("style");
-  style.textContent = model.card_css;
-  layer.append(style, spotlight, card);
+  const portal = element("div", { className: "cnnviz-tour" });
+  portal.attachShadow({ mode: "open" }).append(element("style", { textContent: model.card_css }), spotlight, card);
   document.body.append(portal);
   model.on("remove", () => portal.remove());
 
@@ -98,16 +89,14 @@ export function render({ model, el }) {
 
   function close() {
     remember();
-    model.step = -1;
+    go(-1);
     launcher.focus();
   }
 
-  launcher.addEventListener("click", () => { model.step = 0; });
+  launcher.addEventListener("click", () => go(0));
   skip.addEventListener("click", close);
-  back.addEventListener("click", () => { model.step = Math.max(0, model.step - 1); });
-  next.addEventListener("click", () => {
-    if (model.step >= model.steps.length - 1) close(); else model.step = model.step + 1;
-  });
+  back.addEventListener("click", () => go(Math.max(0, model.step - 1)));
+  next.addEventListener("click", () => (model.step >= model.steps.length - 1 ? close() : go(model.step + 1)));
   card.addEventListener("keydown", (event) => {
     if (event.key === "ArrowRight") next.click();
     else if (event.key === "ArrowLeft" && !back.disabled) back.click();
@@ -128,5 +117,5 @@ export function render({ model, el }) {
   model.on("steps", show);
   model.on("refresh", () => setTimeout(place, 80));
   show();
-  if (model.auto_start && !seen() && model.step < 0) setTimeout(() => { if (!seen()) model.step = 0; }, 600);
+  if (model.auto_start && !seen() && model.step < 0) setTimeout(() => { if (!seen()) go(0); }, 600);
 }

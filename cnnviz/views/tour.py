@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import param
 from panel.custom import JSComponent
@@ -69,8 +69,9 @@ def tour_steps(state: ExplainerState) -> list[TourStep]:
         TourStep(
             ".dropzone",
             "Try your own picture",
-            "Drop a photo here or click to choose one. It is cropped to a square and shrunk to 64 × 64 pixels, "
-            "exactly what the network sees. The tutorial below explains every layer.",
+            "Drop a photo here or click to choose one. It is cropped and shrunk to "
+            f"{state.network.input_shape[0]} × {state.network.input_shape[1]} pixels, exactly what the network sees. "
+            "The tutorial below explains every layer.",
         ),
     ]
 
@@ -85,8 +86,12 @@ class TourControl(JSComponent):
     card_css = param.String(default=TOUR_CSS, constant=True, doc="Styles of the card, which lives outside this root.")
 
     _esm = DEEP_QUERY_JS + (HERE / "tour.js").read_text()
-    _priority_changes: ClassVar[list[str]] = ["step"]  # a click: no 50 ms debounce
     _stylesheets: ClassVar[list[str]] = [TOUR_CSS]
+
+    def _handle_msg(self, message: Any) -> None:
+        """A click on the card's buttons (`send_msg`, handled at once): go to that step; -1 closes the tour."""
+        if isinstance(message, dict) and isinstance(message.get("step"), int):
+            self.step = max(-1, min(message["step"], len(self.steps) - 1))
 
 
 class Tour(Viewer):

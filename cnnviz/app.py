@@ -23,7 +23,12 @@ from cnnviz.importers import explained_model
 from cnnviz.learning_state import LearningState
 from cnnviz.plots.overview import OUTPUT_KIND
 from cnnviz.resources import shared_catalog, shared_network, single_threaded_blas
-from cnnviz.serve import close_half_open_connections, return_memory_when_session_ends
+from cnnviz.serve import (
+    close_half_open_connections,
+    document_scheduler,
+    return_memory_when_session_ends,
+    skip_document_validation,
+)
 from cnnviz.state import ExplainerState, SharedLink
 from cnnviz.views.article import LAYER_KIND_SECTIONS, SECTION_ANCHORS, Article
 from cnnviz.views.controls import NARROW_SCREEN, ControlPanel, ReloadFromUrl
@@ -124,6 +129,7 @@ class Explainer(Viewer):
         self.sync_url()
         if pn.state.curdoc is not None and pn.state.curdoc.session_context is not None:
             pn.state.on_session_destroyed(return_memory_when_session_ends)
+            self.state.requests.schedule = document_scheduler(pn.state.curdoc)  # a burst of clicks: newest only
         self._tour = Tour(self.state)
         template = Page(
             title=TITLE,
@@ -132,7 +138,7 @@ class Explainer(Viewer):
             # spinner of every open session (work that grows with the class size, and a signal across sessions).
             busy_indicator=None,
             meta_viewport="width=device-width, initial-scale=1",  # phones lay the page out at their own width
-            header=[pn.Row(pn.HSpacer(), self._tour, sizing_mode="stretch_width")],
+            header=[self._tour],
             main=[self._layout, self.article, ReloadFromUrl(height=0, margin=0)],
         )
         return template
@@ -229,6 +235,7 @@ def _prepare_server_process() -> None:
     trim_served_bundle()
     single_threaded_blas()
     close_half_open_connections()
+    skip_document_validation()
 
 
 @cache

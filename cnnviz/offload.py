@@ -1,4 +1,5 @@
-"""Slow work off the server's event loop, bounded: one worker thread per process, a time limit, newest wins.
+"""Slow work off the server's event loop, bounded: one worker thread per process, a time limit, newest wins;
+and a session's clicks coalesced, so that only the newest of a burst does its work (`Coalescer`).
 
 A served page answers every session's clicks from one event loop, so decoding an upload there (seconds for a
 40-megapixel file) would freeze the whole class. `LatestOnly.run` awaits the work in a shared worker thread
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from functools import cache
@@ -25,6 +27,9 @@ from typing import TypeVar
 
 Result = TypeVar("Result")
 TIME_LIMIT_SECONDS = 30.0
+# A request waits at least this long before its work runs (Panel's own debounce of widget changes is 50 ms).
+COALESCE_SECONDS = 0.02
+Scheduler = Callable[[Callable[[], None], float], None]
 
 
 class Superseded(Exception):
@@ -74,3 +79,63 @@ class LatestOnly:
         if ticket != self._latest:
             raise Superseded
         return result
+
+
+class Coalescer:
+    """One session's requests, latest only: of the requests of one kind that arrive before their work runs, only
+    the newest runs.
+
+    A server reads a tab's messages one after another and, uncoalesced, works through each: 2,000 clicks sent in
+    a few seconds would keep it busy for minutes doing work that a newer click already made moot. With a
+    `schedule` (`schedule(flush, delay_seconds)` calls `flush` on the event loop after the delay), `submit`
+    only notes the request; the flush runs the newest of each kind, in the order the kinds first arrived. The
+    delay is COALESCE_SECONDS, or as long as the previous flush took, whichever is longer: while the loop is
+    busy working, the messages that arrive meanwhile are read before the next flush, so however fast a tab
+    sends, its work takes at most about half of the loop's time. Requests a flush makes run at once.
+
+    Without a schedule (notebooks, scripts, tests) every request runs at once, so a caller sees its result.
+    """
+
+    def __init__(self, schedule: Scheduler | None = None) -> None:
+        self.schedule = schedule
+        self._pending: dict[str, Callable[[], None]] = {}
+        self._scheduled = False
+        self._flushing = False
+        self._last_flush_seconds = 0.0
+
+    def submit(self, kind: str, work: Callable[[], None]) -> None:
+        """Run `work` at the next flush, unless a newer request of the same `kind` replaces it first."""
+        if self.schedule is None or self._flushing:
+            work()
+            return
+        self._pending[kind] = work  # replaces an older request of this kind, keeping the kind's place
+        if not self._scheduled:
+            self._scheduled = True
+            self.schedule(self.flush, max(COALESCE_SECONDS, self._last_flush_seconds))
+
+    def run_pending(self, kind: str) -> None:
+        """Run the pending request of `kind` now (for a request that builds on its result, such as 'back')."""
+        work = self._pending.pop(kind, None)
+        if work is not None:
+            self._run(work)
+
+    def flush(self) -> None:
+        """Run the newest request of every kind (the scheduled call; harmless when nothing is pending)."""
+        self._scheduled = False
+        started = time.perf_counter()
+        try:
+            while self._pending:
+                kind = next(iter(self._pending))
+                self._run(self._pending.pop(kind))
+        finally:  # a request that raised leaves the others for the next flush
+            self._last_flush_seconds = time.perf_counter() - started
+            if self._pending and not self._scheduled and self.schedule is not None:
+                self._scheduled = True
+                self.schedule(self.flush, COALESCE_SECONDS)
+
+    def _run(self, work: Callable[[], None]) -> None:
+        self._flushing = True
+        try:
+            work()
+        finally:
+            self._flushing = False

@@ -98,8 +98,11 @@ def shared_network(path: Path | None = None) -> Network:
 def shared_catalog(data_dir: Path | None = None) -> ExampleCatalog:
     """The shared network's example images (the gallery beside its weights, if any), built once and shared
     read-only by every session (raises DataError)."""
-    network = shared_network()
-    folder = gallery_folder(data_dir, default_weights_path())
+    return _read_catalog(shared_network(), gallery_folder(data_dir, default_weights_path()))
+
+
+@cache  # every page load asks: read once, without a reader thread per page (a failed read is not kept: it retries)
+def _read_catalog(network: Network, folder: Path) -> ExampleCatalog:
     try:
         return within_time_limit(catalog_for, network, folder, what=f"the example photos in {folder}")
     except OSError as error:  # e.g. a folder cnnviz may not read

@@ -8,10 +8,15 @@ import ctypes
 import gc
 import secrets
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from cnnviz.cli import bounded_int
 from cnnviz.errors import CnnvizError
+
+if TYPE_CHECKING:
+    from bokeh.document import Document
 
 TRIM_DELAY_SECONDS = 1.0
 _trim_pending = False
@@ -44,6 +49,29 @@ def close_half_open_connections() -> None:
     WSHandler.ping_timeout = property(
         lambda handler: handler.settings.get("websocket_ping_timeout", PING_TIMEOUT_SECONDS)
     )
+
+
+def skip_document_validation() -> None:
+    """Bokeh checks every new session's document for layout mistakes, only to log warnings (a tenth of a page
+    build here): the tests and a notebook keep the check, a serving process skips it."""
+    from bokeh.settings import settings
+
+    settings.perform_document_validation.set_value(False)
+
+
+def document_scheduler(document: Document) -> Callable[[Callable[[], None], float], None]:
+    """`schedule(work, delay_seconds)` for one served session's `Coalescer` (cnnviz.offload): the work runs on the
+    event loop after the delay, holding the session's document lock, as a Bokeh callback of that session does."""
+    from panel.io.state import set_curdoc
+
+    def schedule(work: Callable[[], None], delay: float) -> None:
+        def run() -> None:
+            with set_curdoc(document):
+                work()
+
+        document.add_timeout_callback(run, max(1, round(1000 * delay)))
+
+    return schedule
 
 
 def return_memory_when_session_ends(_session_context: object) -> None:

@@ -21,7 +21,7 @@ from cnnviz.errors import CnnvizError
 from cnnviz.examples import ExampleCatalog
 from cnnviz.images import ImageError, PreparedUpload, prepare_upload
 from cnnviz.lab_state import TrainingHistory, describe_experiment, parse_experiment, shared_history
-from cnnviz.offload import LatestOnly, Superseded, TooSlow
+from cnnviz.offload import Coalescer, LatestOnly, Superseded, TooSlow
 
 LEVELS = ("overview", "elastic", "formula")
 # What a click on a neuron of each kind opens: a convolution or an output class explains itself in the elastic
@@ -30,7 +30,12 @@ LEVEL_OPENED_BY_KIND = {"conv2d": "elastic", "dense": "elastic", "relu": "formul
 
 
 class ExplainerState(param.Parameterized):
-    """The current image, the model's trace of it, and what the learner is looking at."""
+    """The current image, the model's trace of it, and what the learner is looking at.
+
+    On a served page, what a click asks for (an example's image, a retrace after an image, checkpoint or
+    what-if change, a selection, the URL) lands at the next flush of `requests`, a few ms later, newest only; elsewhere
+    at once.
+    """
 
     example = param.String(default="", doc="Key of the chosen example image; empty for an upload.")
     image = param.Array(default=None, doc="The network's 64×64×3 input, values in [0, 1].")
@@ -66,12 +71,18 @@ class ExplainerState(param.Parameterized):
         self.history = shared_history() if history is None else history
         self.catalog = catalog
         params.setdefault("example", catalog.default.key)
+        # What a click asks for, coalesced: a served page gives it a schedule (Explainer.page), so that of a burst of
+        # image choices, selections or weight changes only the newest does its work; elsewhere all run at once.
+        self.requests = Coalescer()
         super().__init__(**params)
         self._decoding = LatestOnly()  # this session's uploads: one decode at a time, the newest wins
-        self._show_example()
+        self._show_example_now()
 
     @param.depends("example", watch=True)
     def _show_example(self) -> None:
+        self.requests.submit("image", self._show_example_now)
+
+    def _show_example_now(self) -> None:
         if not self.example:  # an upload is on screen
             return
         if self.example not in self.catalog:
@@ -81,8 +92,17 @@ class ExplainerState(param.Parameterized):
         chosen = self.catalog[self.example]
         self.param.update(image=chosen.image, image_title=chosen.title, original=None)
 
-    @param.depends("image", "epoch", "experiment", "stepped", watch=True)
+    @param.depends("image", "epoch", "experiment", watch=True)
     def _retrace(self) -> None:
+        self.requests.submit("trace", self._retrace_now)
+
+    @param.depends("stepped", watch=True)
+    def _retrace_after_step(self) -> None:
+        """At once: a training step's watchers read the new trace (LearningState.apply_step), and steps are already
+        computed newest-only, off the loop."""
+        self._retrace_now()
+
+    def _retrace_now(self) -> None:
         try:
             trained = self.network if self.epoch is None else self.history.network(self.epoch, like=self.network)
             active = apply(trained, parse_experiment(self.experiment, self.network))
@@ -162,10 +182,11 @@ class ExplainerState(param.Parameterized):
         level = level or LEVEL_OPENED_BY_KIND.get(info.kind, "overview")
         if level not in LEVELS:
             raise ValueError(f"level must be one of {LEVELS}, not {level!r}")
-        self.param.update(layer=layer, neuron=neuron, level=level)
+        self.requests.submit("selection", lambda: self.param.update(layer=layer, neuron=neuron, level=level))
 
     def back(self) -> None:
         """One level up: formula → elastic (where the layer has one) → overview (Esc, or a click on empty space)."""
+        self.requests.run_pending("selection")  # one level up from what was last selected
         kind = self.network.info(self.layer).kind if self.layer else ""
         if self.level == "formula" and kind in ("conv2d", "softmax"):
             layer = self.layer if kind == "conv2d" else self.network.layer_names[-2]  # the dense layer
@@ -176,7 +197,7 @@ class ExplainerState(param.Parameterized):
             self.clear_selection()
 
     def clear_selection(self) -> None:
-        self.param.update(layer="", neuron=0, level="overview")
+        self.requests.submit("selection", lambda: self.param.update(layer="", neuron=0, level="overview"))
 
 
 # -- shared links: the state as a URL query, every value checked before the state takes it ---------------------
@@ -240,7 +261,10 @@ class SharedLink(param.Parameterized):
         # the URL on every pointer move costs a browser round trip per move.
         self.defer_window_writes: Callable[[Callable[[], None]], None] | None = None
         self._write_from_state()
-        self._state_watcher = state.param.watch(self._write_from_state, list(LINK_NAMES))
+        # a burst of clicks rewrites the URL once (state.requests), not once per click
+        self._state_watcher = state.param.watch(
+            lambda *_: state.requests.submit("link", self._write_from_state), list(LINK_NAMES)
+        )
         if learning is not None:
             self._learning_watcher = learning.param.watch(self._write_from_state, list(LEARNING_LINK_NAMES))
         self.param.watch(self._read_into_state, self.link_names)

@@ -7,17 +7,15 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 from bokeh.client import pull_session
+from servers import free_port, wait_until_answering
 
 import cnnviz.app  # noqa: F401  (registers the app's Bokeh models, to read a served document)
 from cnnviz.examples import ADD_PHOTOS_HINT
@@ -58,12 +56,6 @@ def test_cnnviz_serve_refuses_bad_weights_with_a_clear_message(bad_weights, case
     assert "Serving" not in result.stdout
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def served_document(url: str) -> str:
     """What a browser would receive from `url`: every model's properties, as JSON text."""
     with pull_session(url=url) as session:
@@ -84,15 +76,7 @@ def panel_serve() -> Iterator:
             command, cwd=REPO, env={**os.environ, **env}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
         )
         processes.append(process)
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/liveness", timeout=5):
-                    break
-            except OSError:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail(f"panel serve did not answer:\n{process.communicate()[0]}")
-                time.sleep(0.5)
+        wait_until_answering(f"http://127.0.0.1:{port}/liveness", process, 90, "panel serve")
         # in a thread: Bokeh's client runs its own event loop, and the UI tests' Playwright may own this thread's
         with ThreadPoolExecutor(1) as pool:
             page = pool.submit(served_document, f"http://127.0.0.1:{port}/explainer").result()

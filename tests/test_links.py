@@ -90,7 +90,7 @@ def assert_still_works(explainer) -> None:
     state = explainer.state
     other = state.catalog.examples[1].key
     state.example = other
-    assert state.trace.predicted_class and explainer.controls.caption.object.count(state.catalog[other].title) == 1
+    assert state.trace.predicted_class and explainer.controls.seen.object.count(state.catalog[other].title) == 1
     state.select("conv_1_2", 4)
     assert (state.layer, state.neuron, state.level) == ("conv_1_2", 4, "elastic")
     state.select("relu_1_1", 2)

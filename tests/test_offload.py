@@ -9,6 +9,7 @@ import asyncio
 import io
 import threading
 
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -135,3 +136,109 @@ def test_an_upload_past_the_time_limit_says_so_and_keeps_the_image(state, monkey
     finally:
         gate.set()
     assert state.image is before and "could not read this image within 0.05 seconds" in state.message
+
+
+# -- a burst of clicks: only the newest request of each kind does its work (offload.Coalescer) -------------------
+class ManualLoop:
+    """A scheduler whose scheduled flushes run when the test says the loop got to them."""
+
+    def __init__(self) -> None:
+        self.scheduled: list[tuple[object, float]] = []
+
+    def __call__(self, flush, delay: float) -> None:
+        self.scheduled.append((flush, delay))
+
+    def run(self) -> int:
+        ran = 0
+        while self.scheduled:
+            flush, _delay = self.scheduled.pop(0)
+            flush()
+            ran += 1
+        return ran
+
+
+def test_only_the_newest_request_of_each_kind_runs_in_the_order_the_kinds_came():
+    loop, done = ManualLoop(), []
+    requests = offload.Coalescer(loop)
+    for number in range(1000):
+        requests.submit("image", lambda number=number: done.append(("image", number)))
+        requests.submit("selection", lambda number=number: done.append(("selection", number)))
+    assert done == [] and len(loop.scheduled) == 1  # one flush for the whole burst
+    assert loop.run() == 1
+    assert done == [("image", 999), ("selection", 999)]
+
+
+def test_requests_made_by_running_work_run_at_once_and_without_a_schedule_everything_does():
+    loop, done = ManualLoop(), []
+    requests = offload.Coalescer(loop)
+    requests.submit("image", lambda: requests.submit("trace", lambda: done.append("trace")) or done.append("image"))
+    loop.run()
+    assert done == ["trace", "image"] and loop.scheduled == []
+    immediate = offload.Coalescer()
+    immediate.submit("image", lambda: done.append("now"))
+    assert done[-1] == "now"
+
+
+def test_a_request_that_fails_leaves_the_others_for_the_next_flush():
+    loop, done = ManualLoop(), []
+    requests = offload.Coalescer(loop)
+    requests.submit("image", lambda: 1 / 0)
+    requests.submit("selection", lambda: done.append("selected"))
+    flush, _ = loop.scheduled.pop(0)
+    with pytest.raises(ZeroDivisionError):
+        flush()
+    assert loop.run() == 1 and done == ["selected"]
+
+
+@pytest.fixture
+def traces(monkeypatch) -> list[int]:
+    """Counts the network traces computed (the work an image, weight or what-if change costs)."""
+    from cnnviz.engine import Network
+
+    computed: list[int] = []
+    trace = Network.trace
+
+    def counted(self, image):
+        computed.append(1)
+        return trace(self, image)
+
+    monkeypatch.setattr(Network, "trace", counted)
+    return computed
+
+
+def test_a_flood_of_clicks_on_a_served_state_does_the_work_of_the_newest_only(state, traces):
+    loop = ManualLoop()
+    state.requests.schedule = loop
+    selections: list[tuple] = []
+    state.param.watch(lambda *_: selections.append((state.layer, state.neuron, state.level)), ["layer", "neuron"])
+    keys = [example.key for example in state.catalog.examples]
+    layer = state.network.infos[1]
+    for click in range(2000):  # what 2,000 messages read before the loop gets back to the flush ask for
+        state.example = keys[click % len(keys)]
+        state.select(layer.name, click % layer.shape[-1])
+        state.experiment = "" if click % 2 else state.experiment
+    assert traces == [] and selections == []  # nothing computed yet: the requests wait for the flush
+    assert loop.run() == 1
+    assert len(traces) == 1 and len(selections) == 1  # one trace and one selection for the whole burst
+    assert state.example == keys[1999 % len(keys)] and state.neuron == 1999 % layer.shape[-1]
+    assert np.array_equal(state.trace.image, state.catalog[state.example].image)
+
+
+def test_a_steady_stream_of_clicks_costs_one_computation_per_flush(state, traces):
+    loop = ManualLoop()
+    state.requests.schedule = loop
+    keys = [example.key for example in state.catalog.examples]
+    flushes = 0
+    for click in range(500):  # the loop gets to a flush after every 50 messages
+        state.example = keys[click % len(keys)]
+        if click % 50 == 49:
+            flushes += loop.run()
+    assert flushes == 10 and len(traces) == 10
+
+
+def test_back_climbs_from_the_neuron_selected_last_even_before_the_flush(state):
+    state.requests.schedule = ManualLoop()
+    conv = next(info for info in state.network.infos if info.kind == "conv2d")
+    state.select(conv.name, 0, level="formula")
+    state.back()  # the selection is applied first, so 'back' leaves the formula for the elastic view
+    assert (state.layer, state.level) == (conv.name, "elastic")

@@ -7,6 +7,7 @@ import binascii
 import html
 import io
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -169,8 +170,31 @@ def enlarged_png(image: np.ndarray, scale: int) -> bytes:
 
 
 def network_input_preview(image: np.ndarray, size: int = PREVIEW_SIZE) -> bytes:
-    """The network's input enlarged with square pixels, so learners see exactly what the network sees."""
-    return enlarged_png(image, size // image.shape[1])
+    """The input enlarged with square pixels, so learners see exactly what the network sees."""
+    image = np.ascontiguousarray(image, np.float32)
+    return _enlarged_preview(image.tobytes(), image.shape, size // image.shape[1])
+
+
+@lru_cache(maxsize=64)  # the examples: every session starts on one, a class clicks through the same few
+def _enlarged_preview(pixels: bytes, shape: tuple[int, ...], scale: int) -> bytes:
+    return enlarged_png(np.frombuffer(pixels, np.float32).reshape(shape), scale)
+
+
+SEEN_CSS = f"""
+.seen {{ display: flex; gap: 10px; margin: 0 10px; }}
+.seen figure {{ margin: 0; display: flex; flex-direction: column; justify-content: flex-end; }}  /* pictures level */
+.seen figcaption {{ font-size: 80%; }}
+.seen img {{ display: block; max-width: {PREVIEW_SIZE}px; max-height: {PREVIEW_SIZE}px; }}
+.image-caption {{ margin: 4px 10px; }}
+"""
+
+
+def _figure(label: str, png: bytes, description: str, css_class: str = "") -> str:
+    source = "data:image/png;base64," + base64.b64encode(png).decode()
+    return (
+        f"<figure class='{css_class}'><figcaption>{html.escape(label)}</figcaption>"
+        f"<img src='{source}' alt='{html.escape(description)}'></figure>"
+    )
 
 
 def original_preview(image: Image.Image, size: int = PREVIEW_SIZE) -> bytes:
@@ -203,12 +227,8 @@ class ControlPanel(Viewer):
         )
         self.message = pn.pane.HTML("", sizing_mode="stretch_width", visible=False)
         self.hint = pn.pane.HTML(self._hint_html(), visible=bool(catalog.hint), sizing_mode="stretch_width")
-        self.input_preview = pn.pane.PNG(network_input_preview(state.image), width=PREVIEW_SIZE, height=PREVIEW_SIZE)
-        self.original = pn.pane.PNG(None, width=PREVIEW_SIZE, height=PREVIEW_SIZE)
-        self.original_box = pn.Column(
-            pn.pane.HTML("<small>Your image</small>", margin=(0, 10)), self.original, visible=False
-        )
-        self.caption = pn.pane.HTML(self._caption_html(), sizing_mode="stretch_width")
+        # the pictures and the caption in one pane: each pane costs every new session a few ms of server time
+        self.seen = pn.pane.HTML(self._seen_html(), width=SECTION_WIDTH, stylesheets=[SEEN_CSS])
 
         self.gallery.param.watch(self._choose_example, "value")
         self.dropzone.param.watch(self._receive_upload, "received")
@@ -228,25 +248,13 @@ class ControlPanel(Viewer):
             self.message,
             width=SECTION_WIDTH,
         )
-        rows, cols = self.state.network.input_shape[:2]
-        seen = pn.Column(
-            pn.Row(
-                self.original_box,
-                pn.Column(
-                    pn.pane.HTML(f"<small>What the network sees ({rows}×{cols})</small>", margin=(0, 10)),
-                    self.input_preview,
-                ),
-            ),
-            self.caption,
-            width=SECTION_WIDTH,
-        )
         options = pn.Column(
             self.details,
             pn.pane.HTML("<small>Colour range shared by</small>", margin=(0, 10)),
             self.color_mode,
             width=SECTION_WIDTH,
         )
-        return pn.Column(pick, seen, options, stylesheets=[CONTROLS_LAYOUT_CSS])
+        return pn.Column(pick, self.seen, options, stylesheets=[CONTROLS_LAYOUT_CSS])
 
     # -- from the browser to the state -----------------------------------------------------------------
     def _choose_example(self, event: param.parameterized.Event) -> None:
@@ -268,11 +276,13 @@ class ControlPanel(Viewer):
     def _follow_image(self, *_events) -> None:
         state = self.state
         with pn.io.hold():
-            self.gallery.param.update(value=state.example, shown=state.example)  # the browser's "working…" ends
-            self.input_preview.object = network_input_preview(state.image)
-            self.original.object = original_preview(state.original) if state.original is not None else None
-            self.original_box.visible = state.original is not None
-            self.caption.object = self._caption_html()
+            # `shown` ends the browser's "working…". `value` only when the image came from elsewhere (URL, tour,
+            # Lab): Panel takes the next browser change of a property it just set as its echo and drops it, and
+            # with clicks arriving during a coalesced flush that would be the newest click.
+            if self.gallery.value != state.example:
+                self.gallery.value = state.example
+            self.gallery.shown = state.example
+            self.seen.object = self._seen_html()
 
     def _follow_message(self, event: param.parameterized.Event) -> None:
         text = html.escape(event.new)  # never render user-influenced text as HTML
@@ -288,13 +298,24 @@ class ControlPanel(Viewer):
     def _follow_color_mode(self, event: param.parameterized.Event) -> None:
         self.color_mode.value = event.new
 
-    def _caption_html(self) -> str:
+    def _seen_html(self) -> str:
+        """The uploaded picture (if any) beside what the network sees, and the caption."""
         state = self.state
+        height, width = state.network.input_shape[:2]
+        pictures = []
+        if state.original is not None:
+            pictures.append(_figure("Your image", original_preview(state.original), "Your image as uploaded"))
+        pictures.append(
+            _figure(
+                f"What the network sees ({height}×{width})",
+                network_input_preview(state.image),
+                f"The {height}×{width} input, each pixel enlarged",
+                "network-input",
+            )
+        )
         title = html.escape(state.image_title)
-        if state.example:
-            caption = html.escape(state.catalog[state.example].caption)
-            return f"<p class='image-caption'><b>{title}</b><br><small>{caption}</small></p>"
-        return f"<p class='image-caption'><b>{title}</b></p>"
+        caption = f"<br><small>{html.escape(state.catalog[state.example].caption)}</small>" if state.example else ""
+        return f"<div class='seen'>{''.join(pictures)}</div><p class='image-caption'><b>{title}</b>{caption}</p>"
 
     def _hint_html(self) -> str:
         return f"<p class='hint'><small>{html.escape(self.state.catalog.hint)}</small></p>"

@@ -11,17 +11,15 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlparse
 
 import pytest
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
+from servers import free_port, wait_until_answering
 
 pytestmark = pytest.mark.ui
 
@@ -51,9 +49,7 @@ def jupyter_server(request, tmp_path_factory) -> Iterator[str]:
         (state / "settings" / name).parent.mkdir(parents=True, exist_ok=True)
         (state / "settings" / name).write_text(json.dumps(settings), encoding="utf-8")
     shutil.copy(NOTEBOOK, root / NOTEBOOK.name)
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     environment = dict(os.environ)
     for name, folder in {
         "JUPYTER_CONFIG_DIR": "config",
@@ -83,15 +79,7 @@ def jupyter_server(request, tmp_path_factory) -> Iterator[str]:
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/api/status", timeout=5):
-                    break
-            except OSError:
-                if server.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail(f"{module} did not start")
-                time.sleep(0.5)
+        wait_until_answering(f"{url}/api/status", server, START_TIMEOUT_S, module)
         yield f"{url}/{notebook_path}/{NOTEBOOK.name}"
     finally:
         server.terminate()

@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import asyncio
 import gc
 import html
 import logging
 from collections.abc import Callable
-from functools import cache, partial
+from functools import cache
 from typing import Any
 
 import numpy as np
 import panel as pn
 from bokeh.document import Document
-from panel.io.state import set_curdoc
 from panel.viewable import Viewer
 
 from cnnviz.engine import Network, Trace
@@ -26,6 +24,7 @@ from cnnviz.resources import shared_catalog, shared_network, single_threaded_bla
 from cnnviz.serve import (
     close_half_open_connections,
     document_scheduler,
+    later_under_lock,
     return_memory_when_session_ends,
     skip_document_validation,
 )
@@ -150,36 +149,17 @@ URL_WINDOW_REST_MS = 300
 
 def when_resting(delay_ms: int) -> Callable[[Callable[[], None]], None]:
     """A scheduler for this session that runs only the latest function it was given, once `delay_ms` pass without
-    another; at once where there is no server session (a notebook, the static export).
-
-    The wait runs on the event loop and the function under the session's document lock, not as a Bokeh session
-    callback: adding one is announced as a document event, which an active `pn.io.hold()` (a pointer move) can
-    swallow.
-    """
+    another (under the session's document lock); at once where there is no server session (a notebook, the
+    static export)."""
     doc = pn.state.curdoc
-    pending: list[asyncio.TimerHandle] = []
-    running: set[asyncio.Future] = set()
-
-    def run(function: Callable[[], None], _doc: Document | None = None) -> None:
-        with set_curdoc(doc):
-            function()
-
-    def locked(function: Callable[[], None]) -> None:
-        task = asyncio.ensure_future(doc.session_context.with_locked_document(partial(run, function)))
-        running.add(task)  # kept until done: the loop holds tasks only weakly
-        task.add_done_callback(running.discard)
+    pending: list = []
 
     def schedule(function: Callable[[], None]) -> None:
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:
-            loop = None
-        if doc is None or doc.session_context is None or loop is None:
-            function()
-            return
         while pending:
             pending.pop().cancel()
-        pending.append(loop.call_later(delay_ms / 1000, locked, function))
+        timer = later_under_lock(doc, function, delay_ms / 1000)
+        if timer is not None:
+            pending.append(timer)
 
     return schedule
 

@@ -59,17 +59,44 @@ def skip_document_validation() -> None:
     settings.perform_document_validation.set_value(False)
 
 
-def document_scheduler(document: Document) -> Callable[[Callable[[], None], float], None]:
-    """`schedule(work, delay_seconds)` for one served session's `Coalescer` (cnnviz.offload): the work runs on the
-    event loop after the delay, holding the session's document lock, as a Bokeh callback of that session does."""
+def later_under_lock(document: Document, work: Callable[[], None], delay: float):
+    """Run `work` on the event loop after `delay` seconds, holding the session's document lock, as a Bokeh
+    callback of that session would; returns the timer (cancellable), or None when it ran at once (no server).
+
+    Not a Bokeh session callback: adding one is announced as a document event, which an active `pn.io.hold()`
+    (a pointer move, a tap handled by HoloViews) swallows, and the work would never run."""
+    import asyncio
+
     from panel.io.state import set_curdoc
 
-    def schedule(work: Callable[[], None], delay: float) -> None:
-        def run() -> None:
-            with set_curdoc(document):
-                work()
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        loop = None
+    if document is None or document.session_context is None or loop is None:
+        work()
+        return None
 
-        document.add_timeout_callback(run, max(1, round(1000 * delay)))
+    def run(_document: Document) -> None:
+        with set_curdoc(document):
+            work()
+
+    def locked() -> None:
+        task = asyncio.ensure_future(document.session_context.with_locked_document(run))
+        _running.add(task)  # kept until done: the loop holds tasks only weakly
+        task.add_done_callback(_running.discard)
+
+    return loop.call_later(delay, locked)
+
+
+_running: set = set()
+
+
+def document_scheduler(document: Document) -> Callable[[Callable[[], None], float], None]:
+    """`schedule(work, delay_seconds)` for one served session's `Coalescer` (cnnviz.offload)."""
+
+    def schedule(work: Callable[[], None], delay: float) -> None:
+        later_under_lock(document, work, delay)
 
     return schedule
 

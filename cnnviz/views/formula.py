@@ -144,7 +144,7 @@ class FormulaView(Viewer):
         plot = maps * self.marks  # no `.opts` on the overlay: it would be re-applied on every pointer move
         self._maps = pn.Column(
             self._captions,
-            pn.pane.HoloViews(plot, sizing_mode="stretch_width", margin=0),
+            pn.pane.HoloViews(plot, sizing_mode="stretch_width", margin=0, linked_axes=False),
             max_width=MAPS_MAX_WIDTH,
             sizing_mode="stretch_width",
             align="center",

@@ -159,7 +159,9 @@ class BackwardFormula(Viewer):
                 self._formula.object = f'<div class="fv-formulas">{parts}</div>'
                 self._maps.visible = explained.has_maps
                 if explained.has_maps and len(self._maps) == 1:
-                    self._maps.append(pn.pane.HoloViews(self._plot, sizing_mode="stretch_width", margin=0))
+                    self._maps.append(pn.pane.HoloViews(
+                        self._plot, sizing_mode="stretch_width", margin=0, linked_axes=False
+                    ))
                 has_weights = bool(learning.backward.weight_gradients.get(state.layer))
                 self.rate.visible = has_weights
                 hint = HINTS["maps" if explained.has_maps else "vector"] + (HINTS["weights"] if has_weights else "")

@@ -96,7 +96,7 @@ def test_two_concurrent_sessions_never_see_each_others_image_or_selection(app, n
     wait_until(lambda: (first.example, first.layer, first.neuron) == (keys[2], "conv_1_1", 1))
     wait_until(lambda: (second.example, second.layer, second.neuron) == ("", "conv_2_1", 4))
     assert abs(float(second.image[..., 0].mean()) - 220 / 255) < 1e-3
-    assert first.image is shared_catalog()[keys[2]].image
+    wait_until(lambda: first.image is shared_catalog()[keys[2]].image)  # the image follows its key at the next flush
     for page, state in [(first_page, first), (second_page, second)]:
         wait_until(lambda page=page, state=state: predicted_label(page) == state.trace.predicted_class)
     first_page.wait_for_url(f"**image={keys[2]}&layer=conv_1_1&neuron=1**")

@@ -19,11 +19,10 @@ import re
 from typing import Any
 
 import panel as pn
-from bokeh.models import ImportedStyleSheet, InlineStyleSheet, UIElement
+from bokeh.models import UIElement
 from panel import reactive as panel_reactive
 from panel.io import resources as panel_resources
-from panel.io.notebook import replace_inline_css
-from panel.io.resources import CDN_DIST, LOCAL_DIST
+from panel.io.resources import CDN_DIST, DIST_DIR, LOCAL_DIST
 from pyviz_comms import JupyterComm
 
 # a view nobody renders (a headless run, an output cleared before it drew) stops holding messages after this many
@@ -74,9 +73,9 @@ def _inline_after_patch(stylesheet: Any, dist_url: str) -> None:
     url = getattr(stylesheet, "url", "")
     if url.startswith(LOCAL_DIST):  # outside a render Panel names its files by the server's path
         url = CDN_DIST + url.removeprefix(LOCAL_DIST)
-    inline = replace_inline_css(ImportedStyleSheet(url=url)) if url.startswith(CDN_DIST) else None
-    if isinstance(inline, InlineStyleSheet):
-        stylesheet.url = "data:text/css;base64," + base64.b64encode(inline.css.encode()).decode()
+    shipped = DIST_DIR / url.removeprefix(CDN_DIST).split("?")[0] if url.startswith(CDN_DIST) else None
+    if shipped is not None and shipped.is_file():
+        stylesheet.url = "data:text/css;base64," + base64.b64encode(shipped.read_bytes()).decode()
 
 
 _panel_patch_stylesheet = panel_resources.patch_stylesheet

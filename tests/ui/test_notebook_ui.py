@@ -37,7 +37,15 @@ FRONT_ENDS = {"jupyterlab": ("jupyterlab", "lab/tree"), "notebook7": ("notebook"
 NO_NEWS = {"@jupyterlab/apputils-extension/notification.jupyterlab-settings": {"fetchNews": "false"}}
 
 
-@pytest.fixture(scope="module", params=list(FRONT_ENDS))
+# Notebook 7's kernel websocket sometimes reconnects mid-run, and the view then misses the kernel's updates
+# (issue 18): its run is recorded, not required, until that is fixed; JupyterLab's run is strict.
+RECONNECTS = pytest.mark.xfail(reason="Notebook 7 may lose the view's updates on a kernel websocket reconnect")
+
+
+@pytest.fixture(
+    scope="module",
+    params=[pytest.param(name, marks=RECONNECTS) if name == "notebook7" else name for name in FRONT_ENDS],
+)
 def jupyter_server(request, tmp_path_factory) -> Iterator[str]:
     """JupyterLab or Notebook 7 on a free loopback port, on a copy of the notebook (autosave never touches the
     tracked one); yields the notebook's URL."""

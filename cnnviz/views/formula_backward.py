@@ -77,7 +77,7 @@ class BackwardFormula(Viewer):
         self.tap.add_subscriber(self._on_tap)
         self._plot = (maps * self.marks).opts(
             xaxis=None, yaxis=None, toolbar=None, default_tools=[], xlim=PLOT_RANGE["x"], ylim=PLOT_RANGE["y"],
-            responsive=True, aspect=ASPECT, show_frame=False, border=0, bgcolor="#ffffff",
+            responsive="width", aspect=ASPECT, show_frame=False, border=0, bgcolor="#ffffff",
         )  # fmt: skip
         self._maps = pn.Column(  # the plot joins at the first backward step shown: most sessions never need it
             self._captions, max_width=MAPS_MAX_WIDTH, sizing_mode="stretch_width", align="center", margin=0
@@ -159,9 +159,7 @@ class BackwardFormula(Viewer):
                 self._formula.object = f'<div class="fv-formulas">{parts}</div>'
                 self._maps.visible = explained.has_maps
                 if explained.has_maps and len(self._maps) == 1:
-                    self._maps.append(
-                        pn.pane.HoloViews(self._plot, sizing_mode="stretch_width", margin=0, linked_axes=False)
-                    )
+                    self._maps.append(pn.pane.HoloViews(self._plot, margin=0, linked_axes=False))
                 has_weights = bool(learning.backward.weight_gradients.get(state.layer))
                 self.rate.visible = has_weights
                 hint = HINTS["maps" if explained.has_maps else "vector"] + (HINTS["weights"] if has_weights else "")

@@ -123,4 +123,9 @@ class Tour(Viewer):
             state.select(layer, neuron, level)
         elif self._saved is not None:
             state.param.update(**self._saved)
+        # after the selection's request (state.requests runs them in order): the view is open when the spotlight
+        # measures it
+        state.requests.submit("tour", self._remeasure)
+
+    def _remeasure(self) -> None:
         self._control.refresh += 1

@@ -43,6 +43,7 @@ from cnnviz.plots.formula import (
     window_marks,
 )
 from cnnviz.state import LINK_NAMES, ExplainerState
+from cnnviz.views.component import ParentComponent
 
 HERE = Path(__file__).parent
 CSS = (HERE / "formula.css").read_text()
@@ -87,7 +88,7 @@ def same_models(doc: Document | None) -> Iterator[None]:
             models.__dict__.pop(name, None)
 
 
-class FormulaDialog(JSComponent):
+class FormulaDialog(ParentComponent):
     """The modal frame around the formula view's panes; reports what the person asks for as messages."""
 
     body = Child(doc="The view's panes: formula, maps, numbers.")

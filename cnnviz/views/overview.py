@@ -47,6 +47,7 @@ from cnnviz.plots.overview import (
     selection_element,
 )
 from cnnviz.state import ExplainerState
+from cnnviz.views.component import ParentComponent
 
 HERE = Path(__file__).parent
 LABEL_ROOM = 0.55  # on each side of a column, in plot units: neighbouring labels keep a gap (COLUMN_GAP 1.3)
@@ -54,7 +55,7 @@ IDLE = "Hover over a neuron, or Tab into the network and use the arrow keys, to 
 ARIA = "Network overview: use the arrow keys to move between neurons and Enter to open one"
 
 
-class OverviewKeys(JSComponent):
+class OverviewKeys(ParentComponent):
     """Keyboard, focus, hover and labels over the overview plot; reports picks and nothing else as messages."""
 
     plot = Child(doc="The HoloViews pane; this layer is drawn in its data coordinates.")

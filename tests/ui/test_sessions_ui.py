@@ -66,7 +66,8 @@ def app(serve, monkeypatch):
 
 
 def predicted_label(page) -> str:
-    return page.locator(".ov-class.ov-predicted .ov-class-name").inner_text()
+    """The class the overview marks as predicted (its text also while an elastic view covers the overview)."""
+    return page.locator(".ov-class.ov-predicted .ov-class-name").text_content()
 
 
 def solid_png(color: tuple[int, int, int]) -> bytes:
@@ -169,10 +170,9 @@ def test_a_dropped_websocket_comes_back_to_the_same_view(app, page, wait_until, 
 
     page.evaluate("window.__sockets[0].close()")  # the page reloads once the server answers
     page.wait_for_event("load", timeout=20_000)
-    page.locator(".ov-class").first.wait_for()
     restored = app.latest_state()
     wait_until(lambda: (restored.example, restored.layer, restored.neuron) == (key, "conv_1_2", 3))
-    page.locator(".ov-selected").wait_for(state="attached")
+    expect(page.locator(".el-title")).to_contain_text("conv_1_2, neuron 4")  # the reloaded page shows the same view
 
     other = shared_catalog().examples[6]
     page.locator(f".thumb[data-key='{other.key}']").click()  # and it drives its new session

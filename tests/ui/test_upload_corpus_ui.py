@@ -233,8 +233,8 @@ def test_every_odd_upload_is_processed_or_refused_and_the_session_keeps_working(
         page.locator(f".thumb[data-key='{key}']").click()
         # a click lands at the session's next flush (state.requests): the example, then its image and trace
         chosen = shared_catalog()[key].image
-        wait_until(lambda key=key: state.example == key and state.image is chosen, timeout=15)
-        wait_until(lambda: np.array_equal(state.trace.image, chosen), timeout=15)
+        wait_until(lambda key=key, chosen=chosen: state.example == key and state.image is chosen, timeout=15)
+        wait_until(lambda chosen=chosen: np.array_equal(state.trace.image, chosen), timeout=15)
         wait_until(lambda: predicted_label(page) == state.trace.predicted_class and alert.count() == 0, timeout=15)
         before = state.image
 

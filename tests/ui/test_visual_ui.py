@@ -179,6 +179,7 @@ def test_no_text_overlaps_or_is_clipped(browser, app, size, wait_until):
     gallery_shot(page, f"overview-{size}", full_page=True)
     page.locator("label span", has_text="Show details").click()  # the label toggles its switch, as labels do
     page.locator(".ov-legend").first.wait_for()
+    page.wait_for_url("**details=true**")  # written once the session rests
     assert page.evaluate("() => location.search").count("details=true") == 1
     check("overview with details")
     gallery_shot(page, f"overview-details-{size}")

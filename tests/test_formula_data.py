@@ -341,10 +341,10 @@ def test_numbers_read_as_people_write_them():
 
 
 def test_moving_the_window_replaces_the_url_entry_under_the_names_the_app_uses():
-    """The dialog's history rule needs the URL names of state.row / state.col."""
-    from cnnviz.views.formula import FormulaDialog
+    """The page's history rule (connection.js) needs the URL names of state.row / state.col."""
+    from cnnviz.views.controls import ReloadFromUrl
 
-    assert FormulaDialog().window_keys == [LINK_NAMES["row"], LINK_NAMES["col"]]
+    assert ReloadFromUrl().window_keys == [LINK_NAMES["row"], LINK_NAMES["col"]]
 
 
 def test_a_pointer_move_in_a_page_keeps_every_model_of_the_page_known():

@@ -56,4 +56,21 @@ export function render({ model }) {
     history[name] = (...args) => { original(...args); shown = location.search; };
   }
   window.addEventListener("popstate", () => { if (location.search !== shown) location.reload(); });
+  // A URL that differs from the current one only in the window's position (`window_keys`: pointing at a map)
+  // replaces the history entry instead of adding one, so Back leaves the view in one step.
+  const push = history.pushState.bind(history);
+  const onlyMoved = (url) => {
+    const next = new URL(url, location.href);
+    if (next.pathname !== location.pathname) return false;
+    const now = new URLSearchParams(location.search);
+    let moved = false;
+    for (const key of new Set([...now.keys(), ...next.searchParams.keys()])) {
+      if (now.get(key) === next.searchParams.get(key)) continue;
+      if (!model.window_keys.includes(key)) return false;
+      moved = true;
+    }
+    return moved;
+  };
+  history.pushState = (state, title, url) => (url != null && onlyMoved(url)
+    ? history.replaceState(state, title, url) : push(state, title, url));
 }

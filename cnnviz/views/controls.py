@@ -19,7 +19,7 @@ from panel.viewable import Viewer
 from PIL import Image
 
 from cnnviz.images import MAX_UPLOAD_BYTES, ImageError, array_to_image, check_upload_size
-from cnnviz.state import ExplainerState
+from cnnviz.state import LINK_NAMES, ExplainerState
 
 HERE = Path(__file__).parent
 ACCEPT = ".jpg,.jpeg,.png,.gif,.webp,.bmp,.tif,.tiff,image/*"
@@ -147,10 +147,16 @@ class ReloadFromUrl(JSComponent):
       without its binary buffers and fails on this app's images). Meanwhile an alert says the connection is lost
       (and that an upload was, if one was on its way or on screen: a URL cannot carry it); after the reload a
       status line says it is back;
-    - after the browser's Back or Forward, which change the URL that Panel pushed but not the page.
+    - after the browser's Back or Forward, which change the URL that Panel pushed but not the page; a move of
+      the window alone (pointing at a map) replaces the history entry, so Back leaves a view in one step.
 
     Only for served pages (a notebook has neither a websocket to lose nor its own URL).
     """
+
+    window_keys = param.List(
+        default=[LINK_NAMES["row"], LINK_NAMES["col"]],
+        doc="URL query keys of the window position: moving it replaces the history entry instead of adding one.",
+    )
 
     # Given as text: with a file path here, the page that reloads after a drop asked the CDN for Panel's CSS
     # (seen in test_sessions_ui); read once at import.

@@ -26,10 +26,20 @@ export function render({ model, el }) {
   const show = () => {
     title.textContent = model.heading;
   };
-  const focusWhenOpened = () => {
-    if (model.active) requestAnimationFrame(() => title.focus({ preventScroll: true }));
+  // A view opened from low on a scrolled page (a class at the foot of the overview, on a phone) starts above the
+  // window: bring its top back into view, under whatever bar stays fixed at the top of the window.
+  const reveal = () => {
+    const top = bar.getBoundingClientRect().top;
+    const fixed = document.elementsFromPoint(innerWidth / 2, 1)
+      .find((node) => ["fixed", "sticky"].includes(getComputedStyle(node).position));
+    const below = fixed ? fixed.getBoundingClientRect().bottom : 0;
+    bar.style.scrollMarginTop = `${below + 8}px`;  // the page may scroll in an inner container: let the browser
+    if (top < below || top > innerHeight) bar.scrollIntoView({ block: "start" });  // find it
   };
-  model.on("heading", show);
+  const focusWhenOpened = () => {
+    if (model.active) requestAnimationFrame(() => { reveal(); title.focus({ preventScroll: true }); });
+  };
+  model.on("heading", () => { show(); if (model.active) requestAnimationFrame(reveal); });  // another view in place
   model.on("active", focusWhenOpened);
   model.on("remove", () => document.removeEventListener("keydown", onKey));
   show();

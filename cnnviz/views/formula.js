@@ -3,8 +3,6 @@
 // for: {action: "close" | "play" | "move" (rows, cols) | "pick" (index)}.
 // - a modal dialog: role, focus kept inside (Tab wraps), focus given back on close, Esc, click outside;
 // - keys: arrows move the window (or, on a [data-pick] button, go to the next one), space plays or pauses;
-// - history: a URL change that only moves the window (`window_keys`) replaces the entry instead of adding one,
-//   so Back leaves the view in one step however long the learner explored it;
 // - fading in and out.
 
 const FOCUSABLE = "button:not([disabled]), select:not([disabled]), input:not([disabled]), a[href], [tabindex='0']";
@@ -36,29 +34,7 @@ function deepActive() {
   return active;
 }
 
-// Replace, don't push, a history entry that differs from the current URL only in the window's position.
-function replaceWindowMoves(keys) {
-  if (window.cnnvizWindowHistory) return;
-  window.cnnvizWindowHistory = true;
-  const push = history.pushState.bind(history);
-  const onlyMoved = (url) => {
-    const next = new URL(url, location.href);
-    if (next.pathname !== location.pathname) return false;
-    const now = new URLSearchParams(location.search);
-    let moved = false;
-    for (const key of new Set([...now.keys(), ...next.searchParams.keys()])) {
-      if (now.get(key) === next.searchParams.get(key)) continue;
-      if (!keys.includes(key)) return false;
-      moved = true;
-    }
-    return moved;
-  };
-  history.pushState = (state, title, url) => (url != null && onlyMoved(url)
-    ? history.replaceState(state, title, url) : push(state, title, url));
-}
-
 export function render({ model, el }) {
-  replaceWindowMoves(model.window_keys);
   const backdrop = element("div", "fv-backdrop", { hidden: true });
   const dialog = element("section", "fv-dialog", { tabIndex: -1 });
   dialog.setAttribute("role", "dialog");

@@ -42,7 +42,7 @@ from cnnviz.plots.formula import (
     numbers_html,
     window_marks,
 )
-from cnnviz.state import LINK_NAMES, ExplainerState
+from cnnviz.state import ExplainerState
 from cnnviz.views.component import ParentComponent
 
 HERE = Path(__file__).parent
@@ -100,10 +100,6 @@ class FormulaDialog(ParentComponent):
     speed = param.Selector(default=DEFAULT_SPEED, objects=list(SPEEDS), doc="Windows per second while playing.")
     speeds = param.List(default=list(SPEEDS), doc="The speed menu.")
     section = param.String(default="", doc="Article anchor the info button scrolls to.")
-    window_keys = param.List(
-        default=[LINK_NAMES["row"], LINK_NAMES["col"]],
-        doc="URL query keys of the window position: moving it replaces the history entry.",
-    )
 
     _esm = "formula.js"
     _stylesheets: ClassVar[list[str]] = [CSS]

@@ -33,6 +33,7 @@ def tour_steps(state: ExplainerState) -> list[TourStep]:
     """The walkthrough, in the order a first-time visitor meets the parts."""
     convs = [info.name for info in state.network.infos if info.kind == "conv2d"]
     conv = convs[1] if len(convs) > 1 else convs[0]
+    rows, cols = state.network.layer(conv).kernel.shape[:2]
     return [
         TourStep(
             ".ov-frame",
@@ -47,7 +48,7 @@ def tour_steps(state: ExplainerState) -> list[TourStep]:
             "from the layer before it.",
         ),
         TourStep(
-            ".el-overlay",
+            ".el-view",
             "How one neuron is made",
             "Every input channel is convolved with its own small kernel. Adding those intermediate results and a "
             "bias gives the neuron's map. Press Esc or click empty space to go back.",
@@ -56,8 +57,8 @@ def tour_steps(state: ExplainerState) -> list[TourStep]:
         TourStep(
             ".fv-dialog",
             "The arithmetic of one step",
-            "Here every number is written out: nine input values times nine weights, summed. Hover the matrices "
-            "or press the arrow keys to move the window.",
+            f"Here every number is written out: {rows * cols} input values times {rows * cols} weights ({rows}×{cols} "
+            "windows), summed. Hover the matrices or press the arrow keys to move the window.",
             opens=(conv, 3, "formula"),
         ),
         TourStep(

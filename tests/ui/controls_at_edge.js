@@ -9,7 +9,7 @@
   const scrolled = (n) => { for (let p = parentOf(n); p; p = parentOf(p)) {
     if (["auto", "scroll"].includes(getComputedStyle(p).overflowX) && p.scrollWidth > p.clientWidth) return true; }
     return false; };
-  const shown = (n) => n.checkVisibility() && n.textContent.trim() && !n.closest("[inert]") && !scrolled(n);
+  const shown = (n) => n.checkVisibility({ visibilityProperty: true }) && n.textContent.trim() && !n.closest("[inert]") && !scrolled(n);
   return all.filter(shown).map((n) => {
     const r = n.getBoundingClientRect();
     return { text: n.textContent.trim().slice(0, 40), left: r.left, right: r.right, width: r.width, window: width };

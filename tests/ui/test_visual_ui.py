@@ -191,6 +191,7 @@ def test_no_text_overlaps_or_is_clipped(browser, app, size, wait_until):
     wait_for_view(page, wait_until, state, conv, 3)
     page.locator(".el-readout").wait_for()
     check("conv view")
+    page.wait_for_url("**view=elastic**")  # the entry for the opened view, written once the session rests
     opened = page.evaluate("() => history.length")
     picture = page.locator(".el-view canvas").first
     picture.scroll_into_view_if_needed()
@@ -244,8 +245,9 @@ def test_an_open_conv_view_is_not_replayed_by_a_colour_change_or_by_back(browser
     page.locator(".el-explain button").nth(1).click()
     page.locator(".fv-dialog").wait_for()
     wait_until(lambda: "view=formula" in page.url)
-    page.go_back()
-    wait_until(lambda: state.level == "elastic")
+    with page.expect_event("load"):  # the page follows the URL it went back to
+        page.go_back()
+    wait_until(lambda: app.sessions[-1].state.level == "elastic")
     page.locator(".el-view .el-title").wait_for()
-    assert not view.playing, "Back replayed the sweep"
+    assert not app.sessions[-1].elastic.panes["conv2d"].playing, "Back replayed the sweep"
     context.close()

@@ -52,6 +52,11 @@
     }
     return false;
   };
+  // a bar fixed at the top of the window (the page header): text scrolled under it is out of sight, as scrolled
+  // off the window would be
+  const bar = document.elementsFromPoint(viewport.right / 2, 1)
+    .find((node) => ["fixed", "sticky"].includes(getComputedStyle(node).position));
+  const hiddenAbove = (element) => bar && !bar.contains(element) ? bar.getBoundingClientRect().bottom : -Infinity;
   const texts = [];
   const visit = (node, popup) => {
     if (node.nodeType === Node.TEXT_NODE) {
@@ -61,7 +66,9 @@
       if (!element.checkVisibility({ opacityProperty: true, visibilityProperty: true })) return;
       const range = document.createRange();
       range.selectNodeContents(node);
-      const boxes = [...range.getClientRects()].filter((r) => r.width > 0.5 && r.height > 0.5).map(rect);
+      const above = hiddenAbove(element);
+      const boxes = [...range.getClientRects()].filter((r) => r.width > 0.5 && r.height > 0.5 && r.top >= above)
+        .map(rect);
       if (!boxes.length) return;
       const overflowHidden = getComputedStyle(element).overflowX !== "visible";
       texts.push({

@@ -1,18 +1,14 @@
-"""Clicks that reach the server are handled at once: each names a property the browser really sends."""
+"""A click on a thumbnail reaches the server as a message (handled at once, with no property debounce)."""
 
 from __future__ import annotations
 
-import pytest
-
 from cnnviz.views.controls import BrowserControl
 
-CLICK_DRIVEN = [BrowserControl]
 
-
-@pytest.mark.parametrize("component", CLICK_DRIVEN, ids=lambda component: component.__name__)
-def test_every_undelayed_change_is_a_property_the_browser_sends(component):
-    """Panel ignores names it does not know, so a renamed parameter would silently bring back its 50 ms wait."""
-    synced = component._data_model.properties()
-    assert component._priority_changes
-    for name in component._priority_changes:
-        assert name in component.param and name in synced, f"{component.__name__}.{name} is not sent by the browser"
+def test_a_chosen_thumbnail_becomes_the_value_and_an_unknown_key_is_ignored():
+    gallery = BrowserControl(items=[{"key": "cat", "title": "Cat"}, {"key": "dog", "title": "Dog"}], value="cat")
+    gallery._handle_msg({"type": "choose", "key": "dog"})
+    assert gallery.value == "dog"
+    for message in ({"type": "choose", "key": "<script>"}, {"type": "choose"}, {"type": "start"}, "dog", None):
+        gallery._handle_msg(message)
+        assert gallery.value == "dog"

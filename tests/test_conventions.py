@@ -120,14 +120,10 @@ def test_all_browser_code_stays_within_its_budget():
     assert sum(found.values()) <= JS_BUDGET, found
 
 
-# Components still on the hook, each being rebuilt on its own branch (issue 15, wave 2): remove as they merge.
-HOOK_PENDING = {"views/overview.py", "views/elastic.py", "views/controls.py"}
-
-
 def test_no_component_reaches_into_panels_private_priority_hook():
     """Clicks reach Python through documented APIs (`send_msg` / `_handle_msg`, streams), not `_priority_changes`."""
     users = {str(path.relative_to(CNNVIZ)) for path in CNNVIZ.rglob("*.py") if "_priority_changes" in path.read_text()}
-    assert users <= HOOK_PENDING, sorted(users - HOOK_PENDING)
+    assert not users, sorted(users)
 
 
 # -- texts name the explained network's own sizes (issues 15, 16) ------------------------------------------------

@@ -10,11 +10,14 @@ function renderGallery(model, el) {
   list.setAttribute("role", "listbox");
   list.setAttribute("aria-label", "Example images");
   let buttons = [];
+  let asked = "";  // the key last clicked, until the server shows it or chooses another
   // A choice is pending until the server shows it: on a busy server the thumbnail says it is being worked on.
   const mark = () => {
-    const pending = model.value !== model.shown;
+    if (asked === model.shown) asked = "";
+    const wanted = asked || model.value;
+    const pending = wanted !== model.shown;
     buttons.forEach((button) => {
-      const chosen = button.dataset.key === model.value;
+      const chosen = button.dataset.key === wanted;
       button.setAttribute("aria-selected", chosen);
       button.classList.toggle("pending", chosen && pending);
       button.tabIndex = chosen || (!model.value && button === buttons[0]) ? 0 : -1;
@@ -37,7 +40,9 @@ function renderGallery(model, el) {
       button.append(img);
       button.addEventListener("click", () => {
         window.cnnvizUpload = null;  // no upload on screen any more (connection.js)
-        model.value = item.key;
+        asked = item.key;
+        model.send_msg({ type: "choose", key: item.key });  // a click: at once, not after a debounce
+        mark();
       });
       button.addEventListener("keydown", (event) => {
         // up and down move by a row of the grid as it is laid out now (its width follows the screen)
@@ -56,7 +61,8 @@ function renderGallery(model, el) {
   };
   build();
   model.on("items", build);
-  model.on(["value", "shown"], mark);
+  model.on("value", () => { if (model.value !== asked) asked = ""; mark(); });
+  model.on("shown", mark);
   el.append(list);
 }
 

@@ -67,7 +67,6 @@ class BrowserControl(JSComponent):
     received = param.ClassSelector(class_=ReceivedFile, doc="The latest finished upload (server side).")
 
     _rename: ClassVar[dict[str, str | None]] = {"max_bytes": None, "received": None}  # never sent to the browser
-    _priority_changes: ClassVar[list[str]] = ["value"]  # a click: handle it now, not after Panel's 50 ms debounce
     _esm = HERE / "controls.js"
     _stylesheets: ClassVar[list[str]] = [(HERE / "controls.css").read_text()]
 
@@ -79,9 +78,12 @@ class BrowserControl(JSComponent):
         self._upload_parts = bytearray()
 
     def _handle_msg(self, message: Any) -> None:
-        if not isinstance(message, dict) or self.kind != "upload":
+        if not isinstance(message, dict):
             return
-        if message.get("type") == "start":
+        if self.kind == "gallery":  # a click on a thumbnail: a message, handled at once (no property debounce)
+            if message.get("type") == "choose" and any(item["key"] == message.get("key") for item in self.items):
+                self.value = message["key"]
+        elif message.get("type") == "start":
             self._start_upload(message)
         elif message.get("type") == "chunk" and self._upload_id is not None and message.get("id") == self._upload_id:
             self._add_chunk(message.get("data"))

@@ -176,7 +176,7 @@ def test_the_container_registers_panes_by_kind_and_builds_them_on_first_open(net
     state = ExplainerState(network, catalog_for(network))
     container = ElasticView(state, Overview(state))
     assert container.panes == {} and not container.is_open
-    assert set(PANES) == {"conv2d"}
+    assert set(PANES) == {"conv2d", "dense", "softmax"}  # the flatten view opens on the dense layer
     layer = conv_layers(network)[0]
     state.select(layer, 0)
     assert container.is_open and isinstance(container.pane, ConvElastic)

@@ -124,14 +124,14 @@ def test_a_browser_keeps_its_process_and_gets_a_working_websocket_session(classr
         session._connection._send_patch_document(session.id, ready)
         models = list(session.document.models)
         gallery = next(m for m in models if getattr(m, "kind", None) == "gallery" and hasattr(m, "items"))
-        overview = next(m for m in models if hasattr(m, "picked") and hasattr(m, "stats"))
-        before = overview.stats
+        overview = next(m for m in models if hasattr(m, "readouts") and hasattr(m, "marked"))  # the overview's texts
+        before = overview.readouts
         gallery.value = next(e.key for e in shared_catalog().examples if e.key != gallery.value)
         connection = session._connection  # Bokeh's client applies pushed changes while its loop runs
         deadline = connection.io_loop.call_later(60, connection.io_loop.stop)
-        connection._loop_until(lambda: overview.stats != before)
+        connection._loop_until(lambda: overview.readouts != before)
         connection.io_loop.remove_timeout(deadline)
-        assert overview.stats != before, "no new overview came back through nginx"
+        assert overview.readouts != before, "no new overview came back through nginx"
     finally:
         session.close()
 

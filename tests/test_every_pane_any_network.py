@@ -31,7 +31,7 @@ from cnnviz.engine import Network
 from cnnviz.engine.explain import conv_step, dense_step, flatten_index, pool_step, relu_step, softmax_terms
 from cnnviz.examples import build_catalog
 from cnnviz.plots.elastic import cell_box, source_title
-from cnnviz.plots.formula import MapsLayout
+from cnnviz.plots.formula import WHAT_IF, MapsLayout
 from cnnviz.plots.overview import OUTPUT_KIND, input_channel_name
 from cnnviz.training.architecture import Architecture
 from cnnviz.views.elastic import ConvElastic
@@ -156,6 +156,7 @@ def test_every_conv_layer_opens_from_its_tile_and_describes_its_own_kernel_strid
         stride = str(conv.stride[0]) if conv.stride[0] == conv.stride[1] else sizes(conv.stride)
         assert f"stride {stride}," in summary
         assert ("'same' padding" in summary) == (conv.padding == "same") != ("no padding" in summary)
+        assert ("keeps the size" in summary) == (conv.padding == "same" and conv.stride == (1, 1))
         assert f"sum of {channels} intermediate results" in summary and f"the {out_rows}×{out_cols} output" in summary
         labels = next(element for element in pane._plot.object[()] if type(element).__name__ == "Labels")
         texts = list(labels.dimension_values("text"))
@@ -224,6 +225,7 @@ def test_relu_and_pooling_tiles_open_their_formula_with_the_layers_window_and_th
         assert (state.layer, state.neuron, state.level) == (layer, channel, "formula")
         formula, dialog = explainer.formula, component(document, "FormulaDialog")
         assert dialog.heading.endswith(f"· {layer}, channel {channel + 1}") and dialog.kind == network.info(layer).kind
+        assert WHAT_IF not in dialog.heading  # the network's own layer (a leaky ReLU too), no experiment
         (rows, cols, _), (out_rows, out_cols, _) = state.trace.input_of(layer).shape, state.trace[layer].shape
         captions = rendered(document, formula._captions)
         assert f"{previous_name(network, layer)}, channel {channel + 1} ({rows}×{cols})" in captions
@@ -313,7 +315,7 @@ def test_backward_mode_explains_every_kinds_backward_step_with_the_engines_gradi
         view = explainer.formula.backward
         assert view.active and explainer.formula.dialog.open
         dialog = component(document, "FormulaDialog")
-        assert dialog.kind == f"backward-{kind}" and layer in dialog.heading
+        assert dialog.kind == f"backward-{kind}" and layer in dialog.heading and WHAT_IF not in dialog.heading
         if kind in ("conv2d", "relu", "maxpool2d"):
             (rows, cols, _), (out_rows, out_cols, _) = state.trace.input_of(layer).shape, state.trace[layer].shape
             captions = rendered(document, view._captions)

@@ -20,14 +20,14 @@ import html
 import re
 
 import numpy as np
+import panel as pn
 import pytest
 from bokeh.document import Document
 from test_architecture_matrix import MATRIX, classes
-from test_backprop_formula import numbers, one
+from test_backprop_formula import numbers, one, previous_of
 from test_formula_data import layers_of, point
 
 from cnnviz.app import Explainer
-from cnnviz.engine import Network
 from cnnviz.engine.explain import conv_step, dense_step, flatten_index, pool_step, relu_step, softmax_terms
 from cnnviz.examples import build_catalog
 from cnnviz.plots.elastic import cell_box, source_title
@@ -60,31 +60,36 @@ def session(request, tmp_path_factory) -> tuple[Explainer, Document]:
 
 @pytest.fixture(autouse=True)
 def at_rest(session):
-    """Each test starts from the overview, forward mode, as the page opens."""
-    yield
-    explainer, _ = session
-    explainer.learning.backward_mode = False
-    explainer.state.show_details = False
-    explainer.state.clear_selection()
+    """Each test starts from the overview in forward mode, as the page opens.
+
+    Bokeh takes stock of the document's models once, after the test, rather than after each change (what Panel's
+    `hold(freeze=True)` does): its walk over the whole page after every change is most of what a click costs here.
+    """
+    explainer, document = session
+    with document.models.freeze():
+        yield
+        explainer.learning.backward_mode = False
+        explainer.state.show_details = False
+        explainer.state.clear_selection()
 
 
 # -- reading the rendered page ------------------------------------------------------------------------------------
-def component(document: Document, name: str):
-    """What a Panel ESM component (OverviewKeys, ElasticBar) sends the browser: its rendered `data` model."""
-    (model,) = [model for model in document.models if type(model).__name__ == "ReactiveESM" and model.name == name]
-    return model.data
+def on_page(document: Document, viewable):
+    """The Bokeh model a Panel object renders to under one of the page's roots."""
+    roots = {root.ref["id"] for root in document.roots}
+    (model,) = [model for ref, (model, _) in viewable._models.items() if ref in roots]
+    return model
 
 
-def page_text(document: Document) -> str:
-    """Every HTML text of the rendered page, as the browser gets it (Panel escapes HTML panes' texts)."""
-    texts = [model.text for model in document.models if type(model).__name__ == "HTML" and hasattr(model, "text")]
-    return html.unescape("\n".join(texts)).replace("\u00a0", " ")
+def component(document: Document, viewable):
+    """What a Panel ESM component (OverviewKeys, ElasticBar, FormulaDialog) sends the browser: its `data` model."""
+    return on_page(document, viewable).data
 
 
-def rendered(document: Document, pane) -> str:
-    """A pane's text, checked to be on the page as well."""
+def rendered(document: Document, pane: pn.pane.HTML) -> str:
+    """An HTML pane's text, checked to be what its model on the page carries (Panel escapes it)."""
     text = str(pane.object)
-    assert text in page_text(document), "the page does not carry the pane's text"
+    assert text in html.unescape(on_page(document, pane).text), "the page does not carry the pane's text"
     return text
 
 
@@ -98,17 +103,12 @@ def sizes(shape) -> str:
     return "×".join(str(size) for size in shape)
 
 
-def previous_name(network: Network, layer: str) -> str:
-    names = [info.name for info in network.infos]
-    return names[names.index(layer) - 1]
-
-
 # -- overview -----------------------------------------------------------------------------------------------------
 def test_the_overview_draws_the_networks_columns_shapes_classes_and_probabilities(session):
     explainer, document = session
     state, network = explainer.state, explainer.state.network
     state.show_details = True  # the layer labels say their shapes
-    keys = component(document, "OverviewKeys")
+    keys = component(document, explainer.overview._keys)
     columns = [info for info in network.infos if info.kind in ("input", "conv2d", "relu", "maxpool2d")]
     dense = next(info for info in reversed(network.infos) if info.kind == "dense")
     assert [label["text"] for label in keys.labels] == [info.name for info in [*columns, dense]]
@@ -132,8 +132,6 @@ def test_the_overview_draws_the_networks_columns_shapes_classes_and_probabilitie
     conv = layers_of(network, "conv2d")[0]
     first = next(i for i, n in enumerate(neurons) if n["layer"] == conv)
     assert keys.readouts[first].startswith(f"{conv}, neuron 1 of {network.info(conv).shape[2]}")
-    text = page_text(document)
-    assert not [words for words in OTHER_NETWORKS_WORDS if words in text]
 
 
 # -- conv elastic views -------------------------------------------------------------------------------------------
@@ -146,8 +144,8 @@ def test_every_conv_layer_opens_from_its_tile_and_describes_its_own_kernel_strid
         assert (state.layer, state.neuron, state.level) == (layer, neuron, "elastic")
         pane = explainer.elastic.pane
         assert isinstance(pane, ConvElastic)
-        source = previous_name(network, layer)
-        heading = component(document, "ElasticBar").heading
+        source = previous_of(network, layer)
+        heading = component(document, explainer.elastic.bar).heading
         assert heading == f"Convolution · {layer}, neuron {neuron + 1}, computed from {source}"
         kr, kc = conv.window
         (rows, cols, channels), (out_rows, out_cols, _) = state.trace.input_of(layer).shape, state.trace[layer].shape
@@ -190,7 +188,7 @@ def test_a_tap_on_an_intermediate_result_opens_its_conv_formula_linked_to_the_el
     assert (state.layer, state.neuron, state.level, state.input_channel) == (layer, neuron, "formula", channel)
     formula = explainer.formula
     assert formula is not None and formula.dialog.open  # built at the first formula view, and put on the page
-    dialog = component(document, "FormulaDialog")
+    dialog = component(document, explainer.formula.dialog)
     assert dialog.heading == f"Convolution · {layer}, neuron {neuron + 1}, input channel {channel + 1}"
     assert dialog.kind == "conv2d" and dialog.playable
     (rows, cols, _), (out_rows, out_cols, _) = state.trace.input_of(layer).shape, state.trace[layer].shape
@@ -223,12 +221,12 @@ def test_relu_and_pooling_tiles_open_their_formula_with_the_layers_window_and_th
         channel = network.info(layer).shape[2] - 1
         tap_overview(explainer, layer, channel)
         assert (state.layer, state.neuron, state.level) == (layer, channel, "formula")
-        formula, dialog = explainer.formula, component(document, "FormulaDialog")
+        formula, dialog = explainer.formula, component(document, explainer.formula.dialog)
         assert dialog.heading.endswith(f"· {layer}, channel {channel + 1}") and dialog.kind == network.info(layer).kind
         assert WHAT_IF not in dialog.heading  # the network's own layer (a leaky ReLU too), no experiment
         (rows, cols, _), (out_rows, out_cols, _) = state.trace.input_of(layer).shape, state.trace[layer].shape
         captions = rendered(document, formula._captions)
-        assert f"{previous_name(network, layer)}, channel {channel + 1} ({rows}×{cols})" in captions
+        assert f"{previous_of(network, layer)}, channel {channel + 1} ({rows}×{cols})" in captions
         assert f"Output: {layer}, channel {channel + 1} ({out_rows}×{out_cols})" in captions
         maps = formula.explained.layout
         point(formula.pointer, maps.output_box(out_rows - 1, out_cols - 1))
@@ -257,8 +255,8 @@ def test_a_class_opens_its_flatten_view_then_softmax_mode_then_its_softmax_formu
     assert (state.layer, state.neuron, state.level) == (dense, unit, "elastic")
     flatten = explainer.elastic.pane
     assert isinstance(flatten, FlattenElastic)
-    assert f"“{names[unit]}”" in component(document, "ElasticBar").heading
-    source = previous_name(network, previous_name(network, dense))  # the maps the Flatten layer unrolls
+    assert f"“{names[unit]}”" in component(document, explainer.elastic.bar).heading
+    source = previous_of(network, previous_of(network, dense))  # the maps the Flatten layer unrolls
     rows, cols, channels = network.info(source).shape
     captions = rendered(document, flatten._captions)
     assert f"{channels} map{'s' if channels != 1 else ''} of {rows}×{cols}" in captions
@@ -276,7 +274,7 @@ def test_a_class_opens_its_flatten_view_then_softmax_mode_then_its_softmax_formu
     point(flatten.tap, layout.score_box)
     softmax = explainer.elastic.pane
     assert isinstance(softmax, SoftmaxElastic) and (state.layer, state.level) == (network.infos[-1].name, "elastic")
-    assert component(document, "ElasticBar").heading == f"Softmax: from {count} class scores to probabilities"
+    assert component(document, explainer.elastic.bar).heading == f"Softmax: from {count} class scores to probabilities"
     assert [button.label for button in softmax.buttons] == list(names)
     terms = softmax_terms(state.trace.logits)
     softmax.pointer.event(x=2.0, y=-0.5)  # the first class's row
@@ -287,7 +285,7 @@ def test_a_class_opens_its_flatten_view_then_softmax_mode_then_its_softmax_formu
     # a tap on a row opens that class's softmax formula over softmax mode
     softmax.tap.event(x=0.6, y=-(count - 0.5))
     assert (state.neuron, state.level) == (count - 1, "formula")
-    dialog = component(document, "FormulaDialog")
+    dialog = component(document, explainer.formula.dialog)
     assert dialog.heading == f"Softmax · class “{names[-1]}”" and dialog.kind == "softmax" and not dialog.playable
     shown = rendered(document, explainer.formula._numbers)
     assert one(shown, "fv-result") == pytest.approx(terms.probabilities[-1], rel=1e-12)
@@ -314,7 +312,7 @@ def test_backward_mode_explains_every_kinds_backward_step_with_the_engines_gradi
         state.select(layer, neuron, level="formula")  # as a link or the Learn card's "follow the gradient" does
         view = explainer.formula.backward
         assert view.active and explainer.formula.dialog.open
-        dialog = component(document, "FormulaDialog")
+        dialog = component(document, explainer.formula.dialog)
         assert dialog.kind == f"backward-{kind}" and layer in dialog.heading and WHAT_IF not in dialog.heading
         if kind in ("conv2d", "relu", "maxpool2d"):
             (rows, cols, _), (out_rows, out_cols, _) = state.trace.input_of(layer).shape, state.trace[layer].shape
@@ -334,7 +332,7 @@ def test_backward_mode_explains_every_kinds_backward_step_with_the_engines_gradi
             upstream = backward.upstream_of(layer)[state.row, state.col, neuron]
             assert one(shown, "fv-upstream") == pytest.approx(upstream, rel=1e-9, abs=1e-15)
             if kind == "relu":
-                passed = backward.gradients[previous_name(network, layer)][state.row, state.col, neuron]
+                passed = backward.gradients[previous_of(network, layer)][state.row, state.col, neuron]
                 assert one(shown, "fv-passed-gradient") == pytest.approx(passed, rel=1e-9, abs=1e-15)
         elif kind in ("flatten", "dense"):
             css = "fv-upstream" if kind == "dense" else "fv-passed-gradient"
@@ -346,3 +344,12 @@ def test_backward_mode_explains_every_kinds_backward_step_with_the_engines_gradi
     state.back()
     learning.backward_mode = False
     assert not explainer.formula.backward.active
+
+
+def test_no_text_on_the_page_speaks_of_tiny_vgg(session):
+    """Run last for each network: by then every pane above has put its texts on the page."""
+    _, document = session
+    document.models.recompute()
+    texts = [html.unescape(model.text) for model in document.models if isinstance(getattr(model, "text", None), str)]
+    assert len(texts) > 20
+    assert not [words for words in OTHER_NETWORKS_WORDS if any(words in text for text in texts)]

@@ -478,7 +478,10 @@ def conv_summary(trace: Trace, layer: str, neuron: int) -> str:
     what = "colour channels of the input image" if source == INPUT_NAME else f"channels of {source}"
     if channels == 1 and source == INPUT_NAME:
         what = "channel of the input image"
-    padding = "'same' padding (a border of zeros keeps the size)" if conv.padding == "same" else "no padding"
+    padding = "no padding"
+    if conv.padding == "same":  # Keras' rule: the output has ceil(input / stride) rows and columns
+        keeps = "keeps the size" if (sr, sc) == (1, 1) else f"leaves the size ÷ {stride}, rounded up"
+        padding = f"'same' padding: a border of zeros {keeps}"
     return (
         f"{layer} neuron {neuron + 1} = sum of {channels} intermediate results + bias "
         f"{number_text(float(conv.bias[neuron]))}; max {number_text(float(output.max()))} at ({row}, {col}), min "

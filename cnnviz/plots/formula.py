@@ -22,7 +22,7 @@ import holoviews as hv
 import numpy as np
 
 from cnnviz.colors import DIVERGING, GREYS, ORANGES, WEIGHTS, diverging_indices, grey_indices
-from cnnviz.engine import Network, Trace
+from cnnviz.engine import Layer, Network, Trace
 from cnnviz.engine.explain import ConvSweep, conv_sweep, pool_step, relu_step, softmax_terms
 from cnnviz.engine.network import INPUT_NAME
 
@@ -289,6 +289,14 @@ def activation_title(slope: float) -> str:
 
 
 POOLING_TITLES = {"max": "Max pooling", "min": "Min pooling (what if?)", "average": "Average pooling (what if?)"}
+WHAT_IF = " (what if?)"
+
+
+def operation_title(network: Network, layer: Layer) -> str:
+    """What a ReLU or pooling layer computes, marked "(what if?)" only when an experiment made it so: a network may
+    have a leaky ReLU or average pooling of its own (`engine.experiments.apply` records the experiment)."""
+    title = activation_title(layer.negative_slope) if layer.kind == "relu" else POOLING_TITLES[layer.mode]
+    return title if "what_if" in network.metadata else title.removesuffix(WHAT_IF)
 
 
 def explain(trace: Trace, layer_name: str, neuron: int, input_channel: int, half_ranges: dict[str, float]) -> Explained:
@@ -331,7 +339,7 @@ def explain(trace: Trace, layer_name: str, neuron: int, input_channel: int, half
             layout, source, input_shade, output_map, shades["sums"], trace, sweep, shades,
         )  # fmt: skip
     layer = network.layer(layer_name)
-    what = activation_title(layer.negative_slope) if kind == "relu" else POOLING_TITLES[layer.mode]
+    what = operation_title(network, layer)
     output_shade = _map_shade(trace, layer_name, half_ranges)
     return Explained(
         kind, layer_name, neuron, channel, f"{what} · {layer_name}, channel {neuron + 1}",

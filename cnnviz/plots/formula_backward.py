@@ -34,7 +34,6 @@ from cnnviz.engine.explain_backward import (
 )
 from cnnviz.engine.gradients import Backward
 from cnnviz.plots.formula import (
-    POOLING_TITLES,
     MapsLayout,
     Shade,
     _figure,
@@ -46,8 +45,8 @@ from cnnviz.plots.formula import (
     _op,
     _status,
     _value,
-    activation_title,
     format_number,
+    operation_title,
 )
 from cnnviz.quiz import significant
 
@@ -181,7 +180,7 @@ def explain_backward(
             upstream, upstream_shade, backward, kernel_gradient_sweep(backward, layer_name, neuron, channel),
         )  # fmt: skip
     layer = network.layer(layer_name)
-    what = activation_title(layer.negative_slope) if kind == "relu" else POOLING_TITLES[layer.mode]
+    what = operation_title(network, layer)
     passed = backward.gradients[previous][:, :, channel]
     return BackwardExplained(
         kind, layer_name, neuron, channel, f"Backward · {what} {layer_name}, channel {neuron + 1}",

@@ -180,13 +180,18 @@ def _paint(
     Returns the picture (row 0 at the top) and its bounds (left, bottom, right, top) in plot coordinates.
     """
     left = min(column.x for column in columns)
-    right = max(column.x + column.width for column in columns)
     top = min(min(column.tops) for column in columns)
-    bottom = max(max(column.tops) for column in columns) + TILE
-    canvas = np.full((round((bottom - top) * pixels), round((right - left) * pixels)), background, np.uint8)
+    # each tile's pixel corner, rounded once: a canvas sized from the rounded extent could be a pixel short of it
+    corners = {
+        (column.name, neuron): (round((tile_top - top) * pixels), round((column.left(neuron) - left) * pixels))
+        for column in columns
+        for neuron, tile_top in enumerate(column.tops)
+    }
+    rows, cols = (max(corner[axis] for corner in corners.values()) + pixels for axis in (0, 1))
+    canvas = np.full((rows, cols), background, np.uint8)
     for column in columns:
-        for neuron, tile_top in enumerate(column.tops):
-            row, col = round((tile_top - top) * pixels), round((column.left(neuron) - left) * pixels)
+        for neuron in range(len(column.tops)):
+            row, col = corners[column.name, neuron]
             canvas[row : row + pixels, col : col + pixels] = tiles(column, neuron)
     height, width = canvas.shape
     return canvas, (left, layout.height - top - height / pixels, left + width / pixels, layout.height - top)

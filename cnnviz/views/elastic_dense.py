@@ -140,8 +140,7 @@ class FlattenElastic(Viewer):
     @property
     def heading(self) -> str:
         """The container's title for this view (read from the state: it is asked before this view follows)."""
-        names = self.state.network.class_names
-        name = names[self.state.neuron] if names else f"class {self.state.neuron}"
+        name = class_names(self.state.network)[self.state.neuron]  # numbered from 1 where the network names none
         return f"Class score of “{name}”: flatten, weights, bias"
 
     def _draw(self, opened: int) -> hv.Overlay:

@@ -38,7 +38,7 @@ class ExplainerState(param.Parameterized):
     """
 
     example = param.String(default="", doc="Key of the chosen example image; empty for an upload.")
-    image = param.Array(default=None, doc="The network's 64×64×3 input, values in [0, 1].")
+    image = param.Array(default=None, doc="The network's input (its input shape), values in [0, 1].")
     image_title = param.String(default="", doc="What the current image is, for people.")
     original = param.Parameter(default=None, doc="The uploaded picture, preview-sized (PIL), or None.")
     trace = param.ClassSelector(class_=Trace, doc="Every layer's output for the current image.")
@@ -162,7 +162,7 @@ class ExplainerState(param.Parameterized):
         )
 
     def use_array(self, image: np.ndarray, title: str = "Your array") -> None:
-        """Use an array (64×64×3, values in [0, 1]) as the input, e.g. from a notebook."""
+        """Use an array (the network's input shape, values in [0, 1]) as the input, e.g. from a notebook."""
         image = np.asarray(image, np.float32)
         if image.shape != self.network.input_shape:
             raise ValueError(f"expected an array of shape {self.network.input_shape}, got {image.shape}")

@@ -49,6 +49,7 @@ from cnnviz.resources import shared_catalog
 
 REPO = Path(__file__).resolve().parents[1]
 TIMEOUT = 120.0
+BATCH = 100  # messages the client handles before its loop unwinds (see Student.wait_for)
 SESSION_LIFETIME_MS = 1000  # the server drops a closed tab's session after this (Bokeh's default is 15 s)
 NEURONS = [("conv_1_1", 2), ("conv_2_2", 7), ("relu_1_2", 4), ("max_pool_2", 1), ("conv_1_2", 5)]
 
@@ -230,23 +231,49 @@ class Student:
         if model is not None:
             self._changed.add((model.id, event.attr))
 
+    def wait_for(self, done: Callable[[], bool], timeout: float = TIMEOUT) -> bool:
+        """Apply what the server pushes until `done()` or `timeout` seconds; return `done()`.
+
+        Bokeh's client applies pushed patches only while its loop runs (`force_roundtrip` would drop them while it
+        waits for its reply), and it handles each message one coroutine deeper (`_handle_messages` awaits `_next`)
+        until the loop stops. Hundreds of queued messages, such as a flood's replies, would pass Python's recursion
+        limit and kill the reader without a word, so the loop stops every BATCH messages to unwind. It stops only
+        between messages: at the timeout a request whose reply wakes the reader, never a stop in mid-read (a
+        reader left waiting would compete with the next one for the frames of a message).
+        """
+        connection = self.session._connection
+        calls, expired = 0, False
+
+        def pause() -> bool:  # called before each message is read
+            nonlocal calls
+            calls += 1
+            return done() or expired or calls % BATCH == 0
+
+        def expire() -> None:
+            nonlocal expired
+            expired = True
+            connection.io_loop.add_callback(connection.send_message, connection._protocol.create("SERVER-INFO-REQ"))
+
+        timer = connection.io_loop.call_later(timeout, expire)
+        unanswered = connection.io_loop.call_later(timeout + TIMEOUT, connection.io_loop.stop)  # server gone
+        try:
+            while not (done() or expired):
+                connection._loop_until(pause)
+        finally:
+            connection.io_loop.remove_timeout(timer)
+            connection.io_loop.remove_timeout(unanswered)
+        return done()
+
     def _timed(self, change: Callable[[], None], answers: list[tuple[Model, str]]) -> float:
         """Seconds from the change leaving this client until the server has changed every (model, property) in
         `answers` here."""
-        connection = self.session._connection
         wanted = {(model.id, attr) for model, attr in answers}
-        # Bokeh's client applies pushed patches only while its loop runs in this state; `force_roundtrip` would
-        # drop them while it waits for its reply. So run the loop until the answer arrives, or the timeout.
         self._changed.clear()
-        deadline = connection.io_loop.call_later(TIMEOUT, connection.io_loop.stop)
         start = time.perf_counter()
         change()
-        connection._loop_until(lambda: wanted <= self._changed)
-        elapsed = time.perf_counter() - start
-        connection.io_loop.remove_timeout(deadline)
-        if not wanted <= self._changed:
+        if not self.wait_for(lambda: wanted <= self._changed):
             raise TimeoutError(f"no answer within {TIMEOUT} s (missing: {sorted(wanted - self._changed)})")
-        return elapsed
+        return time.perf_counter() - start
 
     def switch_image(self, key: str) -> float:
         answers = [(self.heatmaps, "data"), (self.keys, "readouts")]

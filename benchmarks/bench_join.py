@@ -28,10 +28,16 @@ import urllib.parse
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 
-from bench_load import TIMEOUT, classroom, cpu_seconds, patient_websockets, percentile, websocket_headers
+from bench_load import (
+    TIMEOUT,
+    classroom,
+    cpu_seconds,
+    patient_websockets,
+    percentile,
+    send_browser_event,
+    websocket_headers,
+)
 from bokeh.client import pull_session
-from bokeh.document.events import MessageSentEvent
-from bokeh.events import DocumentReady
 from bokeh.util.token import get_session_id
 
 ASSET = re.compile(r"""(?:src|href)=["']([^"']*static/[^"']+)["']""")
@@ -66,8 +72,7 @@ class Browser:
         websocket_headers.value = {"Cookie": cookies} if cookies else None
         session = pull_session(session_id=get_session_id(token.group(1)), url=url)
         elapsed = time.perf_counter() - start
-        ready = MessageSentEvent(session.document, "bokeh_event", DocumentReady())
-        session._connection._send_patch_document(session.id, ready)
+        send_browser_event(session, "document_ready")
         session.close()
         return elapsed
 

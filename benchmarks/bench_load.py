@@ -2,8 +2,9 @@
 
 Each student is a Bokeh protocol client (`bokeh.client.pull_session`, the same websocket messages a browser
 sends, without drawing): it picks a gallery image, waits until the server has pushed the new overview, then
-clicks a neuron and waits for the opened view, with a pause between actions. Every student's first switch
-starts in the same instant, as when a whole class follows "now pick the cat", so it is reported on its own.
+clicks a neuron (a tap on the overview's plot) and waits until the overview outlines it, the selection that
+opens its view, with a pause between actions. Every student's first switch starts in the same instant, as when
+a whole class follows "now pick the cat", so it is reported on its own.
 The clients behave like browsers where it matters for timing (see `Student`). Loopback only; the run is
 bounded (a few actions per student, every wait has a timeout). Prints, for each N, the p50/p95 latency of an
 image switch and of opening a view, the server's memory per session, and its memory after every session closed.
@@ -36,8 +37,11 @@ from pathlib import Path
 import bokeh.client.connection
 from bokeh.client import ClientSession, pull_session
 from bokeh.core.has_props import HasProps
+from bokeh.core.serialization import Serializable, Serializer
 from bokeh.document.events import MessageSentEvent
-from bokeh.events import DocumentReady
+from bokeh.model import Model
+from bokeh.models import Plot
+from bokeh.models.glyphs import ImageBase
 from tornado.httpclient import HTTPRequest
 
 import cnnviz.app  # noqa: F401  (registers the app's Bokeh models, so a client can read the served document)
@@ -45,6 +49,7 @@ from cnnviz.resources import shared_catalog
 
 REPO = Path(__file__).resolve().parents[1]
 TIMEOUT = 120.0
+BATCH = 100  # messages the client handles before its loop unwinds (see Student.wait_for)
 SESSION_LIFETIME_MS = 1000  # the server drops a closed tab's session after this (Bokeh's default is 15 s)
 NEURONS = [("conv_1_1", 2), ("conv_2_2", 7), ("relu_1_2", 4), ("max_pool_2", 1), ("conv_1_2", 5)]
 
@@ -170,8 +175,37 @@ def classroom(
             script.wait(timeout=30)
 
 
+class BrowserEvent(Serializable):
+    """A UI event (a tap, "document ready") in the form BokehJS sends it over the websocket.
+
+    Bokeh's Python event classes serialize only their model (`Tap.event_values()` drops x and y, which the
+    server side never needs), so a client standing in for a browser writes the values itself.
+    """
+
+    def __init__(self, name: str, **values: object) -> None:
+        self.name = name
+        self.values = values
+
+    def to_serializable(self, serializer: Serializer) -> dict[str, object]:
+        values = {key: serializer.encode(value) for key, value in self.values.items()}
+        return {"type": "event", "name": self.name, "values": values}
+
+
+def send_browser_event(session: ClientSession, name: str, **values: object) -> None:
+    """Send a UI event as a browser does: a PATCH-DOC message carrying it (Bokeh 3.9's client has no public call
+    for this; `_send_patch_document` is what its own document-change handler uses)."""
+    message = MessageSentEvent(session.document, "bokeh_event", BrowserEvent(name, **values))
+    session._connection._send_patch_document(session.id, message)
+
+
 class Student:
-    """One browser tab, reduced to its websocket: changes what a click would change and waits for the answer."""
+    """One browser tab, reduced to its websocket: does what a click would do and waits for the server's answer.
+
+    The overview is a HoloViews plot inside `OverviewKeys`, the keyboard layer that carries every neuron's box
+    and texts. An image switch is answered when the plot's heatmaps (its first image glyph's data) and the
+    neurons' readouts have arrived; a click on a neuron is a Bokeh `tap` on the plot, answered when the
+    selection's outline (the overlay's last layer: pictures * mesh * selection) has moved.
+    """
 
     def __init__(self, url: str) -> None:
         self.session: ClientSession = pull_session(url=url)
@@ -180,39 +214,83 @@ class Student:
         # (Private attributes of Bokeh 3.9's client connection and Tornado's websocket.)
         self.session._connection._socket._socket.protocol.set_nodelay(True)
         # what a browser says once it has drawn the page: Panel holds back updates of a session until then
-        ready = MessageSentEvent(self.session.document, "bokeh_event", DocumentReady())
-        self.session._connection._send_patch_document(self.session.id, ready)
+        send_browser_event(self.session, "document_ready")
         models = list(self.session.document.models)
         self.gallery = next(m for m in models if getattr(m, "kind", None) == "gallery" and hasattr(m, "items"))
-        self.overview = next(m for m in models if hasattr(m, "picked") and hasattr(m, "stats"))
-        self._changed: set[str] = set()
+        self.keys = next(m for m in models if hasattr(m, "readouts") and hasattr(m, "geometry"))
+        self.plot = next(m for m in self.keys.plot.references() if isinstance(m, Plot))
+        renderers = self.plot.renderers
+        self.heatmaps = next(r.data_source for r in renderers if isinstance(r.glyph, ImageBase))
+        self.outline = renderers[-1].data_source
+        self.selected: tuple[str, int] | None = None
+        self._changed: set[tuple[str, str]] = set()
         self.session.document.on_change(self._record)
 
     def _record(self, event) -> None:
-        if getattr(event, "model", None) is self.overview:
-            self._changed.add(event.attr)
+        model = getattr(event, "model", None)
+        if model is not None:
+            self._changed.add((model.id, event.attr))
 
-    def _timed(self, change: Callable[[], None], answer: str) -> float:
-        """Seconds from the change leaving this client until the server's answer changed `answer` here."""
+    def wait_for(self, done: Callable[[], bool], timeout: float = TIMEOUT) -> bool:
+        """Apply what the server pushes until `done()` or `timeout` seconds; return `done()`.
+
+        Bokeh's client applies pushed patches only while its loop runs (`force_roundtrip` would drop them while it
+        waits for its reply), and it handles each message one coroutine deeper (`_handle_messages` awaits `_next`)
+        until the loop stops. Hundreds of queued messages, such as a flood's replies, would pass Python's recursion
+        limit and kill the reader without a word, so the loop stops every BATCH messages to unwind. It stops only
+        between messages: at the timeout a request whose reply wakes the reader, never a stop in mid-read (a
+        reader left waiting would compete with the next one for the frames of a message).
+        """
         connection = self.session._connection
-        # Bokeh's client applies pushed patches only while its loop runs in this state; `force_roundtrip` would
-        # drop them while it waits for its reply. So run the loop until the answer arrives, or the timeout.
+        calls, expired = 0, False
+
+        def pause() -> bool:  # called before each message is read
+            nonlocal calls
+            calls += 1
+            return done() or expired or calls % BATCH == 0
+
+        def expire() -> None:
+            nonlocal expired
+            expired = True
+            connection.io_loop.add_callback(connection.send_message, connection._protocol.create("SERVER-INFO-REQ"))
+
+        timer = connection.io_loop.call_later(timeout, expire)
+        unanswered = connection.io_loop.call_later(timeout + TIMEOUT, connection.io_loop.stop)  # server gone
+        try:
+            while not (done() or expired):
+                connection._loop_until(pause)
+        finally:
+            connection.io_loop.remove_timeout(timer)
+            connection.io_loop.remove_timeout(unanswered)
+        return done()
+
+    def _timed(self, change: Callable[[], None], answers: list[tuple[Model, str]]) -> float:
+        """Seconds from the change leaving this client until the server has changed every (model, property) in
+        `answers` here."""
+        wanted = {(model.id, attr) for model, attr in answers}
         self._changed.clear()
-        deadline = connection.io_loop.call_later(TIMEOUT, connection.io_loop.stop)
         start = time.perf_counter()
         change()
-        connection._loop_until(lambda: answer in self._changed)
-        elapsed = time.perf_counter() - start
-        connection.io_loop.remove_timeout(deadline)
-        if answer not in self._changed:
-            raise TimeoutError(f"no {answer} update within {TIMEOUT} s")
-        return elapsed
+        if not self.wait_for(lambda: wanted <= self._changed):
+            raise TimeoutError(f"no answer within {TIMEOUT} s (missing: {sorted(wanted - self._changed)})")
+        return time.perf_counter() - start
 
     def switch_image(self, key: str) -> float:
-        return self._timed(lambda: setattr(self.gallery, "value", key), "stats")
+        answers = [(self.heatmaps, "data"), (self.keys, "readouts")]
+        return self._timed(lambda: setattr(self.gallery, "value", key), answers)
 
     def open_view(self, layer: str, neuron: int) -> float:
-        return self._timed(lambda: setattr(self.overview, "picked", [layer, neuron, time.time()]), "selected")
+        """Click the neuron's tile: a tap at its centre, in the plot's data coordinates (y grows upwards)."""
+        geometry = self.keys.geometry
+        tile = next(n for n in geometry["neurons"] if n["layer"] == layer and n["index"] == neuron)
+        left, top, width, height = tile["box"]
+        x, y = left + width / 2, geometry["height"] - (top + height / 2)
+        modifiers = {"shift": False, "ctrl": False, "alt": False}
+        self.selected = (layer, neuron)
+        return self._timed(
+            lambda: send_browser_event(self.session, "tap", model=self.plot, x=x, y=y, sx=0, sy=0, modifiers=modifiers),
+            [(self.outline, "data")],
+        )
 
     def close(self) -> None:
         self.session.close()
@@ -237,8 +315,7 @@ def run_class(url: str, users: int, actions: int, think: float, server_pids: lis
                 current = student.gallery.value
                 switches.append(student.switch_image(rng.choice([k for k in keys if k != current])))
                 time.sleep(rng.uniform(0, 2 * think))
-                selected = tuple(student.overview.selected or ())
-                views.append(student.open_view(*rng.choice([n for n in NEURONS if n != selected])))
+                views.append(student.open_view(*rng.choice([n for n in NEURONS if n != student.selected])))
             return first, switches, views
 
         cpu_before, started = cpu_seconds(server_pids), time.perf_counter()

@@ -89,9 +89,10 @@ class Coalescer:
     a few seconds would keep it busy for minutes doing work that a newer click already made moot. With a
     `schedule` (`schedule(flush, delay_seconds)` calls `flush` on the event loop after the delay), `submit`
     only notes the request; the flush runs the newest of each kind, in the order the kinds first arrived. The
-    delay is COALESCE_SECONDS, or as long as the previous flush took, whichever is longer: while the loop is
-    busy working, the messages that arrive meanwhile are read before the next flush, so however fast a tab
-    sends, its work takes at most about half of the loop's time. Requests a flush makes run at once.
+    delay is COALESCE_SECONDS, or until as long as the previous flush took has passed since it ended, whichever
+    is later: while the loop is busy working, the messages that arrive meanwhile are read before the next flush,
+    so however fast a tab sends, its work takes at most about half of the loop's time; a click after a pause
+    does not wait for the previous one's cost. Requests a flush makes run at once.
 
     Without a schedule (notebooks, scripts, tests) every request runs at once, so a caller sees its result.
     """
@@ -102,6 +103,7 @@ class Coalescer:
         self._scheduled = False
         self._flushing = False
         self._last_flush_seconds = 0.0
+        self._last_flush_end = 0.0
 
     def submit(self, kind: str, work: Callable[[], None]) -> None:
         """Run `work` at the next flush, unless a newer request of the same `kind` replaces it first."""
@@ -111,7 +113,8 @@ class Coalescer:
         self._pending[kind] = work  # replaces an older request of this kind, keeping the kind's place
         if not self._scheduled:
             self._scheduled = True
-            self.schedule(self.flush, max(COALESCE_SECONDS, self._last_flush_seconds))
+            since = time.perf_counter() - self._last_flush_end
+            self.schedule(self.flush, max(COALESCE_SECONDS, self._last_flush_seconds - since))
 
     def run_pending(self, kind: str) -> None:
         """Run the pending request of `kind` now (for a request that builds on its result, such as 'back')."""
@@ -128,7 +131,8 @@ class Coalescer:
                 kind = next(iter(self._pending))
                 self._run(self._pending.pop(kind))
         finally:  # a request that raised leaves the others for the next flush
-            self._last_flush_seconds = time.perf_counter() - started
+            self._last_flush_end = time.perf_counter()
+            self._last_flush_seconds = self._last_flush_end - started
             if self._pending and not self._scheduled and self.schedule is not None:
                 self._scheduled = True
                 self.schedule(self.flush, COALESCE_SECONDS)

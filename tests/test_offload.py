@@ -190,6 +190,27 @@ def test_a_request_that_fails_leaves_the_others_for_the_next_flush():
     assert loop.run() == 1 and done == ["selected"]
 
 
+def test_the_next_flush_waits_for_the_previous_ones_cost_only_right_after_it(monkeypatch):
+    clock = [0.0]
+    monkeypatch.setattr(offload.time, "perf_counter", lambda: clock[0])
+    loop = ManualLoop()
+    requests = offload.Coalescer(loop)
+
+    def long_work() -> None:
+        clock[0] += 0.8  # a flush that takes 0.8 s
+
+    requests.submit("image", long_work)
+    assert loop.scheduled[-1][1] == offload.COALESCE_SECONDS
+    loop.run()
+    clock[0] += 0.1  # a click read while the loop was busy: the loop gets as long again before the next flush
+    requests.submit("image", long_work)
+    assert loop.scheduled[-1][1] == pytest.approx(0.7)
+    loop.run()
+    clock[0] += 5.0  # a click after a pause does not wait for the previous flush's cost
+    requests.submit("image", lambda: None)
+    assert loop.scheduled[-1][1] == offload.COALESCE_SECONDS
+
+
 @pytest.fixture
 def traces(monkeypatch) -> list[int]:
     """Counts the network traces computed (the work an image, weight or what-if change costs)."""

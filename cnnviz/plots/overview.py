@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field
+from functools import cache
 from typing import Any
 
 import holoviews as hv
@@ -235,7 +236,7 @@ def input_picture(layout: OverviewLayout, trace: Trace) -> tuple[np.ndarray, tup
 def maps_element(layout: OverviewLayout, trace: Trace, ranges: dict[str, float]) -> hv.Image:
     """ONE element for every hidden-layer heatmap: a byte a pixel (an RGB picture would send four)."""
     canvas, bounds = maps_picture(layout, trace, ranges)
-    return hv.Image(canvas, bounds=bounds, kdims=["x", "y"], vdims=["index"], group="Maps")
+    return _styled("Image.Maps").clone(canvas, bounds=bounds)
 
 
 def gradient_element(layout: OverviewLayout, gradients: dict[str, np.ndarray]) -> hv.Image:
@@ -243,7 +244,7 @@ def gradient_element(layout: OverviewLayout, gradients: dict[str, np.ndarray]) -
     ranges = {column.name: _extent(gradients[column.name]) for column in map_columns(layout)}
     canvas, bounds = maps_picture(layout, gradients, ranges)
     indices = canvas.astype(np.uint16) + GRADIENTS
-    return hv.Image(indices, bounds=bounds, kdims=["x", "y"], vdims=["index"], group="Maps")
+    return _styled("Image.Maps").clone(indices, bounds=bounds)
 
 
 def _extent(values: np.ndarray) -> float:
@@ -253,7 +254,7 @@ def _extent(values: np.ndarray) -> float:
 
 def input_element(layout: OverviewLayout, trace: Trace) -> hv.Image:
     canvas, bounds = input_picture(layout, trace)
-    return hv.Image(canvas, bounds=bounds, kdims=["x", "y"], vdims=["level"], group="Input")
+    return _styled("Image.Input").clone(canvas, bounds=bounds)
 
 
 def bars_element(layout: OverviewLayout, probabilities: np.ndarray, highlighted: int) -> hv.Rectangles:
@@ -266,7 +267,7 @@ def bars_element(layout: OverviewLayout, probabilities: np.ndarray, highlighted:
         x0, y0, _x1, y1 = layout.plot_box(bar_left, top + (TILE - BAR_HEIGHT) / 2, 0, BAR_HEIGHT)
         color = PREDICTED_COLOR if index == highlighted else BAR_COLOR
         rows.append((x0, y0, x0 + span * float(p), y1, color))
-    return hv.Rectangles(rows, vdims=["color"], group="Bars")
+    return _styled("Rectangles.Bars").clone(rows)
 
 
 def connections(layout: OverviewLayout) -> list[list[tuple[int, int]]]:
@@ -301,7 +302,7 @@ def mesh_element(layout: OverviewLayout) -> hv.Segments:
             if source % step == 0 or len(pairs) == len(column.tops):  # one-to-one layers keep every line
                 y0 = layout.height - previous.tops[source] - TILE / 2
                 segments.append((x0, y0, column.x, layout.height - column.tops[target] - TILE / 2))
-    return hv.Segments(segments, group="Mesh")
+    return hv.Segments(segments, group="Mesh").opts(**STYLE["Segments.Mesh"])  # built once per network
 
 
 def selection_boxes(
@@ -326,7 +327,7 @@ def selection_boxes(
 
 
 def selection_element(boxes: list[tuple[float, float, float, float]]) -> hv.Rectangles:
-    return hv.Rectangles(boxes, vdims=[], group="Selection")
+    return _styled("Rectangles.Selection").clone(boxes)
 
 
 STYLE = {
@@ -336,7 +337,20 @@ STYLE = {
     "Segments.Mesh": {"color": MESH_COLOR, "alpha": 0.25, "line_width": 0.6},
     "Rectangles.Selection": {"fill_alpha": 0, "line_color": SELECTED_COLOR, "line_width": 3},
 }
-"""The elements' looks (Bokeh options), set once on the overview's plot rather than on every element drawn."""
+"""The elements' looks (Bokeh options), set once per kind of element (`_styled`), never on each drawing."""
+
+
+@cache
+def _styled(kind: str) -> hv.Element:
+    """An empty element of one kind with its looks: every drawing is a clone of it, and clones share its options,
+    so an image switch costs no `.opts` call (HoloViews re-applies a DynamicMap's `.opts` to every frame)."""
+    if kind.startswith("Image."):
+        group, vdim = kind.removeprefix("Image."), {"Image.Maps": "index", "Image.Input": "level"}[kind]
+        element = hv.Image(np.zeros((1, 1)), kdims=["x", "y"], vdims=[vdim], group=group)
+    else:
+        group = kind.removeprefix("Rectangles.")
+        element = hv.Rectangles([], vdims=["color"] if group == "Bars" else [], group=group)
+    return element.opts(**STYLE[kind])
 
 
 def neuron_stats(trace: Trace, layout: OverviewLayout) -> dict[str, list[list[float]]]:

@@ -28,7 +28,6 @@ from cnnviz.engine import Network
 from cnnviz.plots.overview import (
     MIN_UNIT_PIXELS,
     OUTPUT_KIND,
-    STYLE,
     TOP_MARGIN,
     OverviewLayout,
     bars_element,
@@ -107,7 +106,12 @@ def _static_parts(network: Network) -> tuple[OverviewLayout, dict, hv.Segments]:
             sources[columns[c][target]].append(columns[c - 1][source])
     geometry = {"width": layout.width, "height": layout.height, "neurons": neurons, "columns": columns,
                 "sources": sources, "min_width": round(layout.width * MIN_UNIT_PIXELS)}  # fmt: skip
-    return layout, geometry, mesh_element(layout)
+    # the plot's options ride on the static mesh: an overlay takes its plot options from its layers
+    mesh = mesh_element(layout).opts(
+        xaxis=None, yaxis=None, toolbar=None, default_tools=[], xlim=(0, layout.width), ylim=(0, layout.height),
+        responsive=True, show_frame=False, border=0, bgcolor=None, aspect=None, data_aspect=None,
+    )  # fmt: skip
+    return layout, geometry, mesh
 
 
 def _label_box(column, width: float) -> list[float]:
@@ -132,7 +136,6 @@ class Overview(Viewer):
         self.learning = learning
         self.sections = sections or {}
         self.layout, self._geometry, mesh = _static_parts(state.network)
-        layout = self.layout
         trace_streams = [hv.streams.Params(state, ["trace", "color_mode"])]
         if learning is not None:
             trace_streams.append(hv.streams.Params(learning, ["backward"]))
@@ -142,12 +145,7 @@ class Overview(Viewer):
         )
         self.tap = hv.streams.Tap(source=self.selection)
         self.tap.add_subscriber(self._on_tap)
-        plot = (self.pictures * mesh * self.selection).opts(
-            STYLE,
-        ).opts(
-            xaxis=None, yaxis=None, toolbar=None, default_tools=[], xlim=(0, layout.width), ylim=(0, layout.height),
-            responsive=True, show_frame=False, border=0, bgcolor=None, aspect=None, data_aspect=None,
-        )  # fmt: skip
+        plot = self.pictures * mesh * self.selection  # no `.opts` here: it would be re-applied to every frame
         self._keys = OverviewKeys(
             on_pick=self._on_pick,
             # never linked to another pane's axes (the formula view's maps share the dimension names x and y)

@@ -47,6 +47,14 @@ def point_at(page, x: float, y: float, arrived=None) -> None:
             return
 
 
+def title_focused(page) -> None:
+    """Until the open view's heading has the focus (through shadow roots)."""
+    page.wait_for_function(
+        "() => { const f = (r) => { const a = r.activeElement; return a && a.shadowRoot ? f(a.shadowRoot) : a; };"
+        " const a = f(document); return a && a.classList.contains('el-title'); }"
+    )
+
+
 def centre(box) -> tuple[float, float]:
     return (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
 
@@ -130,10 +138,7 @@ def test_keyboard_back_button_and_image_changes(page, app, catalog, wait_until, 
     page.keyboard.press("Enter")
     wait_until(lambda: (state.layer, state.neuron, state.level) == ("conv_2_1", 1, "elastic"))
     wait_open(page)
-    page.wait_for_function(
-        "() => { const f = (r) => { const a = r.activeElement; return a && a.shadowRoot ? f(a.shadowRoot) : a; };"
-        " const a = f(document); return a && a.classList.contains('el-title'); }"
-    )
+    title_focused(page)
     view = conv_view(app)
     before = view.explained
     target = next(e for e in catalog.examples if e.label == "koala")
@@ -148,8 +153,13 @@ def test_keyboard_back_button_and_image_changes(page, app, catalog, wait_until, 
     page.locator(".fv-dialog").wait_for()
     page.keyboard.press("Escape")  # the formula closes back into the elastic view
     wait_until(lambda: state.level == "elastic")
-    page.locator(".el-back").focus()
-    assert "el-back" in focused_element(page).get_attribute("class")
+    page.locator(".fv-backdrop").wait_for(state="hidden")  # faded out; it gives the focus back as it goes
+
+    def back_focused() -> bool:  # once the page has settled the focus where the closed dialog left it
+        page.locator(".el-back").focus()
+        return "el-back" in focused_element(page).get_attribute("class")
+
+    wait_until(back_focused)
     page.keyboard.press("Enter")
     wait_until(lambda: state.level == "overview")
 

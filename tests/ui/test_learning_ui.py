@@ -57,7 +57,7 @@ def test_backward_mode_steps_reset_and_a_quiz(app, page, wait_until, screenshot)
         losses.append(learning.loss)
         wait_until(lambda: shown_loss(page) == significant(learning.loss))
     assert losses == sorted(losses, reverse=True) and losses[-1] < losses[0]
-    assert re.search(r"Step 5 \(η = 0\.0001\): loss", card.locator(".learn-readout").inner_text())
+    wait_until(lambda: re.search(r"Step 5 \(η = 0\.0001\): loss", card.locator(".learn-readout").inner_text()))
     screenshot(card, "learn-after-five-steps")
 
     card.get_by_role("button", name="Reset").click()

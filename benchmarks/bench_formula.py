@@ -95,7 +95,8 @@ def hover_cells(page, layer: str, cells) -> list[float]:
 
 def open_from_overview(page, layer: str, neuron: int, kind: str) -> float:
     page.evaluate("document.addEventListener('click', (event) => { window.__clickedAt = event.timeStamp; }, true)")
-    page.locator(f".ov-tile[data-layer='{layer}'][data-index='{neuron}']").click()
+    # the plot under the neuron's button takes the click (a Tap stream)
+    page.locator(f".ov-tile[data-layer='{layer}'][data-index='{neuron}']").click(force=True)
     page.locator(f".fv-dialog[data-kind='{kind}']").wait_for()
     page.locator(".fv-numbers").wait_for()
     page.wait_for_function("() => new Promise((resolve) => requestAnimationFrame(() => resolve(true)))")

@@ -340,17 +340,19 @@ STYLE = {
 """The elements' looks (Bokeh options), set once per kind of element (`_styled`), never on each drawing."""
 
 
+_BLANKS = {
+    "Image.Maps": lambda: hv.Image(np.zeros((1, 1)), kdims=["x", "y"], vdims=["index"], group="Maps"),
+    "Image.Input": lambda: hv.Image(np.zeros((1, 1)), kdims=["x", "y"], vdims=["level"], group="Input"),
+    "Rectangles.Bars": lambda: hv.Rectangles([], vdims=["color"], group="Bars"),
+    "Rectangles.Selection": lambda: hv.Rectangles([], vdims=[], group="Selection"),
+}
+
+
 @cache
 def _styled(kind: str) -> hv.Element:
     """An empty element of one kind with its looks: every drawing is a clone of it, and clones share its options,
     so an image switch costs no `.opts` call (HoloViews re-applies a DynamicMap's `.opts` to every frame)."""
-    if kind.startswith("Image."):
-        group, vdim = kind.removeprefix("Image."), {"Image.Maps": "index", "Image.Input": "level"}[kind]
-        element = hv.Image(np.zeros((1, 1)), kdims=["x", "y"], vdims=[vdim], group=group)
-    else:
-        group = kind.removeprefix("Rectangles.")
-        element = hv.Rectangles([], vdims=["color"] if group == "Bars" else [], group=group)
-    return element.opts(**STYLE[kind])
+    return _BLANKS[kind]().opts(**STYLE[kind])
 
 
 def neuron_stats(trace: Trace, layout: OverviewLayout) -> dict[str, list[list[float]]]:

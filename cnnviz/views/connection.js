@@ -51,14 +51,9 @@ export function render({ model }) {
     retry();
   });
   let shown = location.search;  // the query of the view on screen: Panel pushes one per change
-  for (const name of ["pushState", "replaceState"]) {
-    const original = history[name].bind(history);
-    history[name] = (...args) => { original(...args); shown = location.search; };
-  }
   window.addEventListener("popstate", () => { if (location.search !== shown) location.reload(); });
   // A URL that differs from the current one only in the window's position (`window_keys`: pointing at a map)
   // replaces the history entry instead of adding one, so Back leaves the view in one step.
-  const push = history.pushState.bind(history);
   const onlyMoved = (url) => {
     const next = new URL(url, location.href);
     if (next.pathname !== location.pathname) return false;
@@ -71,6 +66,11 @@ export function render({ model }) {
     }
     return moved;
   };
-  history.pushState = (state, title, url) => (url != null && onlyMoved(url)
-    ? history.replaceState(state, title, url) : push(state, title, url));
+  const push = history.pushState.bind(history);
+  const replace = history.replaceState.bind(history);
+  history.replaceState = (...args) => { replace(...args); shown = location.search; };
+  history.pushState = (state, title, url) => {
+    (url != null && onlyMoved(url) ? replace : push)(state, title, url);
+    shown = location.search;
+  };
 }

@@ -6,7 +6,7 @@ import gc
 import html
 import logging
 from collections.abc import Callable
-from functools import cache
+from functools import cache, partial
 from typing import Any
 
 import numpy as np
@@ -25,6 +25,7 @@ from cnnviz.serve import (
     close_half_open_connections,
     document_scheduler,
     later_under_lock,
+    one_model_walk,
     return_memory_when_session_ends,
     skip_document_validation,
 )
@@ -129,6 +130,7 @@ class Explainer(Viewer):
         if pn.state.curdoc is not None and pn.state.curdoc.session_context is not None:
             pn.state.on_session_destroyed(return_memory_when_session_ends)
             self.state.requests.schedule = document_scheduler(pn.state.curdoc)  # a burst of clicks: newest only
+            self.state.requests.batch = partial(one_model_walk, pn.state.curdoc)  # one walk per flush, not per plot
         self._tour = Tour(self.state)
         template = Page(
             title=TITLE,

@@ -22,6 +22,7 @@ import sys
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager, nullcontext
 from functools import cache
 from typing import TypeVar
 
@@ -99,6 +100,8 @@ class Coalescer:
 
     def __init__(self, schedule: Scheduler | None = None) -> None:
         self.schedule = schedule
+        self.batch: Callable[[], AbstractContextManager] = nullcontext
+        """Around each flush: on a served page, one walk of the page's models for all the plots it redraws."""
         self._pending: dict[str, Callable[[], None]] = {}
         self._scheduled = False
         self._flushing = False
@@ -127,9 +130,10 @@ class Coalescer:
         self._scheduled = False
         started = time.perf_counter()
         try:
-            while self._pending:
-                kind = next(iter(self._pending))
-                self._run(self._pending.pop(kind))
+            with self.batch():
+                while self._pending:
+                    kind = next(iter(self._pending))
+                    self._run(self._pending.pop(kind))
         finally:  # a request that raised leaves the others for the next flush
             self._last_flush_end = time.perf_counter()
             self._last_flush_seconds = self._last_flush_end - started

@@ -8,7 +8,7 @@ import ctypes
 import gc
 import secrets
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -57,6 +57,37 @@ def skip_document_validation() -> None:
     from bokeh.settings import settings
 
     settings.perform_document_validation.set_value(False)
+
+
+@contextlib.contextmanager
+def one_model_walk(document: Document | None) -> Iterator[None]:
+    """Walk the page's models at most once for everything done inside, and not at all if no model came or went.
+
+    HoloViews freezes the document around each plot update, and Bokeh re-collects every model of the page when
+    the freeze ends (25-60 ms for the served page), although moving a window or switching an image only changes
+    data sources and texts. Bokeh reports every change of a model reference through `models.invalidate()`; if
+    none came (and no root was added or removed), the collection it would make is the one it has. Unlike Bokeh's
+    own `models.freeze()`, the freeze ends even when the work raises (left open, the page would never again take
+    a new model).
+    """
+    if document is None:
+        yield
+        return
+    models, roots = document.models, list(document.roots)
+    changed: list[bool] = []
+    models.invalidate = lambda: changed.append(True)  # frozen below: Bokeh's own invalidate would do nothing now
+    freeze = models.freeze()
+    freeze.__enter__()
+    try:
+        yield
+    finally:
+        if not changed and list(document.roots) == roots:
+            models.recompute = lambda: None  # only for the freeze's end, just below
+        try:
+            freeze.__exit__(None, None, None)
+        finally:
+            for name in ("invalidate", "recompute"):
+                models.__dict__.pop(name, None)
 
 
 def later_under_lock(document: Document, work: Callable[[], None], delay: float):

@@ -348,7 +348,7 @@ def test_moving_the_window_replaces_the_url_entry_under_the_names_the_app_uses()
 
 
 def test_a_pointer_move_in_a_page_keeps_every_model_of_the_page_known():
-    """The move skips Bokeh's walk over the page's models (`same_models`): it must not have added one to walk."""
+    """The move skips Bokeh's walk over the page's models (`one_model_walk`): it must not have added one to walk."""
     network = tiny_vgg_with_biases()
     view = FormulaView(ExplainerState(network, catalog_for(network)))
     doc = Document()
@@ -364,3 +364,53 @@ def test_a_pointer_move_in_a_page_keeps_every_model_of_the_page_known():
         assert set(doc.models) == known
     sources = [model for model in doc.models if type(model).__name__ == "ColumnDataSource" and "left" in model.data]
     assert any(list(source.data["left"]) == list(marks(view)[:, 0]) for source in sources)
+
+
+def test_one_model_walk_walks_once_only_when_a_model_came_and_ends_its_freeze_even_when_the_work_raises(monkeypatch):
+    from bokeh.document.models import DocumentModelManager
+    from bokeh.models import ColumnDataSource, Div, Row
+
+    from cnnviz.serve import one_model_walk
+
+    walks = []
+    walk = DocumentModelManager.recompute
+    monkeypatch.setattr(DocumentModelManager, "recompute", lambda models: walks.append(1) or walk(models))
+    doc, source, row = Document(), ColumnDataSource({"x": [1]}), Row()
+    doc.add_root(row)
+    doc.add_root(source)
+    walks.clear()
+    with one_model_walk(doc):
+        for value in range(5):  # data only: what a pointer move changes
+            with doc.models.freeze():  # as HoloViews does around every plot update
+                source.data = {"x": [value]}
+    assert walks == []
+    added = Div(text="new")
+    with one_model_walk(doc):
+        row.children = [added]
+        with doc.models.freeze():
+            source.data = {"x": [9]}
+    assert walks == [1] and added in set(doc.models)
+    with pytest.raises(ZeroDivisionError), one_model_walk(doc):
+        1 / 0
+    later = Div(text="later")
+    row.children = [later]  # no freeze was left open: the page takes the new model at once
+    assert later in set(doc.models) and added not in set(doc.models)
+
+
+def test_no_plot_of_the_page_takes_a_drag_or_a_wheel():
+    """Hidden pan and zoom tools still take a drag: a finger swiping over a picture on a phone would move it."""
+    from bokeh.models import BoxZoomTool, PanTool, WheelZoomTool
+
+    from cnnviz.app import Explainer
+    from cnnviz.resources import shared_catalog, shared_network
+
+    explainer = Explainer(network=shared_network(), catalog=shared_catalog())
+    doc = Document()
+    explainer.page().server_doc(doc)
+    convs = [info.name for info in explainer.state.network.infos if info.kind == "conv2d"]
+    with set_curdoc(doc):
+        explainer.state.select(convs[1], 1, level="formula")
+    figures = [model for model in doc.models if type(model).__name__ == "figure"]
+    assert len(figures) >= 3  # the overview, the elastic view, the formula view
+    for figure in figures:
+        assert not [tool for tool in figure.toolbar.tools if isinstance(tool, (PanTool, BoxZoomTool, WheelZoomTool))]

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import io
 import threading
+from contextlib import contextmanager
 
 import numpy as np
 import pytest
@@ -188,6 +189,24 @@ def test_a_request_that_fails_leaves_the_others_for_the_next_flush():
     with pytest.raises(ZeroDivisionError):
         flush()
     assert loop.run() == 1 and done == ["selected"]
+
+
+def test_a_flush_runs_all_its_requests_inside_one_batch():
+    """A served page batches a flush (`one_model_walk`): everything a burst of clicks redraws is walked once."""
+    loop, events = ManualLoop(), []
+    requests = offload.Coalescer(loop)
+
+    @contextmanager
+    def batch():
+        events.append("enter")
+        yield
+        events.append("exit")
+
+    requests.batch = batch
+    requests.submit("image", lambda: events.append("image"))
+    requests.submit("selection", lambda: events.append("selection"))
+    loop.run()
+    assert events == ["enter", "image", "selection", "exit"]
 
 
 def test_the_next_flush_waits_for_the_previous_ones_cost_only_right_after_it(monkeypatch):

@@ -1,10 +1,43 @@
-"""A JSComponent around Panel children that lets them go when the session closes."""
+"""What the views share: one walk of the page's models per change, and a JSComponent that lets its children go."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import wraps
+from typing import TypeVar
+
+import panel as pn
 from bokeh.model import Model
+from bokeh.models import HoverTool
 from panel.custom import Child, Children, JSComponent
 from panel.viewable import Viewable
+
+from cnnviz.serve import one_model_walk
+
+Handler = TypeVar("Handler", bound=Callable)
+
+
+def no_pan_or_zoom(plot, _element) -> None:
+    """A HoloViews plot hook: keep only hover tools. HoloViews gives every layer pan and zoom tools (`default_tools`
+    on the overlay does not reach its layers); hidden with the toolbar they still take a drag, so a finger swiping
+    over a picture on a phone moved the picture instead of scrolling the page."""
+    toolbar = plot.state.toolbar
+    kept = [tool for tool in toolbar.tools if isinstance(tool, HoverTool)]
+    if kept != toolbar.tools:
+        toolbar.tools = kept
+
+
+def redraws_once(handler: Handler) -> Handler:
+    """Run `handler` (a stream subscriber, a browser message, a timer tick) inside `one_model_walk`: a pointer move
+    in a formula view redraws three plots (its window, the elastic view's marker, the overview's outline), and
+    none of them adds a model, so the page's models are not walked at all instead of three times."""
+
+    @wraps(handler)
+    def frozen(*args, **kwargs):
+        with one_model_walk(pn.state.curdoc):
+            return handler(*args, **kwargs)
+
+    return frozen  # type: ignore[return-value]
 
 
 class ParentComponent(JSComponent):

@@ -41,6 +41,7 @@ from cnnviz.plots.elastic import (
     readout_html,
 )
 from cnnviz.state import ExplainerState
+from cnnviz.views.component import no_pan_or_zoom, redraws_once
 from cnnviz.views.elastic_dense import FlattenElastic, SoftmaxElastic
 from cnnviz.views.overview import Overview
 
@@ -105,7 +106,7 @@ class ConvElastic(Viewer):
         plot = (picture * self.marks).opts(
             xaxis=None, yaxis=None, toolbar=None, default_tools=[], xlim=(0, VIEW_WIDTH), ylim=(-VIEW_HEIGHT, 0),
             responsive="width", aspect=VIEW_WIDTH / VIEW_HEIGHT, show_frame=False, bgcolor="#ffffff",
-            hooks=[_no_border],
+            hooks=[_no_border, no_pan_or_zoom],
         )  # fmt: skip
         self._plot = pn.pane.HoloViews(plot, margin=0, linked_axes=False)
         self._hint = pn.pane.HTML(
@@ -241,6 +242,7 @@ class ConvElastic(Viewer):
         )
         state.select(state.layer, state.neuron, level="formula")
 
+    @redraws_once
     def _on_pointer(self, x: float | None = None, y: float | None = None) -> None:
         if self.explained is None or self.playing or self.state.level != "elastic":
             return
@@ -248,6 +250,7 @@ class ConvElastic(Viewer):
         if part is not None and part[2] >= 0:
             self.move_to(part[2], part[3])
 
+    @redraws_once
     def _on_tap(self, x: float | None = None, y: float | None = None) -> None:
         """An intermediate result opens its formula; another map moves the marker there; empty space steps back."""
         if self.explained is None or x is None or y is None or self.state.level != "elastic":
@@ -278,6 +281,7 @@ class ConvElastic(Viewer):
         ticks even when a busy server takes long over each one."""
         self._sweep = pn.state.add_periodic_callback(self._tick, period=1000 // TICKS_PER_SECOND, count=1)
 
+    @redraws_once
     def _tick(self) -> None:
         self._sweep = None
         if self.playing:

@@ -47,6 +47,7 @@ from cnnviz.plots.elastic_dense import (
     softmax_numbers,
 )
 from cnnviz.state import ExplainerState
+from cnnviz.views.component import no_pan_or_zoom, redraws_once
 
 CSS = (Path(__file__).parent / "elastic_dense.css").read_text()
 MAX_WIDTH = 900
@@ -54,7 +55,10 @@ SHRINKS = ":host { min-width: 0 !important; }"  # else Panel makes the view as w
 PLOT_WIDTH = 860  # the flatten picture's size: fixed, so texts drawn in it fit their boxes (narrow screens scroll)
 MAX_PLOT_HEIGHT = 520
 BUTTON_CHARACTER = 7.5  # px per character of a class name in the buttons' font, to size them to the longest
-PLOT_OPTIONS = {"xaxis": None, "yaxis": None, "toolbar": None, "default_tools": [], "show_frame": False, "border": 0}
+PLOT_OPTIONS = {
+    "xaxis": None, "yaxis": None, "toolbar": None, "default_tools": [], "show_frame": False, "border": 0,
+    "hooks": [no_pan_or_zoom],
+}  # fmt: skip
 
 
 def _html() -> pn.pane.HTML:
@@ -190,6 +194,7 @@ class FlattenElastic(Viewer):
         if self.showing and not self._syncing:
             self.inspect(event.new, pin=True)
 
+    @redraws_once
     def _on_pointer(self, x: float | None = None, y: float | None = None) -> None:
         if not self.showing or self.pinned:
             return
@@ -197,6 +202,7 @@ class FlattenElastic(Viewer):
         if target != "score":
             self.inspect(target)
 
+    @redraws_once
     def _on_tap(self, x: float | None = None, y: float | None = None) -> None:
         """A tap on the score opens softmax mode; on a value it pins it (a second tap there lets it go)."""
         if not self.showing:
@@ -313,12 +319,14 @@ class SoftmaxElastic(Viewer):
             self._numbers.object = softmax_numbers(self.explained, index)
 
     # -- what the learner does ----------------------------------------------------------------------------
+    @redraws_once
     def _on_pointer(self, x: float | None = None, y: float | None = None) -> None:
         if self.showing and self.explained is not None:
             row = self.explained.row_at(y)
             if row != self.hovered:
                 self.hovered = row
 
+    @redraws_once
     def _on_tap(self, x: float | None = None, y: float | None = None) -> None:
         if self.showing and self.explained is not None:
             row = self.explained.row_at(y)

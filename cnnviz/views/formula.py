@@ -13,15 +13,12 @@ that lets Back leave the view in one step. It holds no model knowledge.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, ClassVar
 
 import holoviews as hv
 import panel as pn
 import param
-from bokeh.document import Document
 from panel.custom import Child, JSComponent
 from panel.viewable import Viewer
 
@@ -43,7 +40,7 @@ from cnnviz.plots.formula import (
     window_marks,
 )
 from cnnviz.state import ExplainerState
-from cnnviz.views.component import ParentComponent
+from cnnviz.views.component import ParentComponent, no_pan_or_zoom, redraws_once
 
 HERE = Path(__file__).parent
 CSS = (HERE / "formula.css").read_text()
@@ -54,38 +51,13 @@ MAPS_MAX_WIDTH = 640
 MAPS_HEIGHT = round(MAPS_MAX_WIDTH / ASPECT)  # the maps keep square cells: at full width exactly this tall
 PLOT_OPTIONS = dict(
     xaxis=None, yaxis=None, toolbar=None, default_tools=[], xlim=PLOT_RANGE["x"], ylim=PLOT_RANGE["y"],
-    responsive=True, height=MAPS_HEIGHT, show_frame=False, border=0, bgcolor="#ffffff",
+    responsive=True, height=MAPS_HEIGHT, show_frame=False, border=0, bgcolor="#ffffff", hooks=[no_pan_or_zoom],
 )  # fmt: skip
 HINTS = {
     "map": "Point at either map to move the window, tap to pin it; the arrow keys move it too, space plays or "
     "pauses, Esc closes.",
     "softmax": "Hover over a class or a term of the sum and both light up; Esc closes.",
 }
-
-
-@contextmanager
-def same_models(doc: Document | None) -> Iterator[None]:
-    """Skip Bokeh's walk over every model of the page after an update that added or removed none.
-
-    HoloViews freezes the document around each plot update, and Bokeh re-collects all of the page's models when
-    the freeze ends (~25 ms for the served page, on every pointer move) although moving the window only changes
-    a data source and a text. Bokeh reports every change of a model reference through `models.invalidate()`;
-    if none came (and no root was added or removed), the collection it would make is the one it has.
-    """
-    if doc is None:
-        yield
-        return
-    models, roots = doc.models, list(doc.roots)
-    changed: list[bool] = []
-    models.invalidate = lambda: changed.append(True)  # frozen below: Bokeh's own invalidate would do nothing now
-    try:
-        with models.freeze():
-            yield
-            if not changed and list(doc.roots) == roots:
-                models.recompute = lambda: None  # only for the freeze's end, just below
-    finally:
-        for name in ("invalidate", "recompute"):
-            models.__dict__.pop(name, None)
 
 
 class FormulaDialog(ParentComponent):
@@ -244,16 +216,17 @@ class FormulaView(Viewer):
         if self._slides:
             row, col = self.explained.layout.clamp(row, col)
             if (row, col) != (self.state.row, self.state.col):
-                # the outline and the numbers reach the browser in one message, with no walk over the page's models
-                with pn.io.hold(), same_models(pn.state.curdoc):
+                with pn.io.hold():  # the outline and the numbers reach the browser in one message
                     self.state.param.update(row=row, col=col)
 
+    @redraws_once
     def _on_pointer(self, x: float | None = None, y: float | None = None) -> None:
         if self._slides and not self.pinned and self._sweep is None:
             position = self.explained.layout.position_at(x, y)
             if position is not None:
                 self.move_to(*position)
 
+    @redraws_once
     def _on_tap(self, x: float | None = None, y: float | None = None) -> None:
         """A tap pins the window where it lands; a tap on the pinned cell lets it follow the pointer again."""
         if not self._slides or x is None or y is None:
@@ -263,6 +236,7 @@ class FormulaView(Viewer):
         self.pinned = not (self.pinned and position == (self.state.row, self.state.col))
         self.move_to(*position)
 
+    @redraws_once
     def _on_action(self, message: dict) -> None:
         action = message.get("action")
         if self._backward_active and action in ("move", "pick"):
@@ -295,6 +269,7 @@ class FormulaView(Viewer):
     def _period(self) -> int:
         return round(1000 / self.dialog.speed)
 
+    @redraws_once
     def step(self) -> None:
         """Move the window one place along the rows (the sweep's tick); stop at the end."""
         if not self._slides:

@@ -30,6 +30,7 @@ from cnnviz.plots.formula_backward import (
     explain_backward,
 )
 from cnnviz.state import ExplainerState
+from cnnviz.views.component import no_pan_or_zoom, redraws_once
 from cnnviz.views.learning import LEARNING_RATES, nearest_rate
 
 HERE = Path(__file__).parent
@@ -77,7 +78,7 @@ class BackwardFormula(Viewer):
         self.tap.add_subscriber(self._on_tap)
         self._plot = (maps * self.marks).opts(
             xaxis=None, yaxis=None, toolbar=None, default_tools=[], xlim=PLOT_RANGE["x"], ylim=PLOT_RANGE["y"],
-            responsive="width", aspect=ASPECT, show_frame=False, border=0, bgcolor="#ffffff",
+            responsive="width", aspect=ASPECT, show_frame=False, border=0, bgcolor="#ffffff", hooks=[no_pan_or_zoom],
         )  # fmt: skip
         self._maps = pn.Column(  # the plot joins at the first backward step shown: most sessions never need it
             self._captions, max_width=MAPS_MAX_WIDTH, sizing_mode="stretch_width", align="center", margin=0
@@ -180,12 +181,14 @@ class BackwardFormula(Viewer):
             if (row, col) != (self.state.row, self.state.col):
                 self.state.param.update(row=row, col=col)
 
+    @redraws_once
     def _on_pointer(self, x: float | None = None, y: float | None = None) -> None:
         if self.slides and not self.pinned:
             position = self.explained.layout.position_at(x, y)
             if position is not None:
                 self.move_to(*position)
 
+    @redraws_once
     def _on_tap(self, x: float | None = None, y: float | None = None) -> None:
         """A tap pins the window where it lands; a tap on the pinned cell lets it follow the pointer again."""
         if not self.slides or x is None or y is None:

@@ -3,8 +3,8 @@
 The plot overlays a few elements (see `plots/overview.py`): the heatmaps and the input follow the trace and the
 colour mode through `streams.Params` DynamicMaps (an image switch updates their data in place, never the plot);
 the resting mesh is built once per process; the selection's outline follows `state.layer` / `neuron` / `level` /
-`row` / `col`, so a formula view's window shows in the overview too. A tap anywhere (`streams.Tap`) is mapped
-back to (layer, neuron) and selects it.
+`row` / `col` (through `outline`, which changes only when the drawing would), so a formula view's window shows in
+the overview too. A tap anywhere (`streams.Tap`) is mapped back to (layer, neuron) and selects it.
 
 `OverviewKeys` is the browser-side layer over the plot: focusable neuron buttons (arrow keys, Enter selects),
 layer labels that jump to the article, the hover readout and edges. Everything it shows arrives as data from
@@ -46,7 +46,7 @@ from cnnviz.plots.overview import (
     selection_element,
 )
 from cnnviz.state import ExplainerState
-from cnnviz.views.component import ParentComponent
+from cnnviz.views.component import ParentComponent, no_pan_or_zoom
 
 HERE = Path(__file__).parent
 LABEL_ROOM = 0.55  # on each side of a column, in plot units: neighbouring labels keep a gap (COLUMN_GAP 1.3)
@@ -108,8 +108,9 @@ def _static_parts(network: Network) -> tuple[OverviewLayout, dict, hv.Segments]:
                 "sources": sources, "min_width": round(layout.width * MIN_UNIT_PIXELS)}  # fmt: skip
     # the plot's options ride on the static mesh: an overlay takes its plot options from its layers
     mesh = mesh_element(layout).opts(
-        xaxis=None, yaxis=None, toolbar=None, default_tools=[], xlim=(0, layout.width), ylim=(0, layout.height),
-        responsive=True, show_frame=False, border=0, bgcolor=None, aspect=None, data_aspect=None,
+        xaxis=None, yaxis=None, toolbar=None, default_tools=[], hooks=[no_pan_or_zoom], xlim=(0, layout.width),
+        ylim=(0, layout.height), responsive=True, show_frame=False, border=0, bgcolor=None, aspect=None,
+        data_aspect=None,
     )  # fmt: skip
     return layout, geometry, mesh
 
@@ -128,6 +129,8 @@ def _legend_box(legend: dict, height: float) -> dict:
 class Overview(Viewer):
     """Draws the session's trace (or, in backward mode, its gradients); selects what is tapped or entered."""
 
+    outline = param.List(doc="Plot boxes of the selected neuron and, in a formula view, of its window.")
+
     def __init__(
         self, state: ExplainerState, sections: dict[str, str] | None = None, learning: Any = None, **params
     ) -> None:
@@ -140,8 +143,10 @@ class Overview(Viewer):
         if learning is not None:
             trace_streams.append(hv.streams.Params(learning, ["backward"]))
         self.pictures = hv.DynamicMap(self._draw_trace, streams=trace_streams)  # one refresh per image switch
+        self._follow_selection()
+        state.param.watch(self._follow_selection, ["layer", "neuron", "level", "row", "col"])
         self.selection = hv.DynamicMap(
-            self._draw_selection, streams=[hv.streams.Params(state, ["layer", "neuron", "level", "row", "col"])]
+            selection_element, streams=[hv.streams.Params(self, ["outline"], rename={"outline": "boxes"})]
         )
         self.tap = hv.streams.Tap(source=self.selection)
         self.tap.add_subscriber(self._on_tap)
@@ -181,9 +186,11 @@ class Overview(Viewer):
         bars = bars_element(layout, trace.probabilities, trace.predicted_index)
         return maps * input_element(layout, trace) * bars
 
-    def _draw_selection(self, layer: str, neuron: int, level: str, row: int, col: int) -> hv.Rectangles:
-        cell = (row, col) if level == "formula" else None
-        return selection_element(selection_boxes(self.layout, self.state.network, layer, neuron, cell))
+    def _follow_selection(self, *_events) -> None:
+        """The outline follows the window only in a formula view: elsewhere a pointer move redraws nothing here."""
+        state = self.state
+        cell = (state.row, state.col) if state.level == "formula" else None
+        self.outline = selection_boxes(self.layout, state.network, state.layer, state.neuron, cell)
 
     # -- texts for the keyboard layer ---------------------------------------------------------------------
     def _labels(self, details: bool) -> dict[str, Any]:

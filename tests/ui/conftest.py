@@ -105,8 +105,8 @@ def new_page(browser) -> Iterator[Callable[..., object]]:
     """Factory for extra pages, each in its own context (own session and storage), as a returning visitor."""
     contexts = []
 
-    def make(width: int = 1280, height: int = 900):
-        context = browser.new_context(viewport={"width": width, "height": height})
+    def make(width: int = 1280, height: int = 900, **options):
+        context = browser.new_context(viewport={"width": width, "height": height}, **options)
         context.add_init_script(SKIP_TOUR)
         contexts.append(context)
         return context.new_page()

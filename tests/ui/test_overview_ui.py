@@ -219,6 +219,25 @@ def test_layout_fits_each_screen(new_page, app, width, height, screenshot):
     screenshot(page, f"layout-{width}x{height}")
 
 
+def test_a_finger_swiping_over_the_network_on_a_phone_scrolls_the_page(new_page, app):
+    """The plots take no drag (no pan tool, even hidden): a swipe over them must scroll the page, as elsewhere."""
+    page = new_page(390, 844, has_touch=True, is_mobile=True)
+    open_app(page, app.url)
+    plot = page.locator(".ov-scroll .bk-Canvas").first
+    plot.scroll_into_view_if_needed()
+    page.wait_for_timeout(300)
+    box = plot.bounding_box()
+    x, start = box["x"] + min(box["width"], 380) / 2, box["y"] + box["height"] * 0.6
+    touch = page.context.new_cdp_session(page)
+    touch.send("Input.dispatchTouchEvent", {"type": "touchStart", "touchPoints": [{"x": x, "y": start}]})
+    for step in range(1, 11):
+        touch.send("Input.dispatchTouchEvent", {"type": "touchMove", "touchPoints": [{"x": x, "y": start - 20 * step}]})
+        page.wait_for_timeout(16)
+    touch.send("Input.dispatchTouchEvent", {"type": "touchEnd", "touchPoints": []})
+    page.wait_for_timeout(500)
+    assert plot.bounding_box()["y"] < box["y"] - 100  # the page moved up under the finger
+
+
 def test_every_layer_label_jumps_to_its_article_section(page, app):
     open_app(page, app.url)
     sections = _article_sections()

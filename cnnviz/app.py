@@ -131,6 +131,7 @@ class Explainer(Viewer):
             pn.state.on_session_destroyed(return_memory_when_session_ends)
             self.state.requests.schedule = document_scheduler(pn.state.curdoc)  # a burst of clicks: newest only
             self.state.requests.batch = partial(one_model_walk, pn.state.curdoc)  # one walk per flush, not per plot
+            self.state.echo_later = when_resting(ECHO_REST_MS)
         self._tour = Tour(self.state)
         template = Page(
             title=TITLE,
@@ -146,6 +147,7 @@ class Explainer(Viewer):
 
 
 URL_WINDOW_REST_MS = 300
+ECHO_REST_MS = 120  # behind a formula view, the elastic marker and the overview's outline follow a resting pointer
 """How long the formula view's window rests before the URL shows its position."""
 
 
@@ -159,11 +161,16 @@ def when_resting(delay_ms: int) -> Callable[[Callable[[], None]], None]:
     def schedule(function: Callable[[], None]) -> None:
         while pending:
             pending.pop().cancel()
-        timer = later_under_lock(doc, function, delay_ms / 1000)
+        timer = later_under_lock(doc, partial(_walked_once, doc, function), delay_ms / 1000)
         if timer is not None:
             pending.append(timer)
 
     return schedule
+
+
+def _walked_once(doc: Document | None, function: Callable[[], None]) -> None:
+    with one_model_walk(doc):
+        function()
 
 
 class Page(pn.template.BootstrapTemplate):

@@ -50,6 +50,9 @@ class ExplainerState(param.Parameterized):
     )
     row = param.Integer(default=0, bounds=(0, None), doc="Output row of the window a formula view explains.")
     col = param.Integer(default=0, bounds=(0, None), doc="Output column of the window a formula view explains.")
+    shown_window = param.Tuple(
+        default=(0, 0), length=2, doc="(row, col) as the panes behind a formula view show it (see `echo_later`)."
+    )
     show_details = param.Boolean(default=False, doc="Show layer shapes and colour legends.")
     color_mode = param.Selector(default="unit", objects=list(COLOR_MODES), doc="Which layers share a colour range.")
     message = param.String(default="", doc="The latest problem to tell the user about (plain text).")
@@ -74,9 +77,25 @@ class ExplainerState(param.Parameterized):
         # What a click asks for, coalesced: a served page gives it a schedule (Explainer.page), so that of a burst of
         # image choices, selections or weight changes only the newest does its work; elsewhere all run at once.
         self.requests = Coalescer()
+        self.echo_later: Callable[[Callable[[], None]], None] | None = None
+        """Behind a formula view, the elastic view's marker and the overview's outline follow the window once the
+        pointer rests (a served page sets a `when_resting` scheduler), not on each of its moves: a move then redraws
+        only the formula view. Elsewhere, and in the other views, `shown_window` follows at once."""
         super().__init__(**params)
+        self.shown_window = (self.row, self.col)
+        self.param.watch(self._echo_window, ["row", "col", "level"])
         self._decoding = LatestOnly()  # this session's uploads: one decode at a time, the newest wins
         self._show_example_now()
+
+    def _echo_window(self, *events: param.parameterized.Event) -> None:
+        opening = any(event.name == "level" for event in events)
+        if self.level == "formula" and self.echo_later is not None and not opening:
+            self.echo_later(self._show_window)
+        else:
+            self._show_window()
+
+    def _show_window(self) -> None:
+        self.shown_window = (self.row, self.col)
 
     @param.depends("example", watch=True)
     def _show_example(self) -> None:

@@ -113,3 +113,24 @@ def test_sessions_do_not_share_state(tmp_path):
     first.param.update(example=catalog.examples[2].key, color_mode="global", layer="conv_1_1")
     assert second.example == catalog.default.key
     assert second.color_mode == "unit" and second.layer == ""
+
+
+def test_behind_a_formula_view_the_shown_window_follows_once_the_pointer_rests(state):
+    """`shown_window` (the elastic marker, the overview's outline) lags only behind a formula view, and only
+    while the pointer moves: there a move redraws the formula view alone."""
+    waiting = []
+    state.echo_later = waiting.append
+    conv = next(info.name for info in state.network.infos if info.kind == "conv2d")
+    state.select(conv, 1)
+    state.param.update(row=3, col=4)
+    assert state.shown_window == (3, 4) and waiting == []  # the elastic view: at once
+    state.select(conv, 1, level="formula")
+    assert state.shown_window == (3, 4) and waiting == []
+    for col in (5, 6, 7):
+        state.param.update(row=3, col=col)
+    assert state.shown_window == (3, 4) and len(waiting) == 3
+    waiting[-1]()  # the pointer rested
+    assert state.shown_window == (3, 7)
+    state.back()
+    state.param.update(row=9, col=9)
+    assert state.shown_window == (9, 9) and len(waiting) == 3

@@ -97,7 +97,7 @@ class ConvElastic(Viewer):
         self._sweep: pn.io.callbacks.PeriodicCallback | None = None
         picture = hv.DynamicMap(self._draw_picture, streams=[hv.streams.Params(self, ["opened"])])
         self.marks = hv.DynamicMap(
-            self._draw_marks, streams=[hv.streams.Params(self, ["opened"]), hv.streams.Params(state, ["row", "col"])]
+            self._draw_marks, streams=[hv.streams.Params(self, ["opened"]), hv.streams.Params(state, ["shown_window"])]
         ).opts(fill_alpha=0, line_color="#111111", line_width=2, apply_ranges=False)
         self.pointer = hv.streams.PointerXY(source=self.marks)
         self.tap = hv.streams.Tap(source=self.marks)
@@ -136,7 +136,7 @@ class ConvElastic(Viewer):
         )  # fmt: skip
         self.param.watch(self._show_playing, "playing")
         state.param.watch(self._refresh, ["level", "layer", "neuron", "trace", "color_mode"])
-        state.param.watch(self._show_readout, ["row", "col"])
+        state.param.watch(self._show_readout, ["shown_window"])
         self._refresh()
 
     def __panel__(self) -> pn.viewable.Viewable:
@@ -176,14 +176,14 @@ class ConvElastic(Viewer):
             )
         )  # fmt: skip
 
-    def _draw_marks(self, opened: int, row: int, col: int) -> hv.Rectangles:
+    def _draw_marks(self, opened: int, shown_window: tuple[int, int]) -> hv.Rectangles:
         if self.explained is None:
             return hv.Rectangles([])
-        return conv_marks(self.explained.layout, row, col)
+        return conv_marks(self.explained.layout, *shown_window)
 
     def _show_readout(self, *_events) -> None:
         if self.explained is not None and self.showing:
-            self._readout.object = readout_html(self.explained, self.state.row, self.state.col, self.names)
+            self._readout.object = readout_html(self.explained, *self.state.shown_window, self.names)
 
     def _refresh(self, *_events) -> None:
         state = self.state

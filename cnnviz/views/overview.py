@@ -3,8 +3,9 @@
 The plot overlays a few elements (see `plots/overview.py`): the heatmaps and the input follow the trace and the
 colour mode through `streams.Params` DynamicMaps (an image switch updates their data in place, never the plot);
 the resting mesh is built once per process; the selection's outline follows `state.layer` / `neuron` / `level` /
-`row` / `col` (through `outline`, which changes only when the drawing would), so a formula view's window shows in
-the overview too. A tap anywhere (`streams.Tap`) is mapped back to (layer, neuron) and selects it.
+`shown_window` (through `outline`, which changes only when the drawing would), so a formula view's window shows in
+the overview too, once the pointer rests. A tap anywhere (`streams.Tap`) is mapped back to (layer, neuron) and
+selects it.
 
 `OverviewKeys` is the browser-side layer over the plot: focusable neuron buttons (arrow keys, Enter selects),
 layer labels that jump to the article, the hover readout and edges. Everything it shows arrives as data from
@@ -144,7 +145,7 @@ class Overview(Viewer):
             trace_streams.append(hv.streams.Params(learning, ["backward"]))
         self.pictures = hv.DynamicMap(self._draw_trace, streams=trace_streams)  # one refresh per image switch
         self._follow_selection()
-        state.param.watch(self._follow_selection, ["layer", "neuron", "level", "row", "col"])
+        state.param.watch(self._follow_selection, ["layer", "neuron", "level", "shown_window"])
         self.selection = hv.DynamicMap(
             selection_element, streams=[hv.streams.Params(self, ["outline"], rename={"outline": "boxes"})]
         )
@@ -189,7 +190,7 @@ class Overview(Viewer):
     def _follow_selection(self, *_events) -> None:
         """The outline follows the window only in a formula view: elsewhere a pointer move redraws nothing here."""
         state = self.state
-        cell = (state.row, state.col) if state.level == "formula" else None
+        cell = state.shown_window if state.level == "formula" else None
         self.outline = selection_boxes(self.layout, state.network, state.layer, state.neuron, cell)
 
     # -- texts for the keyboard layer ---------------------------------------------------------------------

@@ -7,6 +7,7 @@ import pytest
 
 from cnnviz.engine import flatten_index
 from cnnviz.engine.explain_backward import (
+    conv_neuron_gradients,
     dense_gradient,
     dense_input_terms,
     input_gradient_step,
@@ -62,6 +63,26 @@ def test_the_input_gradient_is_a_full_convolution_with_the_flipped_kernel(backwa
             sources = step.sources.reshape(-1, 2)
             zeros = (sources == -1).all(axis=1)
             assert not step.upstream_windows.reshape(len(step.neuron_sums), -1)[:, zeros].any()
+
+
+def test_a_conv_neurons_gradients_add_up_to_the_layers(backward):
+    """The backward elastic view's numbers: each neuron's kernel and bias gradients, and the shares it passes
+    back, which summed over the layer's neurons are the gradient the layer before receives."""
+    names = backward.network.layer_names
+    for layer in _layers(backward, "conv2d"):
+        column = "input" if layer is backward.network.layers[0] else names[names.index(layer.name) - 1]
+        shares = []
+        for neuron in range(layer.filters):
+            explained = conv_neuron_gradients(backward, layer.name, neuron)
+            np.testing.assert_array_equal(explained.upstream, backward.upstream_of(layer.name)[..., neuron])
+            for channel in range(layer.kernel.shape[2]):
+                sweep = kernel_gradient_sweep(backward, layer.name, neuron, channel)
+                np.testing.assert_allclose(explained.kernel_gradients[channel], sweep.gradient, atol=1e-12)
+                np.testing.assert_allclose(explained.window_sums[channel], sweep.contributions.sum(axis=(2, 3)))
+            assert explained.bias_gradient == pytest.approx(explained.upstream.sum(), abs=1e-12)
+            shares.append(explained.passed_back)
+        total = np.moveaxis(np.sum(shares, axis=0), 0, -1)
+        np.testing.assert_allclose(total, backward.gradients[column], atol=1e-12)
 
 
 def test_a_stride_two_convolution_sends_gradient_back_through_gaps():

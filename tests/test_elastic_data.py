@@ -191,3 +191,34 @@ def test_layout_reads_sizes_from_the_network(network):
         conv = network.layer(layer)
         assert layout.window == conv.window and layout.stride == conv.stride
         assert layout.output_size == network.info(layer).shape[:2]
+
+
+def test_in_backward_mode_the_conv_view_draws_the_engines_gradients_where_the_pointer_is(network):
+    from cnnviz.engine.explain_backward import conv_neuron_gradients
+    from cnnviz.learning_state import LearningState
+    from cnnviz.views.overview import Overview
+
+    state = ExplainerState(network, catalog_for(network))
+    learning = LearningState(state)
+    container = ElasticView(state, Overview(state, learning=learning))
+    layer = conv_layers(network)[-1]
+    state.select(layer, 1)
+    learning.backward_mode = True
+    view, backward = container.pane, learning.backward
+    gradients = conv_neuron_gradients(backward, layer, 1)
+    assert view.explained.backward and container.bar.heading.startswith("Backward")
+    np.testing.assert_array_equal(view.explained.kernel, gradients.kernel_gradients)
+    np.testing.assert_array_equal(view.explained.results, gradients.passed_back)
+    np.testing.assert_array_equal(view.explained.output, gradients.upstream)
+    assert "gradient flows right to left" in view._hint.object and "Backward mode" in view._summary.object
+    layout = view.explained.layout
+    row, col = np.unravel_index(int(np.argmax(np.abs(gradients.upstream))), gradients.upstream.shape)
+    view.pointer.event(**centre(cell_box(layout.output_box(), layout.output_size, int(row), int(col))))
+    html = view._readout.object
+    assert f'data-position="{row},{col}"' in html
+    arriving = float(re.search(r'el-result" data-value="([^"]+)"', html).group(1))
+    assert arriving == pytest.approx(float(gradients.upstream[row, col]), abs=1e-9)
+    sums = [float(v) for v in re.findall(r'class="el-term" data-channel="\d+" data-value="([^"]+)"', html)]
+    assert sums == pytest.approx(gradients.window_sums[:, row, col].tolist(), abs=1e-9)
+    learning.backward_mode = False
+    assert not view.explained.backward and container.bar.heading.startswith("Convolution")

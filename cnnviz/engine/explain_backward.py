@@ -121,6 +121,40 @@ def input_gradient_step(backward: Backward, layer_name: str, row: int, col: int,
 
 
 @dataclass(frozen=True)
+class ConvNeuronGradients:
+    """One conv neuron in the backward pass, channel by channel (the backward elastic view's numbers).
+
+    The gradient arriving at the neuron's map makes its kernel's and bias's gradients and, through the kernel,
+    its share of the gradient passed back to each input channel; the layer before adds the shares of every
+    neuron of the layer.
+    """
+
+    upstream: np.ndarray  # (rows, cols): ∂L/∂(the neuron's map), arriving from the right
+    kernel_gradients: np.ndarray  # (C, kr, kc): ∂L/∂(its kernel), one slice per input channel
+    bias_gradient: float  # ∂L/∂(its bias) = Σ upstream
+    passed_back: np.ndarray  # (C, H, W): its share of ∂L/∂(the layer's input), one map per input channel
+    window_sums: np.ndarray  # (C, rows, cols): Σ input window × arriving gradient, each position's part of the
+    # kernel gradient's sum (summed over the positions, Σ kernel_gradients[c])
+
+
+def conv_neuron_gradients(backward: Backward, layer_name: str, neuron: int) -> ConvNeuronGradients:
+    layer: Conv2D = _layer(backward, layer_name, Conv2D)
+    inputs, upstream = backward.input_of(layer_name)[np.newaxis], backward.upstream_of(layer_name)
+    alone = np.zeros_like(upstream)
+    alone[..., neuron] = upstream[..., neuron]  # the other neurons' gradients pass back their own shares
+    passed_back = layer.backward(inputs, alone[np.newaxis])[0]
+    window_sums = layer.windows(inputs)[0].sum(axis=(3, 4)) * upstream[..., neuron, np.newaxis]  # (rows, cols, C)
+    gradients = backward.weight_gradients[layer_name]
+    return ConvNeuronGradients(
+        upstream=np.array(upstream[..., neuron]),
+        kernel_gradients=np.moveaxis(gradients["kernel"][..., neuron], -1, 0),
+        bias_gradient=float(gradients["bias"][neuron]),
+        passed_back=np.moveaxis(passed_back, -1, 0),
+        window_sums=np.moveaxis(window_sums, -1, 0),
+    )
+
+
+@dataclass(frozen=True)
 class GateStep:
     """ReLU backwards is a gate: the gradient passes where the input was positive (scaled by the slope elsewhere)."""
 

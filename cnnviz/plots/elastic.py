@@ -14,16 +14,16 @@ from __future__ import annotations
 
 import html
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import holoviews as hv
 import numpy as np
 
 from cnnviz.colors import MAP_KINDS
 from cnnviz.engine import Network, Trace
-from cnnviz.engine.explain import (
-    conv_channel_results,
-)
+from cnnviz.engine.explain import conv_channel_results
+from cnnviz.engine.explain_backward import conv_neuron_gradients
+from cnnviz.engine.gradients import Backward
 from cnnviz.engine.network import INPUT_NAME
 from cnnviz.plots.formula import PADDING_COLOR, RGB_CHANNEL_NAMES, Shade, _hex_rgb, format_number
 from cnnviz.plots.overview import number_text
@@ -230,6 +230,9 @@ class ConvExplained:
     results: np.ndarray  # (C, rows, cols): each input channel convolved with its kernel (intermediate results)
     output: np.ndarray  # (rows, cols): the neuron's map, as traced
     shades: dict[str, Shade]  # input, weights, intermediate, output
+    backward: bool = False
+    """Backward mode: `kernel`, `bias`, `results` and `output` hold the gradients (`explain_conv_backward`)."""
+    window_sums: np.ndarray | None = None  # backward: (C, rows, cols) Σ input window × arriving gradient
 
 
 def explain_conv(trace: Trace, layer: str, neuron: int, half_ranges: dict[str, float]) -> ConvExplained:
@@ -249,6 +252,29 @@ def explain_conv(trace: Trace, layer: str, neuron: int, half_ranges: dict[str, f
             "weights": Shade("weights", _extent(np.append(kernel, bias))),
             "intermediate": Shade("diverging", _extent(results)),
             "output": Shade("diverging", half_ranges[layer]),
+        },
+    )  # fmt: skip
+
+
+def explain_conv_backward(
+    trace: Trace, backward: Backward, layer: str, neuron: int, half_ranges: dict[str, float]
+) -> ConvExplained:
+    """The same view for the backward pass, drawn in the same places, the flow running right to left: the
+    gradient arriving at the neuron's map (where the output was), its kernel's gradients (where the kernels
+    were) and the share of the gradient it passes back to each input channel (where the intermediate results
+    were). The inputs stay: the kernel's gradient is made of them."""
+    forward = explain_conv(trace, layer, neuron, half_ranges)
+    gradients = conv_neuron_gradients(backward, layer, neuron)
+    return replace(
+        forward, kernel=gradients.kernel_gradients, bias=gradients.bias_gradient, results=gradients.passed_back,
+        output=gradients.upstream, backward=True, window_sums=gradients.window_sums,
+        shades={
+            "input": forward.shades["input"],
+            # the kernels' own range: the bias's gradient (a sum over the whole map) is often far larger and would
+            # wash them out; its box saturates and its number is written under it
+            "weights": Shade("gradient", _extent(gradients.kernel_gradients)),
+            "intermediate": Shade("gradient", _extent(gradients.passed_back)),
+            "output": Shade("gradient", _extent(gradients.upstream)),
         },
     )  # fmt: skip
 
@@ -382,15 +408,22 @@ def conv_labels(explained: ConvExplained) -> hv.Labels:
     kr, kc = layout.window
     title_y = -TITLE_BAND / 2
     centre = lambda x, width: x + width / 2  # noqa: E731
+    neuron = f"{layout.layer}, neuron {explained.neuron + 1}"
+    titles = (
+        [f"kernel gradients\n{kr}×{kc} each", f"passed back\n{rows}×{cols} each", "Σ arriving\n= bias gradient",
+         f"gradient arriving at\n{neuron}", f"bias gradient {number_text(explained.bias)}"]
+        if explained.backward
+        else [f"kernels\n{kr}×{kc} each", f"intermediate\nresults {out_rows}×{out_cols}", "sum\n+ bias",
+              f"{neuron}\n{out_rows}×{out_cols}", f"bias {number_text(explained.bias)}"]
+    )  # fmt: skip
     texts = [
         (centre(layout.x_input, layout.tile), title_y,
          f"{source_title(layout.source)}\n{rows}×{cols}×{layout.channels}"),
-        (centre(layout.x_kernel, layout.kernel_size), title_y, f"kernels\n{kr}×{kc} each"),
-        (centre(layout.x_intermediate, layout.tile), title_y, f"intermediate\nresults {out_rows}×{out_cols}"),
-        (centre(layout.x_plus, PLUS_SIZE), title_y, "sum\n+ bias"),
-        (centre(layout.x_output, layout.output_tile), title_y,
-         f"{layout.layer}, neuron {explained.neuron + 1}\n{out_rows}×{out_cols}"),
-        (centre(layout.x_plus, PLUS_SIZE), layout.plus_box()[1] - 1.0, f"bias {number_text(explained.bias)}"),
+        (centre(layout.x_kernel, layout.kernel_size), title_y, titles[0]),
+        (centre(layout.x_intermediate, layout.tile), title_y, titles[1]),
+        (centre(layout.x_plus, PLUS_SIZE), title_y, titles[2]),
+        (centre(layout.x_output, layout.output_tile), title_y, titles[3]),
+        (centre(layout.x_plus, PLUS_SIZE), layout.plus_box()[1] - 1.0, titles[4]),
     ]  # fmt: skip
     names = channel_names_of(layout)
     row_gap = layout.tops[0] - layout.tops[1] - layout.tile if layout.channels > 1 else LEGEND_BAND
@@ -398,12 +431,15 @@ def conv_labels(explained: ConvExplained) -> hv.Labels:
         for channel, name in enumerate(names):
             x0, y0, x1, _ = layout.input_box(channel)
             texts.append(((x0 + x1) / 2, y0 - 0.17, name))
-    legend_titles = {
-        "input": "input (pixel values)" if explained.source_is_image else "input activations",
-        "weights": "kernel weights, bias",
-        "intermediate": "intermediate results",
-        "output": "output activations",
-    }
+    legend_titles = dict(
+        zip(
+            ["input", "weights", "intermediate", "output"],
+            ["input (pixel values)" if explained.source_is_image else "input activations",
+             *(("kernel gradients", "gradient passed back", "gradient arriving") if explained.backward
+               else ("kernel weights, bias", "intermediate results", "output activations"))],
+            strict=True,
+        )
+    )  # fmt: skip
     for name, (x0, y0, x1, y1) in legend_boxes(layout).items():
         shade = explained.shades[name]
         low, high = (0.0, 1.0) if shade.palette == "greys" else (-shade.half_range, shade.half_range)
@@ -446,6 +482,8 @@ def conv_marks(layout: ConvLayout, row: int, col: int) -> hv.Rectangles:
 def readout_html(explained: ConvExplained, row: int, col: int, names: list[str]) -> str:
     """The numbers at output (row, col): each channel's intermediate value, the bias, their sum (the engine's)."""
     row, col = explained.layout.clamp(row, col)
+    if explained.backward:
+        return _backward_readout_html(explained, row, col, names)
     values = explained.results[:, row, col]
     result = float(explained.output[row, col])
     shade = explained.shades["intermediate"]
@@ -461,6 +499,45 @@ def readout_html(explained: ConvExplained, row: int, col: int, names: list[str])
         f"<b>Row {row}, column {col}:</b> {terms} + bias {bias} = "
         f'<span class="el-term el-result" data-value="{result!r}" style="border-color:{output}">'
         f"{format_number(result)}</span></div>"
+    )
+
+
+def _backward_readout_html(explained: ConvExplained, row: int, col: int, names: list[str]) -> str:
+    """Where the gradient arriving at output (row, col) goes: back through the kernels into each channel's
+    window, and into the kernels' gradients as the window's inputs times it (each channel's sum shown)."""
+    arriving = float(explained.output[row, col])
+    shade = explained.shades["weights"]
+    sums = explained.window_sums[:, row, col]
+    terms = ", ".join(
+        f'<span class="el-term" data-channel="{c}" data-value="{float(v)!r}" title="{html.escape(names[c])}" '
+        f'style="border-color:{shade.hex(float(v))}">{format_number(float(v))}</span>'
+        for c, v in enumerate(sums)
+    )
+    return (
+        f'<div class="el-readout" data-position="{row},{col}" aria-live="polite">'
+        f"<b>Row {row}, column {col}:</b> the gradient arriving here is "
+        f'<span class="el-term el-result" data-value="{arriving!r}" '
+        f'style="border-color:{explained.shades["output"].hex(arriving)}">{format_number(arriving)}</span>. '
+        "It flows back through each channel's kernel into that channel's window (outlined), and adds the window's "
+        f"inputs × {format_number(arriving)} to each kernel's gradient, channel by channel (summed over the "
+        f"kernel's cells): {terms}; the bias gradient gains {format_number(arriving)}.</div>"
+    )
+
+
+def conv_backward_summary(backward: Backward, layer: str, neuron: int) -> str:
+    """The backward view in one paragraph, with this neuron's numbers."""
+    gradients = conv_neuron_gradients(backward, layer, neuron)
+    network = backward.network
+    source = network.infos[network.layer_names.index(layer)].name  # the column before the layer
+    channels = len(gradients.kernel_gradients)
+    neurons = network.layer(layer).filters
+    return (
+        f"Backward mode: the loss's gradient arrives at {layer} neuron {neuron + 1} from the right (the map on the "
+        f"right: the loss rises where it is positive). Its kernel's gradient, for each of the {channels} input "
+        "channels, is the sum over every position of the input window times the gradient arriving there; its "
+        f"bias's gradient is the sum of the arriving map ({number_text(gradients.bias_gradient, 3)}). Through its "
+        f"kernel it passes a share of the gradient back to each channel of {source}; {source} adds up the shares "
+        f"of all {neurons} neurons of {layer}."
     )
 
 

@@ -21,7 +21,7 @@ from functools import cache
 import holoviews as hv
 import numpy as np
 
-from cnnviz.colors import DIVERGING, GREYS, ORANGES, WEIGHTS, diverging_indices, grey_indices
+from cnnviz.colors import DIVERGING, GRADIENT, GREYS, ORANGES, WEIGHTS, diverging_indices, grey_indices
 from cnnviz.engine import Layer, Network, Trace
 from cnnviz.engine.explain import ConvSweep, conv_sweep, pool_step, relu_step, softmax_terms
 from cnnviz.engine.network import INPUT_NAME
@@ -60,8 +60,9 @@ def _hex_rgb(palette: Sequence[str]) -> np.ndarray:
     return np.array([[int(color[i : i + 2], 16) for i in (1, 3, 5)] for color in palette], np.uint8)
 
 
-_RGB = {"diverging": _hex_rgb(DIVERGING), "greys": _hex_rgb(GREYS), "weights": _hex_rgb(WEIGHTS)}
-_HEX = {"diverging": np.array(DIVERGING), "greys": np.array(GREYS), "weights": np.array(WEIGHTS)}
+PALETTES = {"diverging": DIVERGING, "greys": GREYS, "weights": WEIGHTS, "gradient": GRADIENT}
+_RGB = {name: _hex_rgb(palette) for name, palette in PALETTES.items()}
+_HEX = {name: np.array(palette) for name, palette in PALETTES.items()}
 
 
 def _half_range(values: np.ndarray) -> float:
@@ -74,7 +75,7 @@ def _half_range(values: np.ndarray) -> float:
 class Shade:
     """How a map's values become colours: a palette and, for a diverging one, its symmetric half range."""
 
-    palette: str  # "greys" (input image, values in [0, 1]), "diverging" (activations) or "weights"
+    palette: str  # "greys" (input image, values in [0, 1]), "diverging" (activations), "weights" or "gradient"
     half_range: float = 1.0
 
     def indices(self, values: np.ndarray) -> np.ndarray:

@@ -14,6 +14,7 @@ opens its formula view. The sweep steps the same position from a per-session per
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -26,17 +27,21 @@ from panel.custom import JSComponent
 from panel.viewable import Viewer
 
 from cnnviz.colors import color_ranges
+from cnnviz.engine.gradients import Backward
 from cnnviz.engine.network import INPUT_NAME
+from cnnviz.learning_state import LearningState
 from cnnviz.plots.elastic import (
     VIEW_HEIGHT,
     VIEW_WIDTH,
     ConvExplained,
     channel_names_of,
+    conv_backward_summary,
     conv_labels,
     conv_marks,
     conv_picture,
     conv_summary,
     explain_conv,
+    explain_conv_backward,
     intermediate_targets,
     readout_html,
 )
@@ -46,6 +51,13 @@ from cnnviz.views.elastic_dense import FlattenElastic, SoftmaxElastic
 from cnnviz.views.overview import Overview
 
 HERE = Path(__file__).parent
+HINTS = {
+    False: "Point at a map to see where a value comes from; click an intermediate result (or use the buttons "
+    "below) to open its formula.",
+    True: "The gradient flows right to left. Point at the arriving gradient to see the window it flows back into; "
+    "click a map passed back (or use the buttons below) to open its formula.",
+}
+"""The hint over the conv view, forward (False) and backward (True)."""
 CSS = (HERE / "elastic.css").read_text()
 # Which selections the view explains: the elastic level of these layer kinds, and the formula level of those
 # whose formula explains one step of an elastic view (the view stays open beneath the formula).
@@ -87,9 +99,10 @@ class ConvElastic(Viewer):
         default="normal", objects=list(SWEEP_SECONDS), doc="How fast the sweep goes (read at every tick)."
     )
 
-    def __init__(self, state: ExplainerState, **params) -> None:
+    def __init__(self, state: ExplainerState, learning: LearningState | None = None, **params) -> None:
         super().__init__(**params)
         self.state = state
+        self.learning = learning  # in its backward mode, the view shows the backward pass
         self.explained: ConvExplained | None = None
         self.names: list[str] = []
         self._key: tuple | None = None  # (trace, layer, neuron, colour mode) drawn
@@ -110,10 +123,8 @@ class ConvElastic(Viewer):
         )  # fmt: skip
         self._plot = pn.pane.HoloViews(plot, margin=0, linked_axes=False)
         self._hint = pn.pane.HTML(
-            '<p class="el-hint">Point at a map to see where a value comes from; click an intermediate result '
-            "(or use the buttons below) to open its formula.</p>",
-            stylesheets=[CSS], sizing_mode="stretch_width", margin=(0, 4),
-        )  # fmt: skip
+            f'<p class="el-hint">{HINTS[False]}</p>', stylesheets=[CSS], sizing_mode="stretch_width", margin=(0, 4)
+        )
         self._readout = pn.pane.HTML("", stylesheets=[CSS], sizing_mode="stretch_width", margin=(0, 4))
         self._summary = pn.pane.HTML("", stylesheets=[CSS], sizing_mode="stretch_width", margin=(4, 4))
         self._play = pn.widgets.Button(label="Play", color="primary", width=90, margin=(0, 4))
@@ -137,6 +148,8 @@ class ConvElastic(Viewer):
         self.param.watch(self._show_playing, "playing")
         state.param.watch(self._refresh, ["level", "layer", "neuron", "trace", "color_mode"])
         state.param.watch(self._show_readout, ["shown_window"])
+        if learning is not None:
+            learning.param.watch(self._refresh, ["backward_mode", "backward"])
         self._refresh()
 
     def __panel__(self) -> pn.viewable.Viewable:
@@ -152,9 +165,17 @@ class ConvElastic(Viewer):
         )
 
     @property
+    def backward(self) -> Backward | None:
+        """The backward pass on screen, or None in forward mode."""
+        learning = self.learning
+        return learning.backward if learning is not None and learning.backward_mode else None
+
+    @property
     def heading(self) -> str:
         state = self.state
         source = state.network.infos[state.network.layer_names.index(state.layer)].name  # the layer before
+        if self.backward is not None:
+            return f"Backward · {state.layer}, neuron {state.neuron + 1}, passing the gradient back to {source}"
         return f"Convolution · {state.layer}, neuron {state.neuron + 1}, computed from {source}"
 
     # -- drawing ------------------------------------------------------------------------------------------
@@ -191,16 +212,23 @@ class ConvElastic(Viewer):
             self.stop_sweep()
             self._selection = None
             return
-        key = (state.trace, state.layer, state.neuron, state.color_mode)
+        backward = self.backward
+        key = (state.trace, state.layer, state.neuron, state.color_mode, backward)
         if key == self._key:
             return
         ranges = color_ranges(state.trace, state.color_mode)
         new_selection = (state.layer, state.neuron) != self._selection
         with pn.io.hold():
-            self.explained = explain_conv(state.trace, state.layer, state.neuron, ranges)
+            if backward is None:
+                self.explained = explain_conv(state.trace, state.layer, state.neuron, ranges)
+                summary = conv_summary(state.trace, state.layer, state.neuron)
+            else:
+                self.explained = explain_conv_backward(state.trace, backward, state.layer, state.neuron, ranges)
+                summary = conv_backward_summary(backward, state.layer, state.neuron)
             self.names = channel_names_of(self.explained.layout)
             self._key = key
-            self._summary.object = f'<p class="el-summary">{conv_summary(state.trace, state.layer, state.neuron)}</p>'
+            self._summary.object = f'<p class="el-summary">{summary}</p>'
+            self._hint.object = f'<p class="el-hint">{HINTS[backward is not None]}</p>'
             if new_selection:
                 self._selection = (state.layer, state.neuron)
                 self._build_explain_buttons()
@@ -324,8 +352,13 @@ class ConvElastic(Viewer):
         self._play.label = "Pause" if self.playing else "Play"
 
 
-PANES: dict[str, type[Viewer]] = {"conv2d": ConvElastic, "dense": FlattenElastic, "softmax": SoftmaxElastic}
-"""The elastic pane of each layer kind, built with the session's state the first time one opens."""
+PANES: dict[str, Callable[[ExplainerState, LearningState | None], Viewer]] = {
+    "conv2d": ConvElastic,
+    "dense": lambda state, _learning: FlattenElastic(state),
+    "softmax": lambda state, _learning: SoftmaxElastic(state),
+}
+"""The elastic pane of each layer kind, built with the session's state (and learning state: a convolution's pane
+shows the backward pass too) the first time one opens."""
 
 
 class ElasticView(Viewer):
@@ -334,6 +367,7 @@ class ElasticView(Viewer):
     def __init__(self, state: ExplainerState, overview: Overview, **params) -> None:
         super().__init__(**params)
         self.state = state
+        self.learning = overview.learning
         self.layout = overview.layout
         self.panes: dict[str, Viewer] = {}
         self._shown_kind = ""  # the kind whose pane is in the slot
@@ -347,6 +381,8 @@ class ElasticView(Viewer):
                                stylesheets=[CSS])  # fmt: skip
         self._container = pn.Column(self._open, self._rest, sizing_mode="stretch_width", margin=0)
         state.param.watch(self._follow, ["layer", "neuron", "level"])
+        if self.learning is not None:
+            self.learning.param.watch(self._follow, ["backward_mode", "backward"])  # the heading says which pass
         self._follow()
 
     def __panel__(self) -> pn.viewable.Viewable:
@@ -370,7 +406,7 @@ class ElasticView(Viewer):
         with pn.io.hold():
             if shown:
                 if kind not in self.panes:
-                    self.panes[kind] = PANES[kind](state)
+                    self.panes[kind] = PANES[kind](state, self.learning)
                 pane = self.panes[kind]
                 if self._shown_kind != kind:
                     self._slot.objects = [pane]

@@ -135,8 +135,9 @@ class ConvElastic(Viewer):
         self._explain = pn.FlexBox(sizing_mode="stretch_width", margin=(2, 0), css_classes=["el-explain"])
         self._layout = pn.Column(
             self._hint,
-            pn.Row(self._play, self._replay, pn.pane.HTML("<span class='el-speed'>Sweep speed</span>",
-                   stylesheets=[CSS], margin=(6, 4)), self._speed, margin=(0, 0, 4, 0)),
+            pn.FlexBox(self._play, self._replay, pn.pane.HTML("<span class='el-speed'>Sweep speed</span>",
+                       stylesheets=[CSS], margin=(6, 4)), self._speed, margin=(0, 0, 4, 0), gap="0",
+                       sizing_mode="stretch_width"),  # wraps on a phone
             pn.Column(self._plot, scroll=False, sizing_mode="stretch_width", css_classes=["el-scroll"],
                       stylesheets=[CSS], margin=0),
             self._readout,

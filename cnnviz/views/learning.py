@@ -23,6 +23,7 @@ from cnnviz.quiz import QUESTION_KINDS, number, significant
 
 LEARNING_RATES = (0.0001, 0.0003, 0.001, 0.003, 0.01, 0.03, 0.1)  # a log scale: each about three times the last
 ANY_QUESTION = "Any question"
+PHONE_SCREEN = "(max-width: 759px)"  # narrower than both columns of the card side by side
 LEARNING_SECTIONS = ("loss", "gradients", "backpropagation", "learning-rate")
 LEARN_CSS = """
 .learn-readout { font: 14px/1.5 system-ui, sans-serif; margin: 4px 0; }
@@ -149,7 +150,8 @@ class LearnPanel:
                 self.loss,
                 self.trail,
                 self.gradients,
-                width=420,
+                sizing_mode="stretch_width",
+                max_width=420,
             ),
             pn.Column(
                 _html("<p class='learn-heading'>Check your understanding</p>"),
@@ -160,9 +162,10 @@ class LearnPanel:
                 self.feedback,
                 self.score,
                 sizing_mode="stretch_width",
-                min_width=320,
             ),
             sizing_mode="stretch_width",
+            # side by side on a wide screen; stacked on a phone (fixed widths here made the whole page 740 px wide)
+            stylesheets=[f"@media {PHONE_SCREEN} {{ :host {{ flex-direction: column !important; }} }}"],
         )
         self._show_numbers()
         self._show_question()

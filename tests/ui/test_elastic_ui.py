@@ -173,3 +173,17 @@ def test_the_view_looks_finished_on_a_phone(new_page, app, wait_until, screensho
     screenshot(page, "elastic-phone")
     page.locator(".el-back").click()
     wait_until(lambda: app.sessions[-1].state.level == "overview")
+
+
+def test_the_backward_conv_view_on_a_phone_fits_the_screen_and_shows_the_gradients(new_page, app, screenshot):
+    """Backward mode opens the Learn card too; its columns once made the whole page 740 px wide on a phone."""
+    page = new_page(390, 844)
+    open_app(page, app.url, "?layer=conv_1_2&neuron=3&view=elastic&mode=backward&row=20&col=30")
+    wait_open(page)
+    page.locator(".el-readout[data-position='20,30']").wait_for()
+    assert page.locator(".el-title").inner_text().startswith("Backward")
+    assert "gradient arriving here" in page.locator(".el-readout").inner_text()
+    for selector in (".el-view", ".el-title", ".el-readout", ".el-hint"):
+        box = page.locator(selector).first.bounding_box()
+        assert box["x"] >= 0 and box["x"] + box["width"] <= 390 + 1, (selector, box)
+    screenshot(page, "elastic-backward-390x844")

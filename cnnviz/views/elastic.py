@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from functools import cache
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -22,7 +23,6 @@ import holoviews as hv
 import holoviews.plotting.bokeh
 import panel as pn
 import param
-from bokeh.models import HoverTool
 from panel.custom import JSComponent
 from panel.viewable import Viewer
 
@@ -70,6 +70,25 @@ TICKS_PER_SECOND = 3  # each tick moves the window: a redraw of the picture's ov
 def _no_border(plot, _element) -> None:
     """The picture fills its canvas edge to edge (plot coordinates map straight to pixels)."""
     plot.state.update(min_border_left=0, min_border_right=0, min_border_top=0, min_border_bottom=0)
+
+
+STYLES = {
+    "labels": (lambda: hv.Labels([], ["x", "y"], "text"),
+               {"text_font_size": "9pt", "text_color": "#2f3e4e", "text_baseline": "middle"}),
+    "targets": (lambda: hv.Rectangles([], vdims=["hint"]),
+                {"tools": ["hover"], "hover_tooltips": [("", "@hint")], "fill_alpha": 0, "line_alpha": 0,
+                 "hover_fill_alpha": 0.08, "hover_fill_color": "#f59e0b", "hover_line_color": "#f59e0b",
+                 "hover_line_alpha": 1, "hover_line_width": 3}),
+}  # fmt: skip
+"""The texts and the click targets over the picture: every drawing clones a styled empty element (`_styled`)."""
+
+
+@cache
+def _styled(kind: str) -> hv.Element:
+    """Clones share the options of what they clone: a redraw then runs no `.opts`, which costs as much as the rest
+    of the element."""
+    blank, style = STYLES[kind]
+    return blank().opts(**style)
 
 
 class ElasticBar(JSComponent):
@@ -187,16 +206,12 @@ class ConvElastic(Viewer):
             return empty * hv.Labels([]) * hv.Rectangles([], vdims=["hint"])
         state = self.state
         ranges = color_ranges(state.trace, state.color_mode)
-        hover = HoverTool(tooltips=[("", "@hint")], description="Intermediate results")
         targets = intermediate_targets(explained.layout, [f"{n}: click to open its formula" for n in self.names])
         return (
             conv_picture(explained, state.trace, ranges)
-            * conv_labels(explained).opts(text_font_size="9pt", text_color="#2f3e4e", text_baseline="middle")
-            * targets.opts(
-                tools=[hover], fill_alpha=0, line_alpha=0, hover_fill_alpha=0.08, hover_fill_color="#f59e0b",
-                hover_line_color="#f59e0b", hover_line_alpha=1, hover_line_width=3,
-            )
-        )  # fmt: skip
+            * _styled("labels").clone(conv_labels(explained).data)
+            * _styled("targets").clone(targets.data)
+        )
 
     def _draw_marks(self, opened: int, shown_window: tuple[int, int]) -> hv.Rectangles:
         if self.explained is None:

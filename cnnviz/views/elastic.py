@@ -79,8 +79,10 @@ STYLES = {
                 {"tools": ["hover"], "hover_tooltips": [("", "@hint")], "fill_alpha": 0, "line_alpha": 0,
                  "hover_fill_alpha": 0.08, "hover_fill_color": "#f59e0b", "hover_line_color": "#f59e0b",
                  "hover_line_alpha": 1, "hover_line_width": 3}),
+    "marks": (lambda: hv.Rectangles([]),
+              {"fill_alpha": 0, "line_color": "#111111", "line_width": 2, "apply_ranges": False}),
 }  # fmt: skip
-"""The texts and the click targets over the picture: every drawing clones a styled empty element (`_styled`)."""
+"""The texts, the click targets and the marker over the picture: every drawing clones a styled empty element."""
 
 
 @cache
@@ -124,13 +126,13 @@ class ConvElastic(Viewer):
         self.learning = learning  # in its backward mode, the view shows the backward pass
         self.explained: ConvExplained | None = None
         self.names: list[str] = []
-        self._key: tuple | None = None  # (trace, layer, neuron, colour mode) drawn
+        self._key: tuple | None = None  # (trace, layer, neuron, colour mode, backward pass) drawn
         self._selection: tuple | None = None  # (layer, neuron) on screen, to restart the sweep for a new one
         self._sweep: pn.io.callbacks.PeriodicCallback | None = None
         picture = hv.DynamicMap(self._draw_picture, streams=[hv.streams.Params(self, ["opened"])])
         self.marks = hv.DynamicMap(
             self._draw_marks, streams=[hv.streams.Params(self, ["opened"]), hv.streams.Params(state, ["shown_window"])]
-        ).opts(fill_alpha=0, line_color="#111111", line_width=2, apply_ranges=False)
+        )
         self.pointer = hv.streams.PointerXY(source=self.marks)
         self.tap = hv.streams.Tap(source=self.marks)
         self.pointer.add_subscriber(self._on_pointer)
@@ -215,8 +217,8 @@ class ConvElastic(Viewer):
 
     def _draw_marks(self, opened: int, shown_window: tuple[int, int]) -> hv.Rectangles:
         if self.explained is None:
-            return hv.Rectangles([])
-        return conv_marks(self.explained.layout, *shown_window)
+            return _styled("marks")
+        return _styled("marks").clone(conv_marks(self.explained.layout, *shown_window).data)
 
     def _show_readout(self, *_events) -> None:
         if self.explained is not None and self.showing:

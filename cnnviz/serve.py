@@ -70,7 +70,7 @@ def one_model_walk(document: Document | None) -> Iterator[None]:
     own `models.freeze()`, the freeze ends even when the work raises (left open, the page would never again take
     a new model).
     """
-    if document is None:
+    if document is None or "invalidate" in vars(document.models):  # none, or inside a walk that covers this one
         yield
         return
     models, roots = document.models, list(document.roots)

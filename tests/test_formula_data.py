@@ -390,11 +390,17 @@ def test_one_model_walk_walks_once_only_when_a_model_came_and_ends_its_freeze_ev
         with doc.models.freeze():
             source.data = {"x": [9]}
     assert walks == [1] and added in set(doc.models)
+    nested = Div(text="nested")
+    with one_model_walk(doc):
+        with one_model_walk(doc):  # a handler that walks once, called from work that does
+            row.children = [nested]
+        source.data = {"x": [8]}
+    assert nested in set(doc.models)
     with pytest.raises(ValueError, match="the work failed"), one_model_walk(doc):
         raise ValueError("the work failed")
     later = Div(text="later")
     row.children = [later]  # no freeze was left open: the page takes the new model at once
-    assert later in set(doc.models) and added not in set(doc.models)
+    assert later in set(doc.models) and nested not in set(doc.models)
 
 
 def test_no_plot_of_the_page_takes_a_drag_or_a_wheel():

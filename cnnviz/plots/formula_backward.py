@@ -5,8 +5,9 @@ opened neuron, `maps_element` / `window_marks` (shared with the forward views) d
 window, and `backward_numbers_html` writes out the arithmetic at one position. The window position means what it
 means forward (output row, col of the layer), so the state's `row` / `col` link both directions.
 
-Gradients get their own colour map (orange negative, white zero, purple positive), so a learner never mistakes a
-gradient for an activation.
+Gradients get their own colour map, the one every backward view uses (`colors.GRADIENT`: purple negative, white
+zero, green positive), so a learner never mistakes a gradient for an activation and reads the same colours at every
+level.
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from cnnviz.colors import diverging_indices, interpolate
 from cnnviz.engine import Trace
 from cnnviz.engine.explain import flatten_position
 from cnnviz.engine.explain_backward import (
@@ -39,7 +39,6 @@ from cnnviz.plots.formula import (
     _figure,
     _grid,
     _half_range,
-    _hex_rgb,
     _input_name,
     _map_shade,
     _op,
@@ -55,13 +54,6 @@ BACKWARD_KINDS = ("conv2d", "relu", "maxpool2d", "flatten", "dense", "softmax")
 
 BACKWARD_MAP_KINDS = ("conv2d", "relu", "maxpool2d")
 """Backward views that slide a window over maps (the others explain one entry of a vector)."""
-
-GRADIENT_STOPS = (  # ColorBrewer PuOr: orange negative, white zero, purple positive; unlike any forward colour map
-    "#7f3b08", "#b35806", "#e08214", "#fdb863", "#fee0b6", "#ffffff",
-    "#d8daeb", "#b2abd2", "#8073ac", "#542788", "#2d004b",
-)  # fmt: skip
-GRADIENT = interpolate(GRADIENT_STOPS)
-_GRADIENT_RGB = _hex_rgb(GRADIENT)
 
 TEX = {
     "conv2d": (
@@ -100,20 +92,6 @@ def gradient_text(value: float, digits: int = 3) -> str:
 
 
 @dataclass(frozen=True)
-class GradientShade:
-    """Colours of gradients: the gradient map in a symmetric range (the interface of `plots.formula.Shade`)."""
-
-    half_range: float = 1.0
-
-    def rgb(self, values: np.ndarray) -> np.ndarray:
-        values = np.nan_to_num(np.asarray(values, np.float32), posinf=0.0, neginf=0.0)
-        return _GRADIENT_RGB[diverging_indices(values, self.half_range)]
-
-    def hex(self, value: float) -> str:
-        return GRADIENT[int(diverging_indices(np.array([value]), self.half_range)[0])]
-
-
-@dataclass(frozen=True)
 class BackwardExplained:
     """One opened backward view: what it explains, its maps and colours, and the backward pass it reads."""
 
@@ -126,9 +104,9 @@ class BackwardExplained:
     output_name: str  # the right map's caption
     layout: MapsLayout
     input_map: np.ndarray
-    input_shade: Shade | GradientShade
+    input_shade: Shade
     output_map: np.ndarray
-    output_shade: GradientShade
+    output_shade: Shade
     backward: Backward
     sweep: object | None = None  # conv: the engine's KernelGradientSweep of this kernel slice
 
@@ -137,9 +115,9 @@ class BackwardExplained:
         return self.kind in BACKWARD_MAP_KINDS
 
 
-def _gradient_shade(backward: Backward, name: str) -> GradientShade:
+def _gradient_shade(backward: Backward, name: str) -> Shade:
     """One range for a whole column's gradient, so its channels compare."""
-    return GradientShade(_half_range(backward.gradients[name]))
+    return Shade("gradient", _half_range(backward.gradients[name]))
 
 
 def explain_backward(
@@ -249,8 +227,8 @@ def conv_backward_numbers(explained: BackwardExplained, row: int, col: int, pick
     running = sweep.contributions.reshape(rows * cols, *window.shape)[: row * cols + col + 1].sum(axis=0)
     kr, kc = window.shape
     weight = divmod(picked, kc) if 0 <= picked < kr * kc else divmod(int(np.argmax(np.abs(sweep.gradient))), kc)
-    shade = GradientShade(_half_range(sweep.gradient))
-    part_shade = GradientShade(_half_range(sweep.contributions))
+    shade = Shade("gradient", _half_range(sweep.gradient))
+    part_shade = Shade("gradient", _half_range(sweep.contributions))
     g_chip = _gradient_value(g, explained.output_shade, "fv-upstream", "∂L/∂y")
     kernel_part = (
         _figure("window (input values)", _grid(window, _colors(explained.input_shade, window), "fv-window"))
@@ -301,7 +279,7 @@ def passed_back_html(explained: BackwardExplained, row: int, col: int) -> str:
     upstream = step.upstream_windows[k]
     flipped = step.flipped_kernels[k]
     products = step.products[k]
-    part_shade = GradientShade(_half_range(step.products))
+    part_shade = Shade("gradient", _half_range(step.products))
     weight_shade = Shade("weights", _half_range(backward.network.layer(explained.layer).kernel))
     arithmetic = (
         _figure("∂L/∂y under the flipped kernel", _grid(upstream, _colors(shade, upstream), "fv-upstream-window",
@@ -354,7 +332,7 @@ def relu_backward_numbers(explained: BackwardExplained, row: int, col: int) -> s
     )  # fmt: skip
 
 
-def _gradient_value(value: float, shade: GradientShade, css: str, label: str, digits: int = 3) -> str:
+def _gradient_value(value: float, shade: Shade, css: str, label: str, digits: int = 3) -> str:
     """A gradient in a chip of its colour; `data-value` keeps full precision for tests and titles."""
     return (
         f'<span class="fv-value {css}" data-value="{float(value)!r}" title="{html.escape(label)}" '

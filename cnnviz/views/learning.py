@@ -23,7 +23,7 @@ from cnnviz.quiz import QUESTION_KINDS, number, significant
 
 LEARNING_RATES = (0.0001, 0.0003, 0.001, 0.003, 0.01, 0.03, 0.1)  # a log scale: each about three times the last
 ANY_QUESTION = "Any question"
-PHONE_SCREEN = "(max-width: 759px)"  # narrower than both columns of the card side by side
+SIDE_BY_SIDE = {"flex": "1 1 300px"}  # the card's two columns share a wide row and wrap below 600 px
 LEARNING_SECTIONS = ("loss", "gradients", "backpropagation", "learning-rate")
 LEARN_CSS = """
 .learn-readout { font: 14px/1.5 system-ui, sans-serif; margin: 4px 0; }
@@ -135,7 +135,7 @@ class LearnPanel:
         self.feedback = _html(css_classes=["quiz-feedback-pane"])
         self.score = _html()
 
-        self.layout = pn.Row(
+        self.layout = pn.FlexBox(
             pn.Column(
                 _html(
                     "<p class='learn-note'>Backward mode measures how wrong the network is about the true class "
@@ -152,6 +152,7 @@ class LearnPanel:
                 self.gradients,
                 sizing_mode="stretch_width",
                 max_width=420,
+                styles=SIDE_BY_SIDE,
             ),
             pn.Column(
                 _html("<p class='learn-heading'>Check your understanding</p>"),
@@ -162,10 +163,10 @@ class LearnPanel:
                 self.feedback,
                 self.score,
                 sizing_mode="stretch_width",
+                styles=SIDE_BY_SIDE,
             ),
             sizing_mode="stretch_width",
-            # side by side on a wide screen; stacked on a phone (fixed widths here made the whole page 740 px wide)
-            stylesheets=[f"@media {PHONE_SCREEN} {{ :host {{ flex-direction: column !important; }} }}"],
+            flex_wrap="wrap",  # side by side on a wide screen, one under the other on a phone (never a fixed width)
         )
         self._show_numbers()
         self._show_question()

@@ -175,7 +175,7 @@ def test_the_view_looks_finished_on_a_phone(new_page, app, wait_until, screensho
     wait_until(lambda: app.sessions[-1].state.level == "overview")
 
 
-def test_the_backward_conv_view_on_a_phone_fits_the_screen_and_shows_the_gradients(new_page, app, screenshot):
+def test_backward_mode_on_a_phone_fits_the_screen_and_the_learn_card_takes_taps(new_page, app, screenshot, wait_until):
     """Backward mode opens the Learn card too; its columns once made the whole page 740 px wide on a phone."""
     page = new_page(390, 844)
     open_app(page, app.url, "?layer=conv_1_2&neuron=3&view=elastic&mode=backward&row=20&col=30")
@@ -187,3 +187,13 @@ def test_the_backward_conv_view_on_a_phone_fits_the_screen_and_shows_the_gradien
         box = page.locator(selector).first.bounding_box()
         assert box["x"] >= 0 and box["x"] + box["width"] <= 390 + 1, (selector, box)
     screenshot(page, "elastic-backward-390x844")
+    # the Learn card that backward mode opens: its columns stacked, each readable and usable by a tap
+    card = page.locator(".card").filter(has_text="Learn: loss, gradients").first
+    step = card.get_by_role("button", name="Take a step")
+    step.scroll_into_view_if_needed()
+    card_box, step_box = card.bounding_box(), step.bounding_box()
+    assert card_box["width"] <= 390 and card_box["height"] > 800  # not collapsed over its contents
+    assert card_box["y"] <= step_box["y"] and step_box["y"] + step_box["height"] <= card_box["y"] + card_box["height"]
+    step.click(timeout=10_000)  # a real click: nothing drawn over the button takes it
+    wait_until(lambda: app.sessions[-1].learning.steps == 1)
+    screenshot(page, "learn-backward-390x844")

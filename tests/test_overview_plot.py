@@ -290,7 +290,7 @@ def test_backward_mode_shows_the_gradients_in_their_own_colours(network):
     backward = learning.backward
     slopes = [value for value in overview._keys.values if value]
     pairs = zip(backward.probabilities, backward.target, strict=True)
-    assert slopes == [f"p−y {number_text(p - y, 3)}" for p, y in pairs]
+    assert slopes == [number_text(p - y, 3) for p, y in pairs]
     assert any("gradient" in legend["title"] for legend in overview._keys.legends)
     learning.backward_mode = False
     assert overview.pictures[()].get(0).data.max() < GRADIENTS

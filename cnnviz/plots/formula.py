@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from functools import cache
 
 import holoviews as hv
+import holoviews.plotting.bokeh  # registers the Bokeh backend the options below are for
 import numpy as np
 
 from cnnviz.colors import DIVERGING, GRADIENT, GREYS, ORANGES, WEIGHTS, diverging_indices, grey_indices

@@ -19,6 +19,7 @@ from functools import cache
 from typing import Any
 
 import holoviews as hv
+import holoviews.plotting.bokeh  # registers the Bokeh backend the options below are for
 import numpy as np
 
 from cnnviz.colors import (

@@ -222,7 +222,7 @@ class Overview(Viewer):
                 values.append(f"{100 * high:.1f}%" if output else "")
                 if output and backward is not None:  # the gradient of the loss with respect to the class's score
                     slope = number_text(float(backward.probabilities[index] - backward.target[index]), 3)
-                    values[-1] = f"p−y {slope}"
+                    values[-1] = slope  # as short as a percentage: it sits beside the bar, never over it
                     readouts[-1] += f"; gradient of the loss with respect to its score, p − y: {slope}"
                 if output and index == trace.predicted_index:
                     predicted.append(len(values) - 1)
@@ -251,7 +251,8 @@ class Overview(Viewer):
         hatched = "Hatched maps are all zero for this image. " if dead else ""
         if backward is not None:
             return (
-                f"Backward mode: the loss is {number_text(backward.loss, 3)}. Each map shows how the loss changes "
+                f"Backward mode: the loss is {number_text(backward.loss, 3)}. Beside each class: p − y, the gradient "
+                "at its score (the bars still show the probabilities). Each map shows how the loss changes "
                 "with that layer's output (purple: the loss falls as the value grows, green: it rises); the "
                 "gradient flows from the classes on the right back to the input."
             )

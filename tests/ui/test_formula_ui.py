@@ -352,3 +352,14 @@ def test_relu_and_pool_formulas_say_what_a_what_if_experiment_computes(
         assert kept.count() == 1
         assert_shown(kept, step.result)  # the outlined cell is the smallest, the value kept
     screenshot(page.locator(".fv-dialog"), f"formula-pool-{pool}")
+
+
+def test_scrolling_the_dialog_never_scrolls_the_page_behind_it(page, app):
+    """Scrolled past its end, the dialog kept scrolling the page behind it: after closing, the header was cut off."""
+    open_app(page, app.url, "?layer=conv_1_1&neuron=0&view=formula&channel=0&mode=backward")
+    page.locator(".fv-numbers").wait_for()
+    page.mouse.move(720, 500)
+    for _ in range(30):
+        page.mouse.wheel(0, 400)
+    page.wait_for_timeout(500)
+    assert page.evaluate("document.scrollingElement.scrollTop") == 0

@@ -220,5 +220,17 @@ def test_in_backward_mode_the_conv_view_draws_the_engines_gradients_where_the_po
     assert arriving == pytest.approx(float(gradients.upstream[row, col]), abs=1e-9)
     sums = [float(v) for v in re.findall(r'class="el-term" data-channel="\d+" data-value="([^"]+)"', html)]
     assert sums == pytest.approx(gradients.window_sums[:, row, col].tolist(), abs=1e-9)
+    # the other layers, drawn small beside it, show their gradients too, in the gradient colours
+    from cnnviz.plots.elastic import CONTEXT_ALPHA, PIXELS_PER_UNIT
+    from cnnviz.plots.formula import _RGB
+
+    picture = conv_picture(view.explained, state.trace, color_ranges(state.trace, state.color_mode)).data
+    blended = np.rint(CONTEXT_ALPHA * _RGB["gradient"] + (1 - CONTEXT_ALPHA) * 255).astype(np.uint8)
+    allowed = {tuple(colour) for colour in blended} | {(255, 255, 255)}
+    for column in layout.context:
+        top, bottom = round(-column.tops[0] * PIXELS_PER_UNIT), round((-column.tops[0] + column.size) * PIXELS_PER_UNIT)
+        left, right = round(column.x * PIXELS_PER_UNIT), round((column.x + column.size) * PIXELS_PER_UNIT)
+        colours = {tuple(colour) for colour in picture[top + 1 : bottom - 1, left + 1 : right - 1].reshape(-1, 3)}
+        assert colours <= allowed, column.name
     learning.backward_mode = False
     assert not view.explained.backward and container.bar.heading.startswith("Convolution")

@@ -233,6 +233,8 @@ class ConvExplained:
     backward: bool = False
     """Backward mode: `kernel`, `bias`, `results` and `output` hold the gradients (`explain_conv_backward`)."""
     window_sums: np.ndarray | None = None  # backward: (C, rows, cols) Σ input window × arriving gradient
+    context_maps: dict[str, tuple[np.ndarray, Shade]] | None = None
+    """Backward: the other layers' gradients and their colours (forward, the trace's values are drawn)."""
 
 
 def explain_conv(trace: Trace, layer: str, neuron: int, half_ranges: dict[str, float]) -> ConvExplained:
@@ -268,6 +270,10 @@ def explain_conv_backward(
     return replace(
         forward, kernel=gradients.kernel_gradients, bias=gradients.bias_gradient, results=gradients.passed_back,
         output=gradients.upstream, backward=True, window_sums=gradients.window_sums,
+        context_maps={
+            column.name: (backward.gradients[column.name], Shade("gradient", _extent(backward.gradients[column.name])))
+            for column in forward.layout.context
+        },
         shades={
             "input": forward.shades["input"],
             # the kernels' own range: the bias's gradient (a sum over the whole map) is often far larger and would
@@ -337,8 +343,12 @@ def conv_picture(explained: ConvExplained, trace: Trace, half_ranges: dict[str, 
     layout, shades = explained.layout, explained.shades
     canvas = np.full((_pixels(VIEW_HEIGHT), _pixels(VIEW_WIDTH), 3), 255, np.uint8)
     for column in layout.context:
-        maps = _channels_first(trace[column.name])
-        shade = Shade("greys") if column.name == INPUT_NAME else Shade("diverging", half_ranges[column.name])
+        if explained.context_maps is not None:
+            values, shade = explained.context_maps[column.name]
+        else:
+            values = trace[column.name]
+            shade = Shade("greys") if column.name == INPUT_NAME else Shade("diverging", half_ranges[column.name])
+        maps = _channels_first(values)
         for channel, top in enumerate(column.tops):
             box = (column.x, top - column.size, column.x + column.size, top)
             _paint(canvas, box, shade.rgb(maps[channel]), CONTEXT_ALPHA)

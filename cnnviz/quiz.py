@@ -89,7 +89,7 @@ class LiveNumbers:
 
 def _position(shape: tuple[int, ...], index: tuple[int, ...]) -> str:
     if len(shape) == 3:
-        return f"row {index[0]}, column {index[1]} of channel {index[2]}"
+        return f"row {index[0]}, column {index[1]} of channel {index[2] + 1}"
     return f"entry {index[0]}"
 
 
@@ -167,8 +167,8 @@ def pooling_kept_cell(live: LiveNumbers, rng: np.random.Generator) -> Question:
     return Question(
         kind="pooling-kept-cell",
         prompt=(
-            f"A {shape[0]}×{shape[1]} window of {_input_name(trace, layer.name)} (channel {channel}) holds: {listed}. "
-            f"Which cell does {layer.mode} pooling keep?"
+            f"A {shape[0]}×{shape[1]} window of {_input_name(trace, layer.name)} (channel {channel + 1}) holds: "
+            f"{listed}. Which cell does {layer.mode} pooling keep?"
         ),
         answer=kept,
         explanation=(
@@ -182,14 +182,16 @@ def pooling_kept_cell(live: LiveNumbers, rng: np.random.Generator) -> Question:
 
 def _weight_name(layer_name: str, key: str, index: tuple[int, ...], trace: Trace) -> str:
     if key == "bias":
-        return f"the bias of neuron {index[0]} of {layer_name}"
+        return f"the bias of neuron {index[0] + 1} of {layer_name}"
     if len(index) == 4:
         u, v, channel, neuron = index
-        return f"the kernel weight at row {u}, column {v} of {layer_name}'s neuron {neuron}, input channel {channel}"
+        return (
+            f"the kernel weight at row {u}, column {v} of {layer_name}'s neuron {neuron + 1}, "
+            f"input channel {channel + 1}"
+        )
     names = trace.network.class_names
-    target = (
-        f"class {names[index[1]]!r}" if layer_name == trace.network.layer_names[-2] and names else f"unit {index[1]}"
-    )
+    output = layer_name == trace.network.layer_names[-2] and names
+    target = f"class {names[index[1]]!r}" if output else f"unit {index[1] + 1}"
     return f"the weight from input {index[0]} to {target} in {layer_name}"
 
 

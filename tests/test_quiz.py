@@ -60,6 +60,7 @@ def test_pooling_keeps_the_winner_of_the_window(live):
         assert question.choices[int(pick)] == question.answer
         assert question.is_correct(question.answer)
         assert not any(question.is_correct(choice) for choice in question.choices if choice != question.answer)
+        assert f"(channel {channel + 1})" in question.prompt  # counted from 1, as the views' buttons count them
 
 
 def test_the_weight_moves_the_way_the_step_moves_it(live):

@@ -244,17 +244,20 @@ def test_every_layer_label_jumps_to_its_article_section(page, app):
     for column in overview_layout(app.sessions[-1].state.network).columns:
         # back to the top of the page's scrolling column, so the label is in view and the click scrolls nothing
         page.evaluate("document.querySelector('#main').scrollTo(0, 0); window.scrollTo(0, 0)")
+        page.wait_for_function(SECTION_DRAWN, arg=sections[column.kind])  # a busy server draws the article later
         page.locator(f".ov-label[data-layer='{column.name}']").click()
         page.wait_for_function(SECTION_IN_VIEW, arg=sections[column.kind])
         # only the page's scrolling column moved: the document itself (and so the header) stays in place
         assert page.evaluate("document.scrollingElement.scrollTop") == 0
 
 
-SECTION_IN_VIEW = """(id) => {
-  const find = (root) => root.getElementById?.(id)
+FIND_SECTION = """const find = (root) => root.getElementById?.(id)
     || [...root.querySelectorAll('*')].reduce((hit, el) => hit || (el.shadowRoot && find(el.shadowRoot)), null);
-  const target = find(document);
+  const target = find(document);"""
+SECTION_DRAWN = f"""(id) => {{ {FIND_SECTION} return Boolean(target && target.getBoundingClientRect().height > 0); }}"""
+SECTION_IN_VIEW = f"""(id) => {{
+  {FIND_SECTION}
   if (!target) return false;
   const top = target.getBoundingClientRect().top;
   return top >= -5 && top < window.innerHeight / 2;
-}"""
+}}"""

@@ -1,0 +1,73 @@
+"""Server CPU per learner action, in-process: the real page built into a Bokeh Document, the session's state driven
+as the served page's handlers drive it (each action inside `one_model_walk`, as a flush or a pointer handler runs).
+
+No browser and no network: this isolates the Python each click, image switch or pointer move costs the server,
+the figure that bounds how many students one process can answer. `--unbatched` runs the actions bare, as the
+page did before its handlers walked the page's models once per change.
+
+Run: python benchmarks/bench_actions.py [--runs 4] [--unbatched]
+Prints figures only; tests never assert on time. Run it on a quiet machine (it prints the load average).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import time
+from collections.abc import Callable
+
+from bokeh.document import Document
+from panel.io.state import set_curdoc
+
+from cnnviz.app import Explainer
+from cnnviz.resources import shared_catalog, shared_network
+from cnnviz.serve import one_model_walk
+
+
+def measure(label: str, action: Callable[[int], object], runs: int, batch) -> None:
+    seconds = []
+    for run in range(runs):
+        started = time.process_time()
+        with batch():
+            action(run)
+        seconds.append(time.process_time() - started)
+    print(f"{label:44s} " + "  ".join(f"{value:.3f}" for value in seconds) + " s")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=4)
+    parser.add_argument("--unbatched", action="store_true", help="no one_model_walk around each action")
+    args = parser.parse_args()
+    print("load average before:", " ".join(f"{value:.2f}" for value in os.getloadavg()))
+    catalog = shared_catalog()
+    Explainer(network=shared_network(), catalog=catalog).page().server_doc(Document())  # warm the caches
+    explainer = Explainer(network=shared_network(), catalog=catalog)
+    doc = Document()
+    started = time.process_time()
+    explainer.page().server_doc(doc)
+    print(f"{'page build':44s} {time.process_time() - started:.3f} s")
+    batch = contextlib.nullcontext if args.unbatched else (lambda: one_model_walk(doc))
+    state, runs = explainer.state, args.runs
+    keys = [example.key for example in catalog.examples]
+    convs = [info.name for info in state.network.infos if info.kind == "conv2d"]
+    relus = [info.name for info in state.network.infos if info.kind == "relu"]
+    actions: list[tuple[str, Callable[[int], object]]] = [
+        ("image switch, overview only", lambda i: setattr(state, "example", keys[(1 + i) % len(keys)])),
+        ("click a conv neuron (opens its elastic view)", lambda i: state.select(convs[i % len(convs)], i)),
+        ("image switch with the elastic view open", lambda i: setattr(state, "example", keys[(5 + i) % len(keys)])),
+        ("pointer move in the elastic view", lambda i: state.param.update(row=i + 3, col=i + 5)),
+        ("pointer move in a formula view", lambda i: state.param.update(row=i + 7, col=i + 2)),
+        ("click a ReLU neuron (opens its formula view)", lambda i: state.select(relus[i % len(relus)], i)),
+        ("back", lambda _i: (state.back(), state.select(convs[0], 1))),
+    ]
+    with set_curdoc(doc):
+        for label, action in actions:
+            if label == "pointer move in a formula view":
+                state.select(convs[0], 1, level="formula")  # built the first time one opens: not a move's cost
+            measure(label, action, runs, batch)
+
+
+if __name__ == "__main__":
+    main()

@@ -31,6 +31,7 @@ from cnnviz.serve import (
 )
 from cnnviz.state import ExplainerState, SharedLink
 from cnnviz.views.article import LAYER_KIND_SECTIONS, SECTION_ANCHORS, Article
+from cnnviz.views.component import redraws_once
 from cnnviz.views.controls import NARROW_SCREEN, ControlPanel, ReloadFromUrl
 from cnnviz.views.elastic import ElasticView
 from cnnviz.views.formula import FormulaView
@@ -147,8 +148,8 @@ class Explainer(Viewer):
 
 
 URL_WINDOW_REST_MS = 300
-ECHO_REST_MS = 120  # behind a formula view, the elastic marker and the overview's outline follow a resting pointer
 """How long the formula view's window rests before the URL shows its position."""
+ECHO_REST_MS = 120  # behind a formula view, the elastic marker and the overview's outline follow a resting pointer
 
 
 def when_resting(delay_ms: int) -> Callable[[Callable[[], None]], None]:
@@ -161,16 +162,11 @@ def when_resting(delay_ms: int) -> Callable[[Callable[[], None]], None]:
     def schedule(function: Callable[[], None]) -> None:
         while pending:
             pending.pop().cancel()
-        timer = later_under_lock(doc, partial(_walked_once, doc, function), delay_ms / 1000)
+        timer = later_under_lock(doc, redraws_once(function), delay_ms / 1000)
         if timer is not None:
             pending.append(timer)
 
     return schedule
-
-
-def _walked_once(doc: Document | None, function: Callable[[], None]) -> None:
-    with one_model_walk(doc):
-        function()
 
 
 class Page(pn.template.BootstrapTemplate):

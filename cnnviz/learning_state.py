@@ -170,3 +170,9 @@ class LearningState(param.Parameterized):
 
 def _shown(value: float) -> str:
     return number(value) if abs(value) >= 0.01 or value == 0 else significant(value)
+
+
+def backward_on_screen(learning: LearningState | None) -> Backward | None:
+    """The backward pass the views draw: None without a learning state, or in forward mode (`backward` itself
+    may still hold the previous pass while the watchers of `backward_mode` run)."""
+    return learning.backward if learning is not None and learning.backward_mode else None

@@ -534,20 +534,17 @@ def _backward_readout_html(explained: ConvExplained, row: int, col: int, names: 
     )
 
 
-def conv_backward_summary(backward: Backward, layer: str, neuron: int) -> str:
-    """The backward view in one paragraph, with this neuron's numbers."""
-    gradients = conv_neuron_gradients(backward, layer, neuron)
-    network = backward.network
-    source = network.infos[network.layer_names.index(layer)].name  # the column before the layer
-    channels = len(gradients.kernel_gradients)
-    neurons = network.layer(layer).filters
+def conv_backward_summary(explained: ConvExplained, network: Network) -> str:
+    """The backward view (`explain_conv_backward`) in one paragraph, with this neuron's numbers."""
+    layout = explained.layout
+    neurons = network.layer(layout.layer).filters
     return (
-        f"Backward mode: the loss's gradient arrives at {layer} neuron {neuron + 1} from the right (the map on the "
-        f"right: the loss rises where it is positive). Its kernel's gradient, for each of the {channels} input "
-        "channels, is the sum over every position of the input window times the gradient arriving there; its "
-        f"bias's gradient is the sum of the arriving map ({number_text(gradients.bias_gradient, 3)}). Through its "
-        f"kernel it passes a share of the gradient back to each channel of {source}; {source} adds up the shares "
-        f"of all {neurons} neurons of {layer}."
+        f"Backward mode: the loss's gradient arrives at {layout.layer} neuron {explained.neuron + 1} from the right "
+        f"(the map on the right: the loss rises where it is positive). Its kernel's gradient, for each of the "
+        f"{layout.channels} input channels, is the sum over every position of the input window times the gradient "
+        f"arriving there; its bias's gradient is the sum of the arriving map ({number_text(explained.bias, 3)}). "
+        f"Through its kernel it passes a share of the gradient back to each channel of {layout.source}; "
+        f"{layout.source} adds up the shares of all {neurons} neurons of {layout.layer}."
     )
 
 

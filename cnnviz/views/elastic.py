@@ -29,7 +29,7 @@ from panel.viewable import Viewer
 from cnnviz.colors import color_ranges
 from cnnviz.engine.gradients import Backward
 from cnnviz.engine.network import INPUT_NAME
-from cnnviz.learning_state import LearningState
+from cnnviz.learning_state import LearningState, backward_on_screen
 from cnnviz.plots.elastic import (
     VIEW_HEIGHT,
     VIEW_WIDTH,
@@ -188,9 +188,7 @@ class ConvElastic(Viewer):
 
     @property
     def backward(self) -> Backward | None:
-        """The backward pass on screen, or None in forward mode."""
-        learning = self.learning
-        return learning.backward if learning is not None and learning.backward_mode else None
+        return backward_on_screen(self.learning)
 
     @property
     def heading(self) -> str:
@@ -242,7 +240,7 @@ class ConvElastic(Viewer):
                 summary = conv_summary(state.trace, state.layer, state.neuron)
             else:
                 self.explained = explain_conv_backward(state.trace, backward, state.layer, state.neuron, ranges)
-                summary = conv_backward_summary(backward, state.layer, state.neuron)
+                summary = conv_backward_summary(self.explained, state.network)
             self.names = channel_names_of(self.explained.layout)
             self._key = key
             self._summary.object = f'<p class="el-summary">{summary}</p>'

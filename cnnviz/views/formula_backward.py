@@ -18,7 +18,7 @@ from panel.viewable import Viewer
 
 from cnnviz.article import SECTION_ANCHORS
 from cnnviz.colors import color_ranges
-from cnnviz.learning_state import LearningState
+from cnnviz.learning_state import LearningState, backward_on_screen
 from cnnviz.mathml import tex_to_mathml
 from cnnviz.plots.formula import ASPECT, BLANK, PLOT_RANGE, MapsLayout, maps_element, window_marks
 from cnnviz.plots.formula_backward import (
@@ -99,10 +99,9 @@ class BackwardFormula(Viewer):
         return self.layout
 
     def _wanted(self) -> bool:
-        state, learning = self.state, self.learning
+        state = self.state
         return (
-            learning.backward_mode
-            and learning.backward is not None
+            backward_on_screen(self.learning) is not None
             and state.level == "formula"
             and bool(state.layer)
             and state.network.info(state.layer).kind in BACKWARD_KINDS

@@ -26,6 +26,8 @@ from panel.viewable import Viewer
 
 from cnnviz.colors import GRADIENT_STOPS, color_ranges
 from cnnviz.engine import Network
+from cnnviz.engine.gradients import Backward
+from cnnviz.learning_state import backward_on_screen
 from cnnviz.plots.overview import (
     MIN_UNIT_PIXELS,
     OUTPUT_KIND,
@@ -171,10 +173,8 @@ class Overview(Viewer):
         return self._keys
 
     @property
-    def backward(self):
-        """The backward pass on screen, or None in forward mode."""
-        learning = self.learning
-        return learning.backward if learning is not None and learning.backward_mode else None
+    def backward(self) -> Backward | None:
+        return backward_on_screen(self.learning)
 
     # -- drawing ------------------------------------------------------------------------------------------
     def _draw_trace(self, trace, color_mode, backward=None) -> hv.Overlay:

@@ -31,7 +31,7 @@ from cnnviz.serve import (
 )
 from cnnviz.state import ExplainerState, SharedLink
 from cnnviz.views.article import LAYER_KIND_SECTIONS, SECTION_ANCHORS, Article
-from cnnviz.views.component import redraws_once
+from cnnviz.views.component import SHRINKS, redraws_once
 from cnnviz.views.controls import NARROW_SCREEN, ControlPanel, ReloadFromUrl
 from cnnviz.views.elastic import ElasticView
 from cnnviz.views.formula import FormulaView
@@ -75,7 +75,7 @@ class Explainer(Viewer):
         self.learning = LearningState(self.state)  # before the overview, which shows its backward mode
         self.overview = Overview(self.state, sections=sections, learning=self.learning)
         self.elastic = ElasticView(self.state, self.overview)  # draws over the overview, which it wraps
-        self.controls = ControlPanel(self.state)
+        self.controls = ControlPanel(self.state, self.learning)
         self.formula: FormulaView | None = None  # built the first time a formula view opens (most never do)
         self._formula_slot = pn.Column(sizing_mode="stretch_width", margin=0)
         self.article = Article(network)
@@ -95,7 +95,7 @@ class Explainer(Viewer):
                 stylesheets=[MAIN_COLUMN_CSS],
             ),
             sizing_mode="stretch_width",
-            stylesheets=[f"@media {NARROW_SCREEN} {{ :host {{ flex-direction: column !important; }} }}"],
+            stylesheets=[f"@media {NARROW_SCREEN} {{ :host {{ flex-direction: column !important; }} }}", SHRINKS],
         )
 
     def _build_formula(self, *_events) -> None:

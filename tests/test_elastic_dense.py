@@ -218,3 +218,56 @@ def test_a_new_image_or_class_reopens_the_flatten_view_with_its_numbers(state, v
     assert flatten.explained.step.result == pytest.approx(float(state.trace[layer][1]))
     explained = explain_flatten(state.trace, layer, 1, color_ranges(state.trace, "unit"))
     assert explained.class_name == state.network.class_names[1]
+
+
+def test_in_backward_mode_both_views_draw_the_engines_gradients_and_forward_mode_restores_them(state):
+    from cnnviz.learning_state import LearningState
+    from cnnviz.plots.formula import _RGB
+
+    if state.network.infos[-1].kind != "softmax":
+        pytest.skip("the loss needs probabilities: a network ending in logits has no backward mode")
+    learning = LearningState(state)
+    flatten, softmax = FlattenElastic(state, learning), SoftmaxElastic(state, learning)
+    layer, unit = dense_name(state), last_class(state)
+    state.select(layer, unit, level="elastic")
+    learning.backward_mode = True
+    backward = learning.backward
+    source, shape = dense_source(state.network, layer)
+    explained = flatten.explained
+    assert explained.backward is not None and flatten.heading.startswith("Backward")
+    p_minus_y = float(backward.probabilities[unit] - backward.target[unit])
+    assert explained.score == pytest.approx(p_minus_y, abs=1e-12)
+    np.testing.assert_array_equal(explained.maps, backward.gradients[source].reshape(shape))
+    edges = flatten._draw(flatten.opened).values()[1]
+    np.testing.assert_allclose(
+        edges.dimension_values("weight"), backward.weight_gradients[layer]["kernel"][:, unit], rtol=1e-9, atol=1e-15
+    )
+    assert "∂L/∂" in flatten._captions.object and "gradient" in flatten._legends.object
+    # the strip and the maps are painted in the gradient's colours, never the forward ones
+    image = flatten_canvas(explained)
+    scale = image.shape[0] / explained.layout.height
+    allowed = {tuple(colour) for colour in _RGB["gradient"]}
+    for index in (0, explained.layout.count - 1):
+        x, y = centre(explained.layout.cell_box(*flatten_position(shape, index)))
+        assert tuple(image[int(-y * scale), int(x * scale)]) in allowed
+    # pointing at an element: its weight's gradient and the gradient it passes back, as the engine has them
+    passed_back = backward.gradients[source].reshape(-1)
+    for index in (0, explained.layout.count // 2):
+        point(flatten.pointer, explained.layout.cell_box(*flatten_position(shape, index)))
+        html = flatten._numbers.object
+        assert value_of(html, "ed-weight-gradient") == pytest.approx(
+            float(backward.weight_gradients[layer]["kernel"][index, unit]), rel=1e-9, abs=1e-15
+        )
+        assert value_of(html, "ed-passed") == pytest.approx(float(passed_back[index]), rel=1e-9, abs=1e-15)
+    # softmax mode: each row's p − y, and the loss
+    state.select(state.network.infos[-1].name, unit, level="elastic")
+    assert softmax.heading.startswith("Backward")
+    html = softmax._numbers.object
+    assert value_of(html, "ed-gradient") == pytest.approx(p_minus_y, abs=1e-12)
+    assert value_of(html, "ed-loss") == pytest.approx(backward.loss, rel=1e-12)
+    texts = list(softmax._draw(softmax.opened).values()[3].dimension_values("text"))
+    assert f"y = {int(backward.target[unit])}" in texts
+    learning.backward_mode = False
+    assert softmax.explained.gradient is None and not softmax.heading.startswith("Backward")
+    state.select(layer, unit, level="elastic")
+    assert flatten.explained.backward is None and not flatten.heading.startswith("Backward")

@@ -8,6 +8,11 @@ the ⊕ node, coloured by its weight; and the class score. The maps, the strip, 
 Softmax view: one row per class: logit circle → e^logit → ÷ Σ → probability circle. Circles are screen-sized
 `hv.Points` on a plot of fixed row pitch, so the number inside a circle is sized to fit it at every width.
 
+Backward mode draws both views in the same places with the gradient in their colours, the flow running right to
+left (`explain_flatten_backward`, `explain_softmax_backward`): softmax with cross-entropy hands each score p − y;
+the dense layer turns it into its weights' gradients (input × (p − y)) and passes w × (p − y) back to every
+element, which un-flattening returns to the maps.
+
 Every size, name and class count comes from the network (`Network.infos`), never from Tiny VGG. Coordinates:
 x to the right, y from 0 (top) down; the flatten view measures in map tiles (one map = a 1 × 1 box), the
 softmax view in rows (row i spans y ∈ [−i − 1, −i]).
@@ -18,16 +23,19 @@ from __future__ import annotations
 import html
 import itertools
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import holoviews as hv
 import holoviews.plotting.bokeh  # registers the Bokeh backend the options below are for
 import numpy as np
 
-from cnnviz.colors import DIVERGING, ORANGES, WEIGHTS
+from cnnviz.colors import GRADIENT, ORANGES
 from cnnviz.engine import Network, Trace
 from cnnviz.engine.explain import DenseStep, SoftmaxTerms, dense_step, flatten_index, flatten_position, softmax_terms
-from cnnviz.plots.formula import Shade, _hex_rgb, _ink, format_number
+from cnnviz.engine.explain_backward import OutputGradient, dense_gradient, output_gradient
+from cnnviz.engine.gradients import Backward
+from cnnviz.plots.formula import PALETTES, Shade, _hex_rgb, _ink, format_number
+from cnnviz.plots.formula_backward import gradient_text
 
 MAP_GAP = 0.15  # between the tiles of the grid, in tiles
 LEFT_MARGIN = 0.05  # keeps the outer maps' frames inside the picture (left, top and bottom)
@@ -182,6 +190,41 @@ class FlattenExplained:
     step: DenseStep
     value_shade: Shade  # the source layer's colours in the overview
     weight_shade: Shade
+    backward: FlattenBackward | None = None
+    """Backward mode: `maps` and the shades hold gradients (`explain_flatten_backward`)."""
+
+    @property
+    def strip(self) -> np.ndarray:
+        """The flattened vector drawn: the values, or backward the gradient every element receives."""
+        return self.step.inputs if self.backward is None else self.backward.input_gradient
+
+    @property
+    def edges(self) -> np.ndarray:
+        """What the edges' colours show: the weights, or backward their gradients."""
+        return self.step.weights if self.backward is None else self.backward.kernel_gradient
+
+    @property
+    def bias(self) -> float:
+        """The ⊕ node's colour: the bias, or backward its gradient."""
+        return self.step.bias if self.backward is None else self.backward.upstream
+
+    @property
+    def score(self) -> float:
+        """The number in the score box: the class score, or backward the gradient arriving at it (p − y)."""
+        return self.step.result if self.backward is None else self.backward.upstream
+
+
+@dataclass(frozen=True)
+class FlattenBackward:
+    """One class of the dense layer run backwards: p − y arrives at its score and flows left."""
+
+    probability: float  # p of this class
+    target: float  # y: 1 for the true class, else 0
+    upstream: float  # p − y = ∂L/∂score, which is also the bias's gradient
+    kernel_gradient: np.ndarray  # (n,) input × (p − y) = ∂L/∂w of each edge
+    shares: np.ndarray  # (n,) w × (p − y): what this class passes back to each element
+    input_gradient: np.ndarray  # (n,) ∂L/∂input: the shares of every class added up
+    classes: int
 
 
 def class_names(network: Network) -> list[str]:
@@ -200,6 +243,34 @@ def explain_flatten(trace: Trace, dense_name: str, unit: int, half_ranges: dict[
         dense_name, unit, class_names(network)[unit], source, FlattenLayout(shape),
         np.asarray(step.inputs).reshape(shape), step, Shade("diverging", half_range), Shade("weights", weight_range),
     )  # fmt: skip
+
+
+def explain_flatten_backward(trace: Trace, backward: Backward, dense_name: str, unit: int) -> FlattenExplained:
+    """The flatten view of class `unit` for the backward pass, asked of the engine once per opened class."""
+    forward = explain_flatten(trace, dense_name, unit, {})  # its colours are replaced below
+    gradient = dense_gradient(backward, dense_name, unit)
+    source_name = forward.source
+    passed_back = np.asarray(backward.gradients[source_name], np.float64)
+    output = output_gradient(backward) if dense_name == backward.logits_name else None
+    flowing = FlattenBackward(
+        probability=float(output.probabilities[unit]) if output is not None else float("nan"),
+        target=float(output.target[unit]) if output is not None else float("nan"),
+        upstream=gradient.upstream, kernel_gradient=gradient.kernel_gradient,
+        shares=np.asarray(forward.step.weights, np.float64) * gradient.upstream,
+        input_gradient=passed_back.reshape(-1),  # the flatten order is the maps' own (channels last)
+        classes=len(backward.gradients[dense_name]),
+    )  # fmt: skip
+    return replace(
+        forward, maps=passed_back.reshape(forward.layout.shape), backward=flowing,
+        value_shade=Shade("gradient", _extent(passed_back)),
+        # the edges' own range: the bias's gradient (p − y itself) is often far larger and would wash them out;
+        # the ⊕ then saturates, and its number is written in the score box and under the picture
+        weight_shade=Shade("gradient", _extent(gradient.kernel_gradient)),
+    )  # fmt: skip
+
+
+def _extent(values: np.ndarray) -> float:
+    return float(np.max(np.abs(values))) or 1.0
 
 
 def _fill(canvas: np.ndarray, box: tuple[float, ...], height: float, color: np.ndarray | str) -> None:
@@ -241,7 +312,7 @@ def flatten_canvas(explained: FlattenExplained) -> np.ndarray:
         top, left = round(-y1 * scale), round(x0 * scale)
         canvas[top : top + block.shape[0], left : left + block.shape[1]] = block
         _frame(canvas, layout.map_box(channel), layout.height, FRAME)
-    strip = explained.value_shade.rgb(explained.step.inputs)  # in flatten order, element 0 at the top
+    strip = explained.value_shade.rgb(explained.strip)  # in flatten order, element 0 at the top
     pixel_rows = canvas.shape[0]
     entries = np.minimum((np.arange(pixel_rows) + 0.5) * layout.count / pixel_rows, layout.count - 1).astype(int)
     left, right = round(layout.strip_x * scale), round((layout.strip_x + STRIP_WIDTH) * scale)
@@ -252,7 +323,7 @@ def flatten_canvas(explained: FlattenExplained) -> np.ndarray:
     _fill(canvas, (x + PLUS_RADIUS, y - 0.01, box[0], y + 0.01), layout.height, "#9aa5b1")  # ⊕ → score
     _fill(canvas, box, layout.height, SCORE_FILL)
     _frame(canvas, box, layout.height, SCORE_LINE, 2)
-    _plus_disc(canvas, layout, scale, explained.weight_shade.hex(explained.step.bias))
+    _plus_disc(canvas, layout, scale, explained.weight_shade.hex(explained.bias))
     return canvas
 
 
@@ -275,25 +346,30 @@ def _plus_disc(canvas: np.ndarray, layout: FlattenLayout, scale: float, fill: st
 
 
 def flatten_edges(explained: FlattenExplained) -> hv.Segments:
-    """One edge per flattened element, strip → ⊕, coloured by its weight (vdim `weight`)."""
+    """One edge per flattened element, strip → ⊕, coloured by its weight, or backward by its gradient (vdim
+    `weight`)."""
     layout = explained.layout
     ys = layout.entry_y(np.arange(layout.count))
     x_plus, y_plus = layout.plus
     start = layout.strip_x + STRIP_WIDTH
     data = {
         "x0": np.full(layout.count, start), "y0": ys, "x1": np.full(layout.count, x_plus - PLUS_RADIUS),
-        "y1": np.full(layout.count, y_plus), "weight": explained.step.weights.astype(np.float64),
+        "y1": np.full(layout.count, y_plus), "weight": explained.edges.astype(np.float64),
     }  # fmt: skip
     half = explained.weight_shade.half_range
     return hv.Segments(data, ["x0", "y0", "x1", "y1"], ["weight"]).opts(
-        color="weight", cmap=WEIGHTS, clim=(-half, half), line_alpha=0.45, line_width=0.7
+        color="weight",
+        cmap=PALETTES[explained.weight_shade.palette],
+        clim=(-half, half),
+        line_alpha=0.45,
+        line_width=0.7,
     )
 
 
 def flatten_labels(explained: FlattenExplained) -> hv.Labels:
-    """The score inside its box (the class name is in the caption above it)."""
+    """The score (backward: p − y) inside its box (the class name is in the caption above it)."""
     x0, y0, x1, y1 = explained.layout.score_box
-    score = format_number(explained.step.result)
+    score = format_number(explained.score) if explained.backward is None else gradient_text(explained.score)
     return hv.Labels([((x0 + x1) / 2, (y0 + y1) / 2, score)], ["x", "y"], ["text"]).opts(
         text_color=SCORE_INK, text_font_size="15px", text_font_style="bold"
     )
@@ -325,12 +401,20 @@ def flatten_captions(explained: FlattenExplained) -> str:
     """Column titles with shapes, aligned over the maps, the strip, the ⊕ and the score."""
     rows, cols, channels = explained.layout.shape
     maps = f"{channels} map{'s' if channels != 1 else ''} of {rows}×{cols}"
-    parts = [
-        (explained.source, maps),
-        ("flatten", f"{explained.layout.count} values, in order"),
-        ("× weights, Σ + bias", "edge colour: weight"),
-        (f"score of “{explained.class_name}”", "logit, before softmax"),
-    ]
+    if explained.backward is None:
+        parts = [
+            (explained.source, maps),
+            ("flatten", f"{explained.layout.count} values, in order"),
+            ("× weights, Σ + bias", "edge colour: weight"),
+            (f"score of “{explained.class_name}”", "logit, before softmax"),
+        ]
+    else:
+        parts = [
+            (f"∂L/∂{explained.source}", f"un-flattened: {maps}"),
+            ("∂L/∂(flattened)", f"Σ of w × (p − y) over {explained.backward.classes} classes"),
+            ("∂L/∂w = x·(p − y)", "edge colour: weight gradient"),
+            (f"p − y of “{explained.class_name}”", "the gradient at the score"),
+        ]
     spans = "".join(
         f'<span class="ed-caption"><b>{html.escape(title)}</b><small>{html.escape(note)}</small></span>'
         for title, note in parts
@@ -352,24 +436,30 @@ def legend_html(title: str, palette: list[str], low: float, high: float, middle:
 
 def flatten_legends(explained: FlattenExplained) -> str:
     values, weights = explained.value_shade.half_range, explained.weight_shade.half_range
+    if explained.backward is None:
+        titles = f"{explained.source} values (as in the overview)", "weights and bias"
+    else:
+        titles = f"gradient at {explained.source} and the flattened values", "gradient of the weights (the bias: p − y)"
     return (
         '<div class="ed-legends">'
-        + legend_html(f"{explained.source} values (as in the overview)", DIVERGING, -values, values)
-        + legend_html("weights and bias", WEIGHTS, -weights, weights)
+        + legend_html(titles[0], PALETTES[explained.value_shade.palette], -values, values)
+        + legend_html(titles[1], PALETTES[explained.weight_shade.palette], -weights, weights)
         + "</div>"
     )
 
 
-def _chip(value: float, color: str, css: str = "", label: str = "") -> str:
+def _chip(value: float, color: str, css: str = "", label: str = "", shown=format_number) -> str:
     title = f' title="{html.escape(label)}"' if label else ""
     return (
         f'<span class="ed-value {css}" data-value="{value!r}" style="background:{color};color:{_ink(color)}"{title}>'
-        f"{format_number(value)}</span>"
+        f"{shown(value)}</span>"
     )
 
 
 def flatten_numbers(explained: FlattenExplained, index: int | None) -> str:
     """The arithmetic behind the score, and the inspected element's part in it, with the engine's numbers."""
+    if explained.backward is not None:
+        return _flatten_backward_numbers(explained, index)
     step, layout = explained.step, explained.layout
     sum_line = (
         f'<p class="ed-sum">Σ of the {layout.count} products = '
@@ -391,16 +481,66 @@ def flatten_numbers(explained: FlattenExplained, index: int | None) -> str:
         + _chip(weight, explained.weight_shade.hex(weight), "ed-weight", "weight")
         + f' = <span class="ed-product" data-value="{product!r}">{format_number(product)}</span></p>'
     )
-    lo, hi = max(0, index - NEIGHBOURS), min(layout.count, index + NEIGHBOURS + 1)
-    cells = "".join(
-        f'<span class="ed-cell{" ed-current" if i == index else ""}" data-index="{i}" '
-        f'style="background:{explained.value_shade.hex(float(step.inputs[i]))}"></span>'
-        for i in range(lo, hi)
-    )
-    near = f'<p class="ed-near" aria-hidden="true">elements {lo}–{hi - 1} of the vector: {cells}</p>'
     status = f"Element {index}: {format_number(value)} × {format_number(weight)} = {format_number(product)}."
     return (
-        f'<div class="ed-numbers">{element}{near}{sum_line}'
+        f'<div class="ed-numbers">{element}{_near(explained, index)}{sum_line}'
+        f'<p class="ed-status" aria-live="polite">{html.escape(status)}</p></div>'
+    )
+
+
+def _near(explained: FlattenExplained, index: int) -> str:
+    """The strip's entries either side of the inspected one, in their colours."""
+    lo, hi = max(0, index - NEIGHBOURS), min(explained.layout.count, index + NEIGHBOURS + 1)
+    cells = "".join(
+        f'<span class="ed-cell{" ed-current" if i == index else ""}" data-index="{i}" '
+        f'style="background:{explained.value_shade.hex(float(explained.strip[i]))}"></span>'
+        for i in range(lo, hi)
+    )
+    return f'<p class="ed-near" aria-hidden="true">elements {lo}–{hi - 1} of the vector: {cells}</p>'
+
+
+def _number(value: float, css: str, shown=format_number) -> str:
+    return f'<span class="{css}" data-value="{value!r}">{shown(value)}</span>'
+
+
+def _flatten_backward_numbers(explained: FlattenExplained, index: int | None) -> str:
+    """p − y at the score, then for the inspected element: its weight's gradient and the gradient passed back."""
+    flowing, step = explained.backward, explained.step
+    upstream = _chip(
+        flowing.upstream, explained.weight_shade.hex(flowing.upstream), "ed-upstream", "p − y", gradient_text
+    )
+    arriving = (
+        f"p − y = {format_number(flowing.probability, 4)} − {format_number(flowing.target, 0)} = "
+        if np.isfinite(flowing.probability)
+        else ""
+    )
+    sum_line = (
+        f'<p class="ed-sum">At the score of “{html.escape(explained.class_name)}” the gradient arrives: {arriving}'
+        f"{upstream}. The bias's gradient is the same number: ∂L/∂b = p − y.</p>"
+    )
+    if index is None:
+        hint = "Point at a pixel of a map or at the strip to see one element's gradients; tap pins it."
+        return f'<div class="ed-numbers">{sum_line}<p class="ed-status" aria-live="polite">{hint}</p></div>'
+    row, col, channel = flatten_position(explained.layout.shape, index)
+    value, weight = float(step.inputs[index]), float(step.weights[index])
+    weight_gradient, share = float(flowing.kernel_gradient[index]), float(flowing.shares[index])
+    passed = float(flowing.input_gradient[index])
+    where = f"{explained.source}, channel {channel + 1}, row {row}, column {col}"
+    element = (
+        f'<p class="ed-element" data-index="{index}">Element {index}: its weight\'s gradient is value '
+        f"{_number(value, 'ed-input')} × {gradient_text(flowing.upstream)} = "
+        + _chip(
+            weight_gradient, explained.weight_shade.hex(weight_gradient), "ed-weight-gradient", "∂L/∂w", gradient_text
+        )
+        + f". Back to the element: weight {_number(weight, 'ed-weight')} × {gradient_text(flowing.upstream)} = "
+        f"{_number(share, 'ed-share', gradient_text)} from this class; with the other {flowing.classes - 1} "
+        "classes' shares, ∂L/∂(element) = "
+        + _chip(passed, explained.value_shade.hex(passed), "ed-passed", "∂L/∂element", gradient_text)
+        + f", which un-flattening puts back at {html.escape(where)}.</p>"
+    )
+    status = f"Element {index}: ∂L/∂w = {gradient_text(weight_gradient)}; gradient passed back {gradient_text(passed)}."
+    return (
+        f'<div class="ed-numbers">{element}{_near(explained, index)}{sum_line}'
         f'<p class="ed-status" aria-live="polite">{html.escape(status)}</p></div>'
     )
 
@@ -447,6 +587,8 @@ class SoftmaxExplained:
     names: list[str]
     terms: SoftmaxTerms
     pitch: int
+    gradient: OutputGradient | None = None
+    """Backward mode: the loss and p − y, which the logit circles then show (`explain_softmax_backward`)."""
 
     @property
     def count(self) -> int:
@@ -464,24 +606,40 @@ def explain_softmax(trace: Trace) -> SoftmaxExplained:
     return SoftmaxExplained(network.infos[-1].name, names, softmax_terms(trace.logits), row_pitch(len(names)))
 
 
+def explain_softmax_backward(trace: Trace, backward: Backward) -> SoftmaxExplained:
+    """Softmax with the cross-entropy loss, backwards: each score receives p − y."""
+    return replace(explain_softmax(trace), gradient=output_gradient(backward))
+
+
+def _gradient_colors(values: np.ndarray) -> list[str]:
+    return list(Shade("gradient", _extent(values)).hexes(values))
+
+
 def softmax_elements(explained: SoftmaxExplained) -> hv.Overlay:
-    """Logit and probability circles (one Points), arrows (one Segments), numbers (two Labels)."""
-    terms, count = explained.terms, explained.count
+    """Logit and probability circles (one Points), arrows (one Segments), numbers (two Labels). Backward, the
+    logit circles hold p − y in the gradient's colours and the texts write it out."""
+    terms, count, gradient = explained.terms, explained.count, explained.gradient
     ys = -(np.arange(count) + 0.5)
     low, high = float(terms.logits.min()), float(terms.logits.max())
-    logit_colors = _oranges(terms.logits, low, high)
+    logit_colors = _oranges(terms.logits, low, high) if gradient is None else _gradient_colors(gradient.gradient)
     probability_colors = _oranges(terms.probabilities, 0.0, 1.0)
     xs = np.r_[np.full(count, SOFTMAX_X["logit"]), np.full(count, SOFTMAX_X["probability"])]
     diameter = CIRCLE_SHARE * explained.pitch
     circles = hv.Points(
         {"x": xs, "y": np.r_[ys, ys], "color": logit_colors + probability_colors}, ["x", "y"], ["color"]
     ).opts(color="color", size=diameter, line_color="#c08a5b", line_width=1)
-    inner = [circle_text(float(z)) for z in terms.logits]
+    inner = [circle_text(float(z)) for z in (terms.logits if gradient is None else gradient.gradient)]
     inner_labels = hv.Labels(
         {"x": np.full(count, SOFTMAX_X["logit"]), "y": ys, "text": inner, "ink": [_ink(c) for c in logit_colors]},
         ["x", "y"], ["text", "ink"],
     ).opts(text_color="ink", text_font_size=f"{circle_font(inner, diameter)}px", text_font_style="bold")  # fmt: skip
-    outer = [exp_text(float(e)) for e in terms.exps] + [f"{100 * p:.1f} %" for p in terms.probabilities]
+    if gradient is None:
+        outer = [exp_text(float(e)) for e in terms.exps] + [f"{100 * p:.1f} %" for p in terms.probabilities]
+    else:  # as short as the forward texts, so they fit a phone's row too; the numbers below give four digits
+        outer = [
+            f"{format_number(float(p))} − {int(y)}" for p, y in zip(terms.probabilities, gradient.target, strict=True)
+        ]
+        outer += [f"y = {int(y)}" for y in gradient.target]
     outer_labels = hv.Labels(
         {"x": np.r_[np.full(count, SOFTMAX_X["exp"]), np.full(count, SOFTMAX_X["percent"])], "y": np.r_[ys, ys],
          "text": outer},
@@ -490,7 +648,8 @@ def softmax_elements(explained: SoftmaxExplained) -> hv.Overlay:
     gap = 0.55  # keeps the arrows clear of the numbers at their ends
     segments = [(SOFTMAX_X["logit"] + 0.3, y, SOFTMAX_X["exp"] - gap, y) for y in ys]
     segments += [(SOFTMAX_X["exp"] + gap, y, SOFTMAX_X["probability"] - 0.3, y) for y in ys]
-    segments.append((SOFTMAX_X["sum"], -0.2, SOFTMAX_X["sum"], -count + 0.2))  # the ÷ Σ bar every share crosses
+    if gradient is None:
+        segments.append((SOFTMAX_X["sum"], -0.2, SOFTMAX_X["sum"], -count + 0.2))  # the ÷ Σ bar every share crosses
     arrows = hv.Segments(segments, ["x0", "y0", "x1", "y1"]).opts(color="#c9b8a8", line_width=1.2)
     return circles * arrows * inner_labels * outer_labels
 
@@ -509,6 +668,9 @@ def softmax_captions(explained: SoftmaxExplained) -> str:
     total = format_number(explained.terms.total, 3)
     parts = [("logit z", "class score"), ("e^z", "always positive"), ("÷ Σ", f"Σ e^z = {total}"),
              ("probability", "e^z ÷ Σ")]  # fmt: skip
+    if explained.gradient is not None:
+        parts = [("∂L/∂z = p − y", "the gradient at each score"), ("p − y", "written out"), ("", ""),
+                 ("probability p, target y", "y = 1 for the true class")]  # fmt: skip
     spans = "".join(
         f'<span class="ed-caption"><b>{html.escape(title)}</b><small>{html.escape(note)}</small></span>'
         for title, note in parts
@@ -517,6 +679,8 @@ def softmax_captions(explained: SoftmaxExplained) -> str:
 
 
 def softmax_numbers(explained: SoftmaxExplained, index: int) -> str:
+    if explained.gradient is not None:
+        return _softmax_backward_numbers(explained, index)
     terms = explained.terms
     name = explained.names[index]
     logit, exp, probability = float(terms.logits[index]), float(terms.exps[index]), float(terms.probabilities[index])
@@ -531,8 +695,40 @@ def softmax_numbers(explained: SoftmaxExplained, index: int) -> str:
     )
 
 
+def _softmax_backward_numbers(explained: SoftmaxExplained, index: int) -> str:
+    """One class's p − y, and the loss it comes from."""
+    gradient = explained.gradient
+    name, true_name = explained.names[index], explained.names[gradient.true_class]
+    probability, target = float(gradient.probabilities[index]), int(gradient.target[index])
+    slope = float(gradient.gradient[index])
+    effect = (
+        "raising this score would raise the loss, so a step lowers it"
+        if slope > 0
+        else "raising this score would lower the loss, so a step raises it"
+        if slope < 0
+        else "this score does not change the loss"
+    )
+    true_probability = float(gradient.probabilities[gradient.true_class])
+    return (
+        f'<div class="ed-numbers" data-index="{index}"><p class="ed-element">{html.escape(name)}: '
+        f"∂L/∂z = p − y = {format_number(probability, 4)} − {target} = "
+        f"{_number(slope, 'ed-gradient', gradient_text)}: {effect}.</p>"
+        f'<p class="ed-sum">The loss measures the true class, “{html.escape(true_name)}”: L = −ln p = '
+        f"−ln {format_number(true_probability)} = {_number(gradient.loss, 'ed-loss')}.</p>"
+        '<p class="ed-status" aria-live="polite">Click, tap or press Enter on a class to open its formula.</p></div>'
+    )
+
+
 def softmax_legends(explained: SoftmaxExplained) -> str:
     logits = explained.terms.logits
+    if explained.gradient is not None:
+        extent = _extent(explained.gradient.gradient)
+        return (
+            '<div class="ed-legends">'
+            + legend_html("gradient at each score, p − y", GRADIENT, -extent, extent)
+            + legend_html("probabilities", ORANGES, 0.0, 1.0, None)
+            + "</div>"
+        )
     return (
         '<div class="ed-legends">'
         + legend_html("logits (lowest to highest)", ORANGES, float(logits.min()), float(logits.max()), None)

@@ -16,6 +16,11 @@ from cnnviz.serve import one_model_walk
 
 Handler = TypeVar("Handler", bound=Callable)
 
+SHRINKS = ":host { min-width: 0 !important; }"
+"""For every container between a fixed-width picture (which scrolls sideways on a phone) and the page: Panel gives
+each stretching container its widest child's width as its minimum, so without this the page itself grew as wide
+as the picture and clipped every text beside it."""
+
 
 def no_pan_or_zoom(plot, _element) -> None:
     """A HoloViews plot hook: keep only hover tools. HoloViews gives every layer pan and zoom tools (`default_tools`

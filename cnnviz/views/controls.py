@@ -1,4 +1,4 @@
-"""The control panel: example gallery, upload, the processed input, details and colour-range options."""
+"""The control panel: example gallery, upload, the processed input, details, backward mode and colour-range options."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from panel.viewable import Viewer
 from PIL import Image
 
 from cnnviz.images import MAX_UPLOAD_BYTES, ImageError, array_to_image, check_upload_size
+from cnnviz.learning_state import LearningState
 from cnnviz.state import LINK_NAMES, ExplainerState
 
 HERE = Path(__file__).parent
@@ -214,9 +215,9 @@ def original_preview(image: Image.Image, size: int = PREVIEW_SIZE) -> bytes:
 class ControlPanel(Viewer):
     """Widgets built once; they write to the session state and follow it when it changes elsewhere."""
 
-    def __init__(self, state: ExplainerState, **params) -> None:
+    def __init__(self, state: ExplainerState, learning: LearningState | None = None, **params) -> None:
         super().__init__(**params)
-        self.state = state
+        self.state, self.learning = state, learning
         catalog = state.catalog
         self.gallery = BrowserControl(
             kind="gallery",
@@ -230,6 +231,12 @@ class ControlPanel(Viewer):
         )
         self.dropzone = BrowserControl(kind="upload", sizing_mode="stretch_width", height=64)
         self.details = LabelledSwitch(label="Show details", value=state.show_details)
+        # beside the network, as the details are: the loss needs probabilities, so only for a softmax output
+        self.backward_mode = LabelledSwitch(label="Backward mode (the loss's gradients)", visible=False)
+        if learning is not None and state.network.infos[-1].kind == "softmax":
+            self.backward_mode.param.update(value=learning.backward_mode, visible=True)
+            self.backward_mode.param.watch(self._choose_backward_mode, "value")
+            learning.param.watch(self._follow_backward_mode, "backward_mode")
         self.color_mode = pn.widgets.RadioButtonGroup(
             label="Colour range", options=COLOR_MODE_LABELS, value=state.color_mode, color="light"
         )
@@ -258,6 +265,7 @@ class ControlPanel(Viewer):
         )
         options = pn.Column(
             self.details,
+            self.backward_mode,
             pn.pane.HTML("<small>Colour range shared by</small>", margin=(0, 10)),
             self.color_mode,
             width=SECTION_WIDTH,
@@ -302,6 +310,12 @@ class ControlPanel(Viewer):
 
     def _follow_details(self, event: param.parameterized.Event) -> None:
         self.details.value = event.new
+
+    def _choose_backward_mode(self, event: param.parameterized.Event) -> None:
+        self.learning.backward_mode = event.new
+
+    def _follow_backward_mode(self, event: param.parameterized.Event) -> None:
+        self.backward_mode.value = event.new
 
     def _follow_color_mode(self, event: param.parameterized.Event) -> None:
         self.color_mode.value = event.new

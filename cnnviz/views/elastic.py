@@ -46,7 +46,7 @@ from cnnviz.plots.elastic import (
     readout_html,
 )
 from cnnviz.state import ExplainerState
-from cnnviz.views.component import no_pan_or_zoom, redraws_once
+from cnnviz.views.component import SHRINKS, no_pan_or_zoom, redraws_once
 from cnnviz.views.elastic_dense import FlattenElastic, SoftmaxElastic
 from cnnviz.views.overview import Overview
 
@@ -370,11 +370,11 @@ class ConvElastic(Viewer):
 
 PANES: dict[str, Callable[[ExplainerState, LearningState | None], Viewer]] = {
     "conv2d": ConvElastic,
-    "dense": lambda state, _learning: FlattenElastic(state),
-    "softmax": lambda state, _learning: SoftmaxElastic(state),
+    "dense": FlattenElastic,
+    "softmax": SoftmaxElastic,
 }
-"""The elastic pane of each layer kind, built with the session's state (and learning state: a convolution's pane
-shows the backward pass too) the first time one opens."""
+"""The elastic pane of each layer kind, built with the session's state and learning state (whose backward mode
+it draws) the first time one opens."""
 
 
 class ElasticView(Viewer):
@@ -388,14 +388,16 @@ class ElasticView(Viewer):
         self.panes: dict[str, Viewer] = {}
         self._shown_kind = ""  # the kind whose pane is in the slot
         self.bar = ElasticBar(on_back=self._on_back, sizing_mode="stretch_width", margin=0)
-        self._slot = pn.Column(sizing_mode="stretch_width", margin=0)
+        self._slot = pn.Column(sizing_mode="stretch_width", margin=0, stylesheets=[SHRINKS])
         self._open = pn.Column(
             self.bar, self._slot, visible=False, sizing_mode="stretch_width", margin=0,
-            css_classes=["el-view"], stylesheets=[CSS],
+            css_classes=["el-view"], stylesheets=[CSS, SHRINKS],
         )  # fmt: skip
         self._rest = pn.Column(overview, sizing_mode="stretch_width", margin=0, css_classes=["el-rest"],
                                stylesheets=[CSS])  # fmt: skip
-        self._container = pn.Column(self._open, self._rest, sizing_mode="stretch_width", margin=0)
+        self._container = pn.Column(
+            self._open, self._rest, sizing_mode="stretch_width", margin=0, stylesheets=[SHRINKS]
+        )
         state.param.watch(self._follow, ["layer", "neuron", "level"])
         if self.learning is not None:
             self.learning.param.watch(self._follow, ["backward_mode", "backward"])  # the heading says which pass

@@ -9,8 +9,9 @@ the softmax button are the keyboard's way to the same.
 `SoftmaxElastic` turns the logits into probabilities row by row; a tap on a row (`streams.Tap`) or a click or
 Enter on the class's button opens the softmax formula over it.
 
-Both follow the session's state by themselves and do nothing while another view is open. The container that
-shows them (views/elastic.py) owns the back button, Esc and the transitions.
+Both follow the session's state by themselves and do nothing while another view is open; in backward mode
+(the learning state's) they draw the backward pass in the same places. The container that shows them
+(views/elastic.py) owns the back button, Esc and the transitions.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ import param
 from panel.viewable import Viewer
 
 from cnnviz.colors import color_ranges
+from cnnviz.engine.gradients import Backward
+from cnnviz.learning_state import LearningState, backward_on_screen
 from cnnviz.plots.elastic_dense import (
     HIGHLIGHT,
     SOFTMAX_WIDTH,
@@ -31,7 +34,9 @@ from cnnviz.plots.elastic_dense import (
     SoftmaxExplained,
     class_names,
     explain_flatten,
+    explain_flatten_backward,
     explain_softmax,
+    explain_softmax_backward,
     flatten_captions,
     flatten_edges,
     flatten_labels,
@@ -47,11 +52,10 @@ from cnnviz.plots.elastic_dense import (
     softmax_numbers,
 )
 from cnnviz.state import ExplainerState
-from cnnviz.views.component import no_pan_or_zoom, redraws_once
+from cnnviz.views.component import SHRINKS, no_pan_or_zoom, redraws_once
 
 CSS = (Path(__file__).parent / "elastic_dense.css").read_text()
 MAX_WIDTH = 900
-SHRINKS = ":host { min-width: 0 !important; }"  # else Panel makes the view as wide as the picture, on phones too
 PLOT_WIDTH = 860  # the flatten picture's size: fixed, so texts drawn in it fit their boxes (narrow screens scroll)
 MAX_PLOT_HEIGHT = 520
 BUTTON_CHARACTER = 7.5  # px per character of a class name in the buttons' font, to size them to the longest
@@ -85,9 +89,9 @@ class FlattenElastic(Viewer):
     inspected = param.Integer(default=None, allow_None=True, doc="The flattened element pointed at, if any.")
     pinned = param.Boolean(default=False, doc="A tap or the slider pinned `inspected`: pointing leaves it.")
 
-    def __init__(self, state: ExplainerState, **params) -> None:
+    def __init__(self, state: ExplainerState, learning: LearningState | None = None, **params) -> None:
         super().__init__(**params)
-        self.state = state
+        self.state, self.learning = state, learning
         self.layer = dense_layer(state)
         self.layout = FlattenLayout.of(state.network, self.layer)
         self.explained: FlattenExplained | None = None
@@ -132,6 +136,8 @@ class FlattenElastic(Viewer):
             self._legends,
         )
         state.param.watch(self._follow, ["trace", "layer", "neuron", "level", "color_mode"])
+        if learning is not None:
+            learning.param.watch(self._follow, ["backward_mode", "backward"])
         self._follow()
 
     def __panel__(self) -> pn.Column:
@@ -142,9 +148,15 @@ class FlattenElastic(Viewer):
         return self.state.level == "elastic" and self.state.layer == self.layer
 
     @property
+    def backward(self) -> Backward | None:
+        return backward_on_screen(self.learning)
+
+    @property
     def heading(self) -> str:
         """The container's title for this view (read from the state: it is asked before this view follows)."""
         name = class_names(self.state.network)[self.state.neuron]  # numbered from 1 where the network names none
+        if self.backward is not None:
+            return f"Backward · class “{name}”: its gradient p − y, passed back"
         return f"Class score of “{name}”: flatten, weights, bias"
 
     def _draw(self, opened: int) -> hv.Overlay:
@@ -160,12 +172,17 @@ class FlattenElastic(Viewer):
         if not self.showing:
             self._panel.visible = False
             return
-        key = (state.trace, state.neuron, state.color_mode)
+        backward = self.backward
+        key = (state.trace, state.neuron, state.color_mode, backward)
         with pn.io.hold():
             if key != self._key:
                 self._key = key
-                ranges = color_ranges(state.trace, state.color_mode)
-                self.explained = explained = explain_flatten(state.trace, self.layer, state.neuron, ranges)
+                if backward is None:
+                    ranges = color_ranges(state.trace, state.color_mode)
+                    explained = explain_flatten(state.trace, self.layer, state.neuron, ranges)
+                else:
+                    explained = explain_flatten_backward(state.trace, backward, self.layer, state.neuron)
+                self.explained = explained
                 self.param.update(inspected=None, pinned=False)
                 self._captions.object = flatten_captions(explained)
                 self._legends.object = flatten_legends(explained)
@@ -227,9 +244,9 @@ class SoftmaxElastic(Viewer):
     selected = param.Integer(default=0, doc="The class on screen (state.neuron while this view shows).")
     hovered = param.Integer(default=None, allow_None=True, doc="The class row pointed at, if any.")
 
-    def __init__(self, state: ExplainerState, **params) -> None:
+    def __init__(self, state: ExplainerState, learning: LearningState | None = None, **params) -> None:
         super().__init__(**params)
-        self.state = state
+        self.state, self.learning = state, learning
         network = state.network
         self.layer = network.infos[-1].name
         self.has_softmax = network.infos[-1].kind == "softmax"  # a network ending in logits has no softmax mode
@@ -274,6 +291,8 @@ class SoftmaxElastic(Viewer):
             self._legends,
         )
         state.param.watch(self._follow, ["trace", "layer", "neuron", "level"])
+        if learning is not None:
+            learning.param.watch(self._follow, ["backward_mode", "backward"])
         self._follow()
 
     def __panel__(self) -> pn.Column:
@@ -285,8 +304,15 @@ class SoftmaxElastic(Viewer):
         return state.level in ("elastic", "formula") and state.layer == self.layer and self.has_softmax
 
     @property
+    def backward(self) -> Backward | None:
+        return backward_on_screen(self.learning)
+
+    @property
     def heading(self) -> str:
-        return f"Softmax: from {self.state.network.infos[-1].shape[0]} class scores to probabilities"
+        classes = self.state.network.infos[-1].shape[0]
+        if self.backward is not None:
+            return f"Backward · the loss's gradient p − y at each of the {classes} class scores"
+        return f"Softmax: from {classes} class scores to probabilities"
 
     def _draw(self, opened: int) -> hv.Overlay:
         if self.explained is None:
@@ -303,9 +329,14 @@ class SoftmaxElastic(Viewer):
             return
         with pn.io.hold():
             updates = {"selected": state.neuron} if self.selected != state.neuron else {}
-            if state.trace is not self._key:
-                self._key = state.trace
-                self.explained = explained = explain_softmax(state.trace)
+            backward = self.backward
+            if (state.trace, backward) != self._key:
+                self._key = (state.trace, backward)
+                if backward is None:
+                    explained = explain_softmax(state.trace)
+                else:
+                    explained = explain_softmax_backward(state.trace, backward)
+                self.explained = explained
                 self._captions.object = softmax_captions(explained)
                 self._legends.object = softmax_legends(explained)
                 updates["opened"] = self.opened + 1

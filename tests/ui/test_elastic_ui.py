@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from pages import focused_element, open_app, pixels
+from pages import focused_element, open_app, pixels, text_problems
 
 from cnnviz.engine.explain import conv_channel_results
 from cnnviz.plots.elastic import VIEW_HEIGHT, VIEW_WIDTH, cell_box
@@ -197,3 +197,36 @@ def test_backward_mode_on_a_phone_fits_the_screen_and_the_learn_card_takes_taps(
     step.click(timeout=10_000)  # a real click: nothing drawn over the button takes it
     wait_until(lambda: app.sessions[-1].learning.steps == 1)
     screenshot(page, "learn-backward-390x844")
+
+
+def test_the_flatten_and_softmax_views_show_p_minus_y_in_backward_mode_and_fit_a_phone(
+    new_page, app, screenshot, wait_until
+):
+    """Their fixed-width picture once made the whole page as wide as itself on a phone, clipping every text."""
+    from cnnviz.resources import shared_network
+
+    infos = shared_network().infos
+    page = new_page(390, 844, has_touch=True, is_mobile=True)
+    open_app(page, app.url, f"?layer={infos[-2].name}&neuron=3&view=elastic&mode=backward")
+    page.locator(".ed-sum").first.wait_for()
+    learning = app.sessions[-1].learning
+    wait_until(lambda: learning.backward is not None)
+    p_minus_y = float(learning.backward.probabilities[3] - learning.backward.target[3])
+    assert page.locator(".el-title").inner_text().startswith("Backward")
+    upstream = page.locator(".ed-upstream").first
+    assert float(upstream.get_attribute("data-value")) == pytest.approx(p_minus_y, abs=1e-12)
+    for selector in (".el-view", ".el-title", ".ed-numbers", ".ed-legends"):
+        box = page.locator(selector).first.bounding_box()
+        assert box["x"] >= 0 and box["x"] + box["width"] <= 390 + 1, (selector, box)
+    problems = text_problems(page, ".el-view")
+    assert problems == [], "\n".join(problems)
+    screenshot(page, "elastic-flatten-backward-390x844")
+    page.get_by_role("button", name="Softmax →").tap()
+    page.locator(".ed-gradient").first.wait_for()
+    assert float(page.locator(".ed-gradient").first.get_attribute("data-value")) == pytest.approx(p_minus_y, abs=1e-12)
+    assert float(page.locator(".ed-loss").first.get_attribute("data-value")) == pytest.approx(
+        learning.backward.loss, rel=1e-12
+    )
+    problems = text_problems(page, ".el-view")
+    assert problems == [], "\n".join(problems)
+    screenshot(page, "elastic-softmax-backward-390x844")

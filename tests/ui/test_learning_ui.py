@@ -216,3 +216,31 @@ def test_every_backward_formula_view_opens_from_a_link_and_reads_cleanly(app, br
             screenshot(page, f"formula-backward-{kind}-{size[0]}")
     finally:
         context.close()
+
+
+@pytest.mark.parametrize("size", [(1280, 800), (390, 844)], ids=lambda size: f"{size[0]}x{size[1]}")
+def test_the_backward_mode_switch_beside_the_network_turns_every_column_into_gradients(app, browser, wait_until, size):
+    width, height = size
+    context = browser.new_context(viewport={"width": width, "height": height}, has_touch=width < 600)
+    try:
+        page = context.new_page()
+        open_app(page, app.url)
+        explainer = app.sessions[-1]
+        switch = page.get_by_role("switch", name="Backward mode")
+        switch.scroll_into_view_if_needed()
+        if width < 600:
+            switch.tap()
+        else:
+            page.locator("label span", has_text="Backward mode").click()  # its words toggle it too
+        wait_until(lambda: explainer.learning.backward is not None)
+        hint = page.locator(".ov-hint").first
+        wait_until(lambda: hint.inner_text().startswith("Backward mode: the loss is"))
+        page.wait_for_function("() => location.search.includes('mode=backward')")  # `page.url` lags in a poll
+        card = page.locator(".card").filter(has_text="Learn: loss, gradients").first
+        card.locator(".learn-readout").wait_for()  # backward mode opens the card that explains it
+        assert card.locator(".backward-mode input[type=checkbox]").is_checked()  # one state, two switches
+        card.locator(".backward-mode input[type=checkbox]").uncheck()
+        wait_until(lambda: not explainer.learning.backward_mode)
+        wait_until(lambda: not switch.is_checked())
+    finally:
+        context.close()

@@ -146,6 +146,21 @@ class LearningState(param.Parameterized):
         self.param.update(question=None, feedback=reason)
         return None
 
+    @property
+    def question_answered(self) -> bool:
+        """Whether the question on screen has been answered (a typo that is not a number does not count)."""
+        return self.question is not None and self._scored is self.question
+
+    def show_question(self) -> None:
+        """Open the view where the current question's numbers live (in backward mode for a backward question)."""
+        question = self.question
+        if question is None:
+            return
+        if QUESTION_KINDS[question.kind].needs_backward:
+            self.backward_mode = True
+        self.explainer.requests.run_pending("selection")  # after any click still waiting, not before it
+        self.explainer.param.update(question_view(question, self.explainer.network))
+
     def answer(self, given: str | float) -> bool | None:
         """Check an answer with the engine's number and explain it; None (and a hint) if it cannot be read."""
         question = self.question
@@ -166,6 +181,25 @@ class LearningState(param.Parameterized):
             expected = question.answer if question.choices else _shown(float(question.answer))
             self.feedback = f"Not quite: the answer is {expected}. {question.explanation}"
         return correct
+
+
+def question_view(question: Question, network: Network) -> dict[str, object]:
+    """The explainer's selection that shows where a question's numbers live (its `where`): the formula view of
+    the window or weight it asks about, the view of the layer for a layer-wide question."""
+    where = question.where
+    layer = str(where["layer"])
+    kind = network.info(layer).kind
+    index = tuple(int(i) for i in where.get("index", ()))
+    if kind in ("relu", "maxpool2d") and len(index) == 3:  # a window: (row, col, channel)
+        row, col, channel = index
+        return {"layer": layer, "neuron": channel, "level": "formula", "row": row, "col": col}
+    if kind == "conv2d" and where.get("key") == "kernel":  # a kernel weight: (row, col, input channel, neuron)
+        return {"layer": layer, "neuron": index[3], "input_channel": index[2], "level": "formula", "row": 0, "col": 0}
+    if kind == "conv2d":  # a bias (its neuron), or the layer's size: its elastic view slides the kernel
+        return {"layer": layer, "neuron": index[0] if index else 0, "level": "elastic"}
+    if kind == "dense":  # a weight (input, unit) or a bias (unit): the flatten view of that unit
+        return {"layer": layer, "neuron": index[-1] if index else 0, "level": "elastic"}
+    return {"layer": layer, "neuron": index[0] if index else 0, "level": "elastic"}  # softmax: the classes
 
 
 def _shown(value: float) -> str:

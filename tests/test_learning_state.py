@@ -160,6 +160,37 @@ def test_any_question_comes_from_the_screen(catalog):
         learning.ask("nonsense")
 
 
+def test_after_an_answer_a_question_opens_the_view_where_its_numbers_live(catalog):
+    from cnnviz.quiz import QUESTION_KINDS
+
+    explainer, learning = session(catalog)
+    for kind in QUESTION_KINDS:
+        for _ in range(3):
+            question = learning.ask(kind)
+            assert not learning.question_answered  # before an answer the view would give it away
+            if not question.choices:
+                learning.answer("not a number")  # a typo is not an answer
+                assert not learning.question_answered
+            learning.answer(question.answer)
+            assert learning.question_answered
+            learning.show_question()
+            where, info = question.where, NETWORK.info(question.where["layer"])
+            assert explainer.layer == where["layer"], kind
+            if QUESTION_KINDS[kind].needs_backward:
+                assert learning.backward is not None  # the view shows the gradients the question asked about
+            index = where.get("index", ())
+            if info.kind in ("relu", "maxpool2d"):  # the window asked about, in its formula view
+                assert (explainer.level, explainer.row, explainer.col, explainer.neuron) == ("formula", *index)
+            elif where.get("key") == "kernel" and info.kind == "conv2d":  # the weight's kernel slice
+                _row, _col, channel, neuron = index
+                assert (explainer.level, explainer.neuron, explainer.input_channel) == ("formula", neuron, channel)
+            else:  # a layer, a bias or a class: the layer's elastic view
+                assert explainer.level == "elastic"
+                assert explainer.neuron == (index[-1] if index else 0)
+            explainer.param.update(layer="", neuron=0, level="overview")
+            learning.backward_mode = False
+
+
 def test_a_network_without_pooling_says_why_it_cannot_ask(catalog):
     _explainer, learning = session(catalog)
     learning.explainer.experiment = "pool:average"

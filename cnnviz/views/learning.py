@@ -133,6 +133,7 @@ class LearnPanel:
         self.typed = pn.widgets.TextInput(placeholder="Type a number", width=160, visible=False)
         self.check = pn.widgets.Button(label="Check", color="success", width=90, disabled=True)
         self.feedback = _html(css_classes=["quiz-feedback-pane"])
+        self.see_it = pn.widgets.Button(label="See it in the network", width=190, visible=False)
         self.score = _html()
 
         self.layout = pn.FlexBox(
@@ -161,6 +162,7 @@ class LearnPanel:
                 self.choices,
                 pn.Row(self.typed, self.check),
                 self.feedback,
+                self.see_it,
                 self.score,
                 sizing_mode="stretch_width",
                 styles=SIDE_BY_SIDE,
@@ -176,6 +178,7 @@ class LearnPanel:
         self.take_step.on_click(self._take_step)
         self.reset.on_click(lambda _event: learning.reset())
         self.ask.on_click(self._ask)
+        self.see_it.on_click(lambda _event: learning.show_question())
         self.check.on_click(self._check)
         self.typed.param.watch(self._check, "enter_pressed")
         learning.param.watch(
@@ -269,6 +272,8 @@ class LearnPanel:
                 self.choices.value = None
             self.check.disabled = question is None
             self.feedback.object = _feedback_html(learning.feedback)
+            # after an answer (before, the view would give it away): where the numbers live in the network
+            self.see_it.visible = learning.question_answered
             self.score.object = (
                 f"<p class='learn-note quiz-score'>Score: {learning.score} of {learning.answered}</p>"
                 if learning.answered

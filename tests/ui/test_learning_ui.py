@@ -83,6 +83,14 @@ def test_backward_mode_steps_reset_and_a_quiz(app, page, wait_until, screenshot)
     assert question.explanation in feedback.inner_text()
     assert "Score: 1 of 1" in card.locator(".quiz-score").inner_text()
     screenshot(card, "learn-quiz-answered")
+    # then the layer it asked about opens, in view: its elastic view slides the kernel the question was about
+    card.get_by_role("button", name="See it in the network").click()
+    wait_until(lambda: (state.layer, state.level) == (question.where["layer"], "elastic"))
+    title = page.locator(".el-title")
+    title.wait_for()
+    wait_until(lambda: question.where["layer"] in title.inner_text())
+    box = title.bounding_box()
+    assert 0 <= box["y"] and box["y"] + box["height"] <= page.viewport_size["height"], "scrolled to the view"
 
 
 def test_read_more_links_scroll_to_the_article(app, page, wait_until):

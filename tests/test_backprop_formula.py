@@ -244,7 +244,7 @@ def test_backward_mode_off_gives_the_dialog_back_to_the_forward_view(session):
     state, learning, view = session
     layer = layers_of(state.network, "conv2d")[0]
     state.select(layer, 0, level="formula")
-    assert view.dialog.kind == "backward-conv2d" and not view.dialog.playable
+    assert view.dialog.kind == "backward-conv2d" and view.dialog.playable
     view._on_action({"action": "move", "rows": 1, "cols": 2})  # arrow keys move the backward window
     assert (state.row, state.col) == (1, 2)
     learning.backward_mode = False
@@ -305,3 +305,30 @@ def test_a_tap_pins_the_backward_window_and_the_info_button_reads_on(session):
     assert not backward_view.pinned and (state.row, state.col) == (0, 0)
     state.select(state.network.infos[-1].name, 0, level="formula")
     assert view.dialog.section == SECTION_ANCHORS["loss"]
+
+
+def test_play_sweeps_the_backward_window_and_a_tap_or_a_key_stops_it(session):
+    state, _learning, view = session
+    layer = layers_of(state.network, "relu")[0]
+    state.select(layer, 0, level="formula")
+    backward_view = view.backward
+    layout = backward_view.explained.layout
+    assert view.dialog.playable and view.dialog.kind == "backward-relu"
+    state.param.update(row=0, col=0)
+    view._on_action({"action": "play"})  # the Play button, or space
+    assert view.dialog.playing and backward_view.sweeping
+    for _ in range(3):
+        view.step()
+    assert (state.row, state.col) == (0, 3)
+    assert 'data-position="0,3"' in backward_view._numbers.object  # the numbers follow the window
+    backward_view.pointer.event(**dict(zip("xy", centre(layout.output_box(2, 2)), strict=True)))
+    assert (state.row, state.col) == (0, 3), "the sweep has the window, not the pointer"
+    backward_view.tap.event(**dict(zip("xy", centre(layout.output_box(2, 2)), strict=True)))
+    assert not view.dialog.playing and backward_view.pinned and (state.row, state.col) == (2, 2)
+    view._on_action({"action": "play"})
+    assert view.dialog.playing and not backward_view.pinned
+    view._on_action({"action": "move", "rows": 1, "cols": 0})  # an arrow key takes the window back
+    assert not view.dialog.playing and not backward_view.sweeping
+    flatten = layers_of(state.network, "flatten")[0]
+    state.select(flatten, 0, level="formula")
+    assert not view.dialog.playable  # a vector has no window to sweep

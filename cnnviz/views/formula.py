@@ -134,6 +134,7 @@ class FormulaView(Viewer):
         state.param.watch(self._show_numbers, ["row", "col"])
         if backward is not None:
             backward.param.watch(self._refresh, "active")
+            backward.param.watch(self._stop_sweep_when_pinned, "pinned")
         self._refresh()
 
     def __panel__(self) -> JSComponent:
@@ -152,6 +153,13 @@ class FormulaView(Viewer):
     def _slides(self) -> bool:
         """Whether the open view has a window that moves (every kind but softmax)."""
         return self.showing and self.explained is not None and self.explained.kind in MAP_KINDS
+
+    @property
+    def _sliding_layout(self) -> MapsLayout | None:
+        """The maps whose window Play sweeps: the backward view's while it is on screen, else this view's."""
+        if self._backward_active:
+            return self.backward.explained.layout if self.backward.slides else None
+        return self.explained.layout if self._slides else None
 
     # -- drawing ------------------------------------------------------------------------------------------
     def _draw_maps(self, opened: int) -> hv.RGB:
@@ -240,6 +248,8 @@ class FormulaView(Viewer):
     def _on_action(self, message: dict) -> None:
         action = message.get("action")
         if self._backward_active and action in ("move", "pick"):
+            if action == "move":
+                self._stop_sweep()
             self.backward.on_action(message)
         elif action == "close" and self.state.level == "formula":
             self.state.back()
@@ -255,13 +265,16 @@ class FormulaView(Viewer):
 
     # -- the sweep ----------------------------------------------------------------------------------------
     def toggle_sweep(self) -> None:
+        layout = self._sliding_layout
         if self._sweep is not None:
             self._stop_sweep()
-        elif self._slides:
-            rows, cols = self.explained.layout.output_size
+        elif layout is not None:
+            rows, cols = layout.output_size
             if (self.state.row, self.state.col) == (rows - 1, cols - 1):
                 self.state.param.update(row=0, col=0)
             self.pinned = False
+            if self.backward is not None:
+                self.backward.param.update(pinned=False, sweeping=True)
             self._sweep = pn.state.add_periodic_callback(self.step, period=self._period)
             self.dialog.playing = True
 
@@ -272,10 +285,11 @@ class FormulaView(Viewer):
     @redraws_once
     def step(self) -> None:
         """Move the window one place along the rows (the sweep's tick); stop at the end."""
-        if not self._slides:
+        layout = self._sliding_layout
+        if layout is None:
             self._stop_sweep()
             return
-        rows, cols = self.explained.layout.output_size
+        rows, cols = layout.output_size
         row, col = self.state.row, self.state.col + 1
         if col == cols:
             row, col = row + 1, 0
@@ -291,6 +305,13 @@ class FormulaView(Viewer):
             self._sweep.stop()
             self._sweep = None
         self.dialog.playing = False
+        if self.backward is not None:
+            self.backward.sweeping = False
+
+    def _stop_sweep_when_pinned(self, event: param.parameterized.Event) -> None:
+        """A tap on the backward view's maps pins the window there, as on the forward maps: the sweep ends."""
+        if event.new:
+            self._stop_sweep()
 
     def _follow_speed(self, *_events) -> None:
         if self._sweep is not None:

@@ -39,7 +39,7 @@ MAPS_MAX_WIDTH = 640  # as the forward maps: the two views swap places in one di
 
 HINTS = {
     "maps": "The gradient of the loss arrives on the right and flows left. Point at either map to move the window, "
-    "tap to pin it; the arrow keys move it too.",
+    "tap to pin it; the arrow keys move it too, space plays or pauses.",
     "weights": " Pick a weight to see its update.",
     "vector": "The gradient of the loss arrives from the right and flows left.",
 }
@@ -54,6 +54,7 @@ class BackwardFormula(Viewer):
     opened = param.Integer(default=0, doc="Counts the explanations put on screen; the maps' DynamicMap follows it.")
     picked = param.Integer(default=-1, doc="The weight whose update is written out; -1: the largest gradient's.")
     pinned = param.Boolean(default=False, doc="A tap pinned the window: pointing elsewhere leaves it in place.")
+    sweeping = param.Boolean(default=False, doc="The dialog's Play is moving the window: pointing leaves it alone.")
 
     def __init__(self, state: ExplainerState, learning: LearningState, **params) -> None:
         super().__init__(**params)
@@ -114,7 +115,7 @@ class BackwardFormula(Viewer):
         return {
             "heading": self.explained.title,
             "kind": f"backward-{kind}",
-            "playable": False,
+            "playable": self.explained.has_maps,
             "section": SECTION_ANCHORS[SECTIONS.get(kind, "backpropagation")],
         }
 
@@ -182,7 +183,7 @@ class BackwardFormula(Viewer):
 
     @redraws_once
     def _on_pointer(self, x: float | None = None, y: float | None = None) -> None:
-        if self.slides and not self.pinned:
+        if self.slides and not self.pinned and not self.sweeping:
             position = self.explained.layout.position_at(x, y)
             if position is not None:
                 self.move_to(*position)

@@ -90,7 +90,7 @@ def test_backward_mode_steps_reset_and_a_quiz(app, page, wait_until, screenshot)
     title.wait_for()
     wait_until(lambda: question.where["layer"] in title.inner_text())
     box = title.bounding_box()
-    assert 0 <= box["y"] and box["y"] + box["height"] <= page.viewport_size["height"], "scrolled to the view"
+    assert box["y"] >= 0 and box["y"] + box["height"] <= page.viewport_size["height"], "scrolled to the view"
 
 
 def test_read_more_links_scroll_to_the_article(app, page, wait_until):
@@ -166,6 +166,14 @@ def test_follow_the_gradient_from_the_loss_to_a_first_layer_kernel_then_learn(ap
     u, v = divmod(4, kernel.shape[1])
     wait_until(lambda: shown_value(page, ".fv-grad") == kernel[u, v])
     screenshot(page, "formula-backward-conv2d-followed")
+    play = page.locator(".fv-play")  # Play sweeps the backward window as it does the forward one
+    start = (state.row, state.col)
+    play.click()
+    wait_until(lambda: play.get_attribute("aria-pressed") == "true")
+    wait_until(lambda: (state.row, state.col) != start)
+    play.click()
+    wait_until(lambda: play.get_attribute("aria-pressed") == "false")
+    wait_until(lambda: backward_position(page) == (state.row, state.col))
     page.keyboard.press("Escape")
     wait_until(lambda: state.level != "formula")
 

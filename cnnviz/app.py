@@ -37,7 +37,7 @@ from cnnviz.views.elastic import ElasticView
 from cnnviz.views.formula import FormulaView
 from cnnviz.views.formula_backward import BackwardFormula
 from cnnviz.views.lab import ChangedNetworkNotice, Lab
-from cnnviz.views.learning import Learn
+from cnnviz.views.learning import Learn, Quiz
 from cnnviz.views.overview import Overview
 from cnnviz.views.tour import Tour
 
@@ -100,7 +100,9 @@ class Explainer(Viewer):
 
     def _build_formula(self, *_events) -> None:
         if self.formula is None and self.state.level == "formula":
-            self.formula = FormulaView(self.state, backward=BackwardFormula(self.state, self.learning))
+            self.formula = FormulaView(
+                self.state, backward=BackwardFormula(self.state, self.learning), quiz=Quiz(self.learning, here=True)
+            )
             self._formula_slot.objects = [self.formula]
 
     # -- for notebooks and scripts ---------------------------------------------------------------------

@@ -18,6 +18,14 @@ from cnnviz.quiz import QUESTION_KINDS, LiveNumbers, NoQuestion, Question, make_
 from cnnviz.state import ExplainerState
 
 LEARNING_RATE_BOUNDS = (1e-5, 0.1)
+QUESTION_FOR_VIEW = {
+    ("relu", False): "relu-output", ("relu", True): "relu-gate",
+    ("maxpool2d", False): "pooling-kept-cell", ("maxpool2d", True): "pooling-kept-cell",
+    ("conv2d", False): "output-size", ("conv2d", True): "weight-direction",
+    ("dense", False): "winning-class", ("dense", True): "weight-direction",
+    ("softmax", False): "winning-class", ("softmax", True): "winning-class",
+}  # fmt: skip
+"""(layer kind open, backward mode) -> the question the numbers of that view answer."""
 
 
 class LearningState(param.Parameterized):
@@ -127,15 +135,22 @@ class LearningState(param.Parameterized):
             self.reset()
 
     # -- the quiz --------------------------------------------------------------------------------------------
-    def ask(self, kind: str | None = None) -> Question | None:
-        """A new question of `kind` (default: any) from the numbers on screen; None, with a reason, if none fits."""
+    def ask_about_view(self) -> Question | None:
+        """A question about the layer open on screen, of the kind its view explains (any question at rest)."""
+        layer = self.explainer.layer
+        kind = QUESTION_FOR_VIEW.get((self.explainer.network.info(layer).kind, self.backward_mode)) if layer else None
+        return self.ask(kind, focus=layer)
+
+    def ask(self, kind: str | None = None, focus: str = "") -> Question | None:
+        """A new question of `kind` (default: any) from the numbers on screen, about layer `focus` where it can
+        be; None, with a reason, if none fits."""
         if kind is not None and kind not in QUESTION_KINDS:
             raise ValueError(f"no question kind {kind!r}; kinds are {', '.join(QUESTION_KINDS)}")
         kinds = [kind] if kind else [str(k) for k in self._rng.permutation(list(QUESTION_KINDS))]
         trace, reason = self.explainer.trace, ""
         for candidate in kinds:
             needs = QUESTION_KINDS[candidate].needs_backward
-            live = LiveNumbers(trace, self._backward_of(trace) if needs else None, self.learning_rate)
+            live = LiveNumbers(trace, self._backward_of(trace) if needs else None, self.learning_rate, focus)
             try:
                 question = make_question(candidate, live, self._rng)
             except NoQuestion as error:

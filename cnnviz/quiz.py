@@ -80,6 +80,7 @@ class LiveNumbers:
     trace: Trace
     backward: Backward | None = None  # must belong to the same network, image and true class as `trace`
     learning_rate: float = 0.001
+    focus: str = ""  # the layer on screen: a question about a layer asks about this one when it can
 
     def needs_backward(self) -> Backward:
         if self.backward is None:
@@ -101,16 +102,18 @@ def _input_name(trace: Trace, layer_name: str) -> str:
     return trace.names[trace.names.index(layer_name) - 1]
 
 
-def _pick(rng: np.random.Generator, options: list, what: str):
+def _pick(rng: np.random.Generator, options: list, what: str, focus: str = ""):
+    """One of `options` (layers, or layer names): the `focus` layer when it is one of them, else any."""
     if not options:
         raise NoQuestion(f"this network has no {what}")
-    return options[int(rng.integers(len(options)))]
+    focused = [option for option in options if getattr(option, "name", option) == focus]
+    return focused[0] if focused else options[int(rng.integers(len(options)))]
 
 
 def relu_output(live: LiveNumbers, rng: np.random.Generator) -> Question:
     """'What will this ReLU output?' for a clearly positive or clearly negative input, half of each."""
     trace = live.trace
-    layer: ReLU = _pick(rng, _layers(trace, ReLU), "activation layer")
+    layer: ReLU = _pick(rng, _layers(trace, ReLU), "activation layer", live.focus)
     x = trace.input_of(layer.name)
     wanted_positive = bool(rng.integers(2))
     candidates = np.argwhere((x > 0.005) if wanted_positive else (x < -0.005))
@@ -148,7 +151,7 @@ def pooling_kept_cell(live: LiveNumbers, rng: np.random.Generator) -> Question:
     """'Which cell of this window does max pooling keep?' for a window whose winner is clear at 3 decimals."""
     trace = live.trace
     layers = [layer for layer in _layers(trace, MaxPool2D) if layer.mode in ("max", "min")]
-    layer: MaxPool2D = _pick(rng, layers, "max or min pooling")
+    layer: MaxPool2D = _pick(rng, layers, "max or min pooling", live.focus)
     windows = layer.windows(trace.input_of(layer.name)[np.newaxis])[0]  # (rows, cols, channels, pr, pc)
     ordered = np.sort(windows.reshape(*windows.shape[:3], -1), axis=-1)
     inside = np.isfinite(ordered).all(axis=-1)  # padding cells are ∓inf
@@ -198,7 +201,7 @@ def _weight_name(layer_name: str, key: str, index: tuple[int, ...], trace: Trace
 def weight_direction(live: LiveNumbers, rng: np.random.Generator) -> Question:
     """'Which way will this weight move?' for a weight whose step is visible: among the larger gradients."""
     trace, backward, learning_rate = live.trace, live.needs_backward(), live.learning_rate
-    layer_name = _pick(rng, list(backward.weight_gradients), "trainable layer")
+    layer_name = _pick(rng, list(backward.weight_gradients), "trainable layer", live.focus)
     key = "kernel" if rng.random() < 0.8 else "bias"
     gradient = backward.weight_gradients[layer_name][key]
     strongest = np.argsort(np.abs(gradient).reshape(-1))[-max(1, gradient.size // 10) :]
@@ -231,7 +234,7 @@ def weight_direction(live: LiveNumbers, rng: np.random.Generator) -> Question:
 def relu_gate_gradient(live: LiveNumbers, rng: np.random.Generator) -> Question:
     """'What gradient does this ReLU pass back?': the gate is open where the forward input was positive."""
     trace, backward = live.trace, live.needs_backward()
-    layer: ReLU = _pick(rng, _layers(trace, ReLU), "activation layer")
+    layer: ReLU = _pick(rng, _layers(trace, ReLU), "activation layer", live.focus)
     upstream = backward.upstream_of(layer.name)
     candidates = np.argwhere((np.abs(upstream) > 1e-6) & (np.abs(backward.input_of(layer.name)) > 0.005))
     if not len(candidates):
@@ -261,7 +264,7 @@ def relu_gate_gradient(live: LiveNumbers, rng: np.random.Generator) -> Question:
 def output_size(live: LiveNumbers, rng: np.random.Generator) -> Question:
     """'What size is the output with padding P and stride S?' for one of this network's convolutions."""
     trace = live.trace
-    layer: Conv2D = _pick(rng, _layers(trace, Conv2D), "convolution")
+    layer: Conv2D = _pick(rng, _layers(trace, Conv2D), "convolution", live.focus)
     n, width = trace.input_of(layer.name).shape[:2]
     k = layer.window[0]
     padding, stride = int(rng.integers(k)), int(rng.integers(1, 4))

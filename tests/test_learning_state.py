@@ -191,6 +191,25 @@ def test_after_an_answer_a_question_opens_the_view_where_its_numbers_live(catalo
             learning.backward_mode = False
 
 
+def test_a_view_asks_about_its_own_layer_with_the_question_its_numbers_answer(catalog):
+    from cnnviz.learning_state import QUESTION_FOR_VIEW
+
+    explainer, learning = session(catalog)
+    for backward in (False, True):
+        learning.backward_mode = backward
+        for info in NETWORK.infos:
+            kind = QUESTION_FOR_VIEW.get((info.kind, backward))
+            if kind is None:
+                continue
+            explainer.param.update(layer=info.name, neuron=0, level="formula" if info.kind != "conv2d" else "elastic")
+            question = learning.ask_about_view()
+            assert question is not None and question.kind == kind, (info.name, learning.feedback)
+            if kind != "winning-class":  # about the whole output, not one layer
+                assert question.where["layer"] == info.name
+    explainer.param.update(layer="", level="overview")
+    assert learning.ask_about_view() is not None  # at rest: any question
+
+
 def test_a_network_without_pooling_says_why_it_cannot_ask(catalog):
     _explainer, learning = session(catalog)
     learning.explainer.experiment = "pool:average"

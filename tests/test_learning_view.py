@@ -53,22 +53,22 @@ def test_the_widgets_drive_the_state_and_the_readout_follows(learn):
 
 def test_a_quiz_through_the_widgets(learn):
     panel, learning = learn.panel, learn.learning
-    assert panel.check.disabled
+    assert panel.quiz.check.disabled
     panel.quiz_kind.value = "Which class wins?"
     panel.ask.clicks += 1
     question = learning.question
-    assert question.kind == "winning-class" and question.prompt in panel.prompt.object
-    assert panel.choices.visible and not panel.typed.visible and list(panel.choices.options) == list(question.choices)
-    panel.choices.value = next(choice for choice in question.choices if choice != question.answer)
-    panel.check.clicks += 1
-    assert "Not quite" in panel.feedback.object and "Score: 0 of 1" in panel.score.object
+    assert question.kind == "winning-class" and question.prompt in panel.quiz.prompt.object
+    assert panel.quiz.choices.visible and not panel.quiz.typed.visible and list(panel.quiz.choices.options) == list(question.choices)
+    panel.quiz.choices.value = next(choice for choice in question.choices if choice != question.answer)
+    panel.quiz.check.clicks += 1
+    assert "Not quite" in panel.quiz.feedback.object and "Score: 0 of 1" in panel.quiz.score.object
 
     panel.quiz_kind.value = "What will this ReLU output?"
     panel.ask.clicks += 1
-    assert panel.typed.visible and not panel.choices.visible
-    panel.typed.value_input = f"{learning.question.answer:.4f}"
-    panel.check.clicks += 1
-    assert "Right." in panel.feedback.object and "Score: 1 of 2" in panel.score.object
+    assert panel.quiz.typed.visible and not panel.quiz.choices.visible
+    panel.quiz.typed.value_input = f"{learning.question.answer:.4f}"
+    panel.quiz.check.clicks += 1
+    assert "Right." in panel.quiz.feedback.object and "Score: 1 of 2" in panel.quiz.score.object
 
 
 def test_follow_the_gradient_buttons_walk_from_the_loss_to_a_first_layer_kernel(tmp_path):

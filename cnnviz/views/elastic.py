@@ -48,6 +48,7 @@ from cnnviz.plots.elastic import (
 from cnnviz.state import ExplainerState
 from cnnviz.views.component import SHRINKS, no_pan_or_zoom, redraws_once
 from cnnviz.views.elastic_dense import FlattenElastic, SoftmaxElastic
+from cnnviz.views.learning import Quiz
 from cnnviz.views.overview import Overview
 
 HERE = Path(__file__).parent
@@ -389,8 +390,10 @@ class ElasticView(Viewer):
         self._shown_kind = ""  # the kind whose pane is in the slot
         self.bar = ElasticBar(on_back=self._on_back, sizing_mode="stretch_width", margin=0)
         self._slot = pn.Column(sizing_mode="stretch_width", margin=0, stylesheets=[SHRINKS])
+        self.quiz: Quiz | None = None
+        self._quiz = pn.Column(sizing_mode="stretch_width", margin=(4, 12))  # the quiz joins at the first view
         self._open = pn.Column(
-            self.bar, self._slot, visible=False, sizing_mode="stretch_width", margin=0,
+            self.bar, self._slot, self._quiz, visible=False, sizing_mode="stretch_width", margin=0,
             css_classes=["el-view"], stylesheets=[CSS, SHRINKS],
         )  # fmt: skip
         self._rest = pn.Column(overview, sizing_mode="stretch_width", margin=0, css_classes=["el-rest"],
@@ -429,6 +432,9 @@ class ElasticView(Viewer):
                 if self._shown_kind != kind:
                     self._slot.objects = [pane]
                     self._shown_kind = kind
+                if self.learning is not None and self.quiz is None:
+                    self.quiz = Quiz(self.learning, here=True)  # asks about the layer on screen
+                    self._quiz.objects = [self.quiz]
                 self.bar.heading = getattr(pane, "heading", "")
             if shown != self._open.visible:
                 # from now on, coming back animates; while away the overview keeps its layout (see elastic.css)

@@ -48,10 +48,9 @@ SPEEDS = (1, 2, 4, 8)
 """Windows per second the sweep can step; the default lets a learner read each window's numbers."""
 DEFAULT_SPEED = 2
 MAPS_MAX_WIDTH = 640
-MAPS_HEIGHT = round(MAPS_MAX_WIDTH / ASPECT)  # the maps keep square cells: at full width exactly this tall
-PLOT_OPTIONS = dict(
+PLOT_OPTIONS = dict(  # the height follows the width, so the maps keep square cells on a phone too
     xaxis=None, yaxis=None, toolbar=None, default_tools=[], xlim=PLOT_RANGE["x"], ylim=PLOT_RANGE["y"],
-    responsive=True, height=MAPS_HEIGHT, show_frame=False, border=0, bgcolor="#ffffff", hooks=[no_pan_or_zoom],
+    responsive="width", aspect=ASPECT, show_frame=False, border=0, bgcolor="#ffffff", hooks=[no_pan_or_zoom],
 )  # fmt: skip
 HINTS = {
     "map": "Point at either map to move the window, tap to pin it; the arrow keys move it too, space plays or "
@@ -91,10 +90,13 @@ class FormulaView(Viewer):
     opened = param.Integer(default=0, doc="Counts the explanations put on screen; the maps' DynamicMap follows it.")
     pinned = param.Boolean(default=False, doc="A tap pinned the window: pointing elsewhere leaves it in place.")
 
-    def __init__(self, state: ExplainerState, backward: Viewer | None = None, **params) -> None:
+    def __init__(
+        self, state: ExplainerState, backward: Viewer | None = None, quiz: Viewer | None = None, **params
+    ) -> None:
         super().__init__(**params)
         self.state = state
         self.backward = backward  # backward mode's view (views/formula_backward.py) takes the dialog while active
+        self.quiz = quiz
         self.explained: Explained | None = None
         self._key: tuple | None = None  # what `explained` explains, to skip needless rebuilds
         self._sweep: pn.io.callbacks.PeriodicCallback | None = None
@@ -122,8 +124,11 @@ class FormulaView(Viewer):
         self._forward = pn.Column(self._formula, self._hint, self._maps, self._numbers, sizing_mode="stretch_width")
         self.dialog = FormulaDialog(
             on_action=self._on_action,
-            body=pn.Column(
-                self._forward, *([backward] if backward is not None else []), sizing_mode="stretch_width", margin=0
+            body=pn.Column(  # the quiz (views/learning.py), under either view, asks about the layer they explain
+                self._forward,
+                *(view for view in (backward, quiz) if view is not None),
+                sizing_mode="stretch_width",
+                margin=0,
             ),
             height=0,
             margin=0,

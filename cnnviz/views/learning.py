@@ -128,13 +128,7 @@ class LearnPanel:
             label="Question", options=[ANY_QUESTION, *(kind.title for kind in QUESTION_KINDS.values())], width=260
         )
         self.ask = pn.widgets.Button(label="New question", width=130)
-        self.prompt = _html(css_classes=["quiz-prompt-pane"])
-        self.choices = pn.widgets.RadioBoxGroup(options=[], inline=False, visible=False)
-        self.typed = pn.widgets.TextInput(placeholder="Type a number", width=160, visible=False)
-        self.check = pn.widgets.Button(label="Check", color="success", width=90, disabled=True)
-        self.feedback = _html(css_classes=["quiz-feedback-pane"])
-        self.see_it = pn.widgets.Button(label="See it in the network", width=190, visible=False)
-        self.score = _html()
+        self.quiz = Quiz(learning)
 
         self.layout = pn.FlexBox(
             pn.Column(
@@ -158,12 +152,7 @@ class LearnPanel:
             pn.Column(
                 _html("<p class='learn-heading'>Check your understanding</p>"),
                 pn.Row(self.quiz_kind, self.ask),
-                self.prompt,
-                self.choices,
-                pn.Row(self.typed, self.check),
-                self.feedback,
-                self.see_it,
-                self.score,
+                self.quiz,
                 sizing_mode="stretch_width",
                 styles=SIDE_BY_SIDE,
             ),
@@ -171,20 +160,15 @@ class LearnPanel:
             flex_wrap="wrap",  # side by side on a wide screen, one under the other on a phone (never a fixed width)
         )
         self._show_numbers()
-        self._show_question()
 
         self.true_class.param.watch(self._choose_class, "value")
         self.learning_rate.param.watch(self._choose_rate, "value")
         self.take_step.on_click(self._take_step)
         self.reset.on_click(lambda _event: learning.reset())
         self.ask.on_click(self._ask)
-        self.see_it.on_click(lambda _event: learning.show_question())
-        self.check.on_click(self._check)
-        self.typed.param.watch(self._check, "enter_pressed")
         learning.param.watch(
             self._show_numbers, ["loss", "start_loss", "last_step", "backward", "steps", "true_class", "learning_rate"]
         )
-        learning.param.watch(self._show_question, ["question", "feedback", "score", "answered"])
 
     # -- from the widgets to the state ----------------------------------------------------------------------
     def _choose_class(self, event: param.parameterized.Event) -> None:
@@ -227,11 +211,6 @@ class LearnPanel:
         titles = {kind.title: key for key, kind in QUESTION_KINDS.items()}
         self.learning.ask(titles.get(self.quiz_kind.value))
 
-    def _check(self, _event) -> None:
-        question = self.learning.question
-        if question is not None:
-            self.learning.answer(self.choices.value if question.choices else self.typed.value_input)
-
     # -- from the state to the screen -------------------------------------------------------------------------
     def _show_numbers(self, *_events) -> None:
         learning = self.learning
@@ -257,6 +236,42 @@ class LearnPanel:
             self.reset.disabled = not learning.steps
             self.gradients.object = _gradient_tables(learning) if learning.backward is not None else ""
             self.trail.visible = learning.backward is not None
+
+
+class Quiz(Viewer):
+    """The session's quiz question: its prompt, a way to answer, the engine's verdict with its arithmetic, the
+    score, and after an answer a way to the view where the numbers live. Shown in the Learn card and, with
+    `here`, in the elastic and formula views, where it asks about the layer they explain."""
+
+    def __init__(self, learning: LearningState, here: bool = False, **params) -> None:
+        super().__init__(**params)
+        self.learning = learning
+        self.ask_here = pn.widgets.Button(label="Quiz me on this", width=150, visible=here, css_classes=["quiz-here"])
+        self.prompt = _html(css_classes=["quiz-prompt-pane"])
+        self.choices = pn.widgets.RadioBoxGroup(options=[], inline=False, visible=False)
+        self.typed = pn.widgets.TextInput(placeholder="Type a number", width=160, visible=False)
+        self.check = pn.widgets.Button(label="Check", color="success", width=90, disabled=True)
+        self.feedback = _html(css_classes=["quiz-feedback-pane"])
+        self.see_it = pn.widgets.Button(label="See it in the network", width=190, visible=False)
+        self.score = _html()
+        self.layout = pn.Column(
+            self.ask_here, self.prompt, self.choices, pn.Row(self.typed, self.check), self.feedback, self.see_it,
+            self.score, sizing_mode="stretch_width", margin=0,
+        )  # fmt: skip
+        self._show_question()
+        self.ask_here.on_click(lambda _event: learning.ask_about_view())
+        self.see_it.on_click(lambda _event: learning.show_question())
+        self.check.on_click(self._check)
+        self.typed.param.watch(self._check, "enter_pressed")
+        learning.param.watch(self._show_question, ["question", "feedback", "score", "answered"])
+
+    def __panel__(self) -> pn.Column:
+        return self.layout
+
+    def _check(self, _event) -> None:
+        question = self.learning.question
+        if question is not None:
+            self.learning.answer(self.choices.value if question.choices else self.typed.value_input)
 
     def _show_question(self, *_events) -> None:
         learning = self.learning

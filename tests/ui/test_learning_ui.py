@@ -10,7 +10,7 @@ from pages import open_app
 from test_formula_ui import assert_text_is_readable, opened
 
 from cnnviz.article import SECTION_ANCHORS
-from cnnviz.plots.formula import PLOT_RANGE
+from cnnviz.plots.formula import ASPECT, PLOT_RANGE
 from cnnviz.quiz import significant
 
 pytestmark = pytest.mark.ui
@@ -235,28 +235,69 @@ def test_every_backward_formula_view_opens_from_a_link_and_reads_cleanly(app, br
 
 
 @pytest.mark.parametrize("size", [(1280, 800), (390, 844)], ids=lambda size: f"{size[0]}x{size[1]}")
-def test_the_backward_mode_switch_beside_the_network_turns_every_column_into_gradients(app, browser, wait_until, size):
+def test_the_backward_mode_switch_beside_the_network_turns_every_column_into_gradients(app, new_page, wait_until, size):
     width, height = size
-    context = browser.new_context(viewport={"width": width, "height": height}, has_touch=width < 600)
-    try:
-        page = context.new_page()
-        open_app(page, app.url)
-        explainer = app.sessions[-1]
-        switch = page.get_by_role("switch", name="Backward mode")
-        switch.scroll_into_view_if_needed()
-        if width < 600:
-            switch.tap()
-        else:
-            page.locator("label span", has_text="Backward mode").click()  # its words toggle it too
-        wait_until(lambda: explainer.learning.backward is not None)
-        hint = page.locator(".ov-hint").first
-        wait_until(lambda: hint.inner_text().startswith("Backward mode: the loss is"))
-        page.wait_for_function("() => location.search.includes('mode=backward')")  # `page.url` lags in a poll
-        card = page.locator(".card").filter(has_text="Learn: loss, gradients").first
-        card.locator(".learn-readout").wait_for()  # backward mode opens the card that explains it
-        assert card.locator(".backward-mode input[type=checkbox]").is_checked()  # one state, two switches
-        card.locator(".backward-mode input[type=checkbox]").uncheck()
-        wait_until(lambda: not explainer.learning.backward_mode)
-        wait_until(lambda: not switch.is_checked())
-    finally:
-        context.close()
+    page = new_page(width, height, has_touch=width < 600)
+    open_app(page, app.url)
+    explainer = app.sessions[-1]
+    switch = page.get_by_role("switch", name="Backward mode")
+    switch.scroll_into_view_if_needed()
+    if width < 600:
+        switch.tap()
+    else:
+        page.locator("label span", has_text="Backward mode").click()  # its words toggle it too
+    wait_until(lambda: explainer.learning.backward is not None)
+    hint = page.locator(".ov-hint").first
+    wait_until(lambda: hint.inner_text().startswith("Backward mode: the loss is"))
+    page.wait_for_function("() => location.search.includes('mode=backward')")  # `page.url` lags in a poll
+    card = page.locator(".card").filter(has_text="Learn: loss, gradients").first
+    card.locator(".learn-readout").wait_for()  # backward mode opens the card that explains it
+    assert card.locator(".backward-mode input[type=checkbox]").is_checked()  # one state, two switches
+    card.locator(".backward-mode input[type=checkbox]").uncheck()
+    wait_until(lambda: not explainer.learning.backward_mode)
+    wait_until(lambda: not switch.is_checked())
+
+
+@pytest.mark.parametrize("size", [(1440, 900), (390, 844)], ids=lambda size: f"{size[0]}x{size[1]}")
+def test_a_formula_view_quizzes_on_its_own_layer_and_the_elastic_view_on_its_own(
+    app, new_page, wait_until, screenshot, size
+):
+    width, height = size
+    page = new_page(width, height, has_touch=width < 600)
+    relu = next(info.name for info in app_network().infos if info.kind == "relu")
+    open_app(page, app.url, f"?layer={relu}&neuron=2&view=formula&row=5&col=5")
+    opened(page, "relu")
+    explainer = app.sessions[-1]
+    learning = explainer.learning
+    dialog = page.locator(".fv-dialog")
+    maps = dialog.locator("canvas").first.bounding_box()  # square cells at every width (once stretched on phones)
+    assert maps["width"] / maps["height"] == pytest.approx(ASPECT, rel=0.03)
+    ask = dialog.get_by_role("button", name="Quiz me on this")
+    ask.scroll_into_view_if_needed()
+    ask.click()
+    wait_until(lambda: learning.question is not None)
+    question = learning.question
+    assert question.kind == "relu-output" and question.where["layer"] == relu
+    dialog.locator(".quiz-prompt").filter(has_text=question.prompt).wait_for()
+    dialog.locator("input[placeholder='Type a number']").fill(f"{question.answer:.4f}")
+    dialog.get_by_role("button", name="Check").click()
+    feedback = dialog.locator(".quiz-feedback")
+    wait_until(lambda: feedback.count() and feedback.first.inner_text().startswith("Right."))
+    assert_text_is_readable(page)
+    screenshot(page, f"formula-quiz-{width}x{height}")
+    page.keyboard.press("Escape")
+    wait_until(lambda: explainer.state.level != "formula")
+    # the conv elastic view asks about its own layer's size
+    conv = next(info.name for info in app_network().infos if info.kind == "conv2d")
+    explainer.state.select(conv, 0)
+    view = page.locator(".el-view")
+    view.get_by_role("button", name="Quiz me on this").click()
+    wait_until(lambda: learning.question is not question and learning.question.where["layer"] == conv)
+    assert learning.question.kind == "output-size"
+    view.locator(".quiz-prompt").filter(has_text=learning.question.prompt).wait_for()
+
+
+def app_network():
+    from cnnviz.resources import shared_network
+
+    return shared_network()

@@ -13,6 +13,7 @@ import pytest
 from test_architecture_matrix import MATRIX
 from test_formula_data import catalog_for
 
+from cnnviz.article import SECTION_ANCHORS
 from cnnviz.colors import color_ranges
 from cnnviz.engine import Network, tiny_vgg
 from cnnviz.engine.explain import conv_channel_results
@@ -207,6 +208,7 @@ def test_in_backward_mode_the_conv_view_draws_the_engines_gradients_where_the_po
     view, backward = container.pane, learning.backward
     gradients = conv_neuron_gradients(backward, layer, 1)
     assert view.explained.backward and container.bar.heading.startswith("Backward")
+    assert container.bar.section == SECTION_ANCHORS["backpropagation"]  # where its info button reads on
     np.testing.assert_array_equal(view.explained.kernel, gradients.kernel_gradients)
     np.testing.assert_array_equal(view.explained.results, gradients.passed_back)
     np.testing.assert_array_equal(view.explained.output, gradients.upstream)
@@ -234,3 +236,4 @@ def test_in_backward_mode_the_conv_view_draws_the_engines_gradients_where_the_po
         assert colours <= allowed, column.name
     learning.backward_mode = False
     assert not view.explained.backward and container.bar.heading.startswith("Convolution")
+    assert container.bar.section == SECTION_ANCHORS["convolution"]

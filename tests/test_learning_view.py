@@ -53,22 +53,23 @@ def test_the_widgets_drive_the_state_and_the_readout_follows(learn):
 
 def test_a_quiz_through_the_widgets(learn):
     panel, learning = learn.panel, learn.learning
-    assert panel.quiz.check.disabled
+    quiz = panel.quiz  # the question, the answer widgets and the verdict
+    assert quiz.check.disabled
     panel.quiz_kind.value = "Which class wins?"
     panel.ask.clicks += 1
     question = learning.question
-    assert question.kind == "winning-class" and question.prompt in panel.quiz.prompt.object
-    assert panel.quiz.choices.visible and not panel.quiz.typed.visible and list(panel.quiz.choices.options) == list(question.choices)
-    panel.quiz.choices.value = next(choice for choice in question.choices if choice != question.answer)
-    panel.quiz.check.clicks += 1
-    assert "Not quite" in panel.quiz.feedback.object and "Score: 0 of 1" in panel.quiz.score.object
+    assert question.kind == "winning-class" and question.prompt in quiz.prompt.object
+    assert quiz.choices.visible and not quiz.typed.visible and list(quiz.choices.options) == list(question.choices)
+    quiz.choices.value = next(choice for choice in question.choices if choice != question.answer)
+    quiz.check.clicks += 1
+    assert "Not quite" in quiz.feedback.object and "Score: 0 of 1" in quiz.score.object
 
     panel.quiz_kind.value = "What will this ReLU output?"
     panel.ask.clicks += 1
-    assert panel.quiz.typed.visible and not panel.quiz.choices.visible
-    panel.quiz.typed.value_input = f"{learning.question.answer:.4f}"
-    panel.quiz.check.clicks += 1
-    assert "Right." in panel.quiz.feedback.object and "Score: 1 of 2" in panel.quiz.score.object
+    assert quiz.typed.visible and not quiz.choices.visible
+    quiz.typed.value_input = f"{learning.question.answer:.4f}"
+    quiz.check.clicks += 1
+    assert "Right." in quiz.feedback.object and "Score: 1 of 2" in quiz.score.object
 
 
 def test_follow_the_gradient_buttons_walk_from_the_loss_to_a_first_layer_kernel(tmp_path):

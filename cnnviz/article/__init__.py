@@ -46,6 +46,13 @@ LAYER_KIND_SECTIONS: dict[str, str] = {
     "softmax": "softmax",
 }
 """Engine layer kind (`Layer.kind`, or "input") -> the SECTION_ANCHORS key that explains it."""
+BACKWARD_SECTIONS: dict[str, str] = {"softmax": "loss"}
+"""Layer kind -> the section explaining its backward step, where it is not "backpropagation"."""
+
+
+def section_for(kind: str, backward: bool) -> str:
+    """The article anchor a view of a layer of `kind` links to, forward or backward."""
+    return SECTION_ANCHORS[BACKWARD_SECTIONS.get(kind, "backpropagation") if backward else LAYER_KIND_SECTIONS[kind]]
 
 
 def read_section(key: str, facts: Mapping[str, str] | None = None) -> tuple[str, str]:

@@ -11,8 +11,17 @@ export function render({ model, el }) {
   const title = document.createElement("h2");
   title.className = "el-title";
   title.tabIndex = -1; // focusable from script, so a keyboard user starts reading the view here
-  bar.append(back, title);
+  const info = document.createElement("button");
+  info.type = "button";
+  info.className = "el-info";
+  info.textContent = "i";
+  info.title = "Read about this in the article";
+  info.setAttribute("aria-label", info.title);
+  bar.append(back, title, info);
   el.append(bar);
+  info.addEventListener("click", () => {
+    if (!window.cnnvizScrollToSection?.(model.section)) info.title = "The article is not on this page.";
+  });
 
   const goBack = () => model.send_msg({ action: "back" });
   back.addEventListener("click", goBack);
@@ -25,6 +34,7 @@ export function render({ model, el }) {
 
   const show = () => {
     title.textContent = model.heading;
+    info.hidden = !model.section;
   };
   // A view opened from low on a scrolled page (a class at the foot of the overview, on a phone) starts above the
   // window: bring its top back into view, under whatever bar stays fixed at the top of the window.
@@ -40,6 +50,7 @@ export function render({ model, el }) {
     if (model.active) requestAnimationFrame(() => { reveal(); title.focus({ preventScroll: true }); });
   };
   model.on("heading", () => { show(); if (model.active) requestAnimationFrame(reveal); });  // another view in place
+  model.on("section", show);
   model.on("active", focusWhenOpened);
   model.on("remove", () => document.removeEventListener("keydown", onKey));
   show();

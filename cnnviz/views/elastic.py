@@ -26,6 +26,7 @@ import param
 from panel.custom import JSComponent
 from panel.viewable import Viewer
 
+from cnnviz.article import section_for
 from cnnviz.colors import color_ranges
 from cnnviz.engine.gradients import Backward
 from cnnviz.engine.network import INPUT_NAME
@@ -99,6 +100,7 @@ class ElasticBar(JSComponent):
 
     heading = param.String(default="", doc="What the open view explains.")
     active = param.Boolean(default=False, doc="Whether the elastic level is the top one (Esc steps back then).")
+    section = param.String(default="", doc="Article anchor the info button scrolls to.")
 
     _esm = "elastic.js"
     _stylesheets: ClassVar[list[str]] = [CSS]
@@ -435,7 +437,10 @@ class ElasticView(Viewer):
                 if self.learning is not None and self.quiz is None:
                     self.quiz = Quiz(self.learning, here=True)  # asks about the layer on screen
                     self._quiz.objects = [self.quiz]
-                self.bar.heading = getattr(pane, "heading", "")
+                self.bar.param.update(
+                    heading=getattr(pane, "heading", ""),
+                    section=section_for(kind, backward_on_screen(self.learning) is not None),
+                )
             if shown != self._open.visible:
                 # from now on, coming back animates; while away the overview keeps its layout (see elastic.css)
                 self._rest.css_classes = ["el-rest", "el-away"] if shown else ["el-rest", "el-returning"]

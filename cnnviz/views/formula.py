@@ -22,7 +22,7 @@ import param
 from panel.custom import Child, JSComponent
 from panel.viewable import Viewer
 
-from cnnviz.article import LAYER_KIND_SECTIONS, SECTION_ANCHORS
+from cnnviz.article import section_for
 from cnnviz.colors import color_ranges
 from cnnviz.mathml import tex_to_mathml
 from cnnviz.plots.formula import (
@@ -219,7 +219,7 @@ class FormulaView(Viewer):
                     heading=explained.title,
                     kind=kind,
                     playable=slides,
-                    section=SECTION_ANCHORS[LAYER_KIND_SECTIONS[kind]],
+                    section=section_for(kind, backward=False),
                 )
             self.dialog.open = True
 

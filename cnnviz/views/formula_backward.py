@@ -16,7 +16,7 @@ import panel as pn
 import param
 from panel.viewable import Viewer
 
-from cnnviz.article import SECTION_ANCHORS
+from cnnviz.article import section_for
 from cnnviz.colors import color_ranges
 from cnnviz.learning_state import LearningState, backward_on_screen
 from cnnviz.mathml import tex_to_mathml
@@ -43,8 +43,6 @@ HINTS = {
     "weights": " Pick a weight to see its update.",
     "vector": "The gradient of the loss arrives from the right and flows left.",
 }
-SECTIONS = {"softmax": "loss"}
-"""Article section of each kind's info button (default: backpropagation)."""
 
 
 class BackwardFormula(Viewer):
@@ -116,7 +114,7 @@ class BackwardFormula(Viewer):
             "heading": self.explained.title,
             "kind": f"backward-{kind}",
             "playable": self.explained.has_maps,
-            "section": SECTION_ANCHORS[SECTIONS.get(kind, "backpropagation")],
+            "section": section_for(kind, backward=True),
         }
 
     @property

@@ -106,6 +106,21 @@ def test_read_more_links_scroll_to_the_article(app, page, wait_until):
     wait_until(heading_on_screen)
 
 
+def test_the_elastic_views_info_button_reads_on_in_the_article_forward_and_backward(app, page, wait_until):
+    conv = next(info.name for info in app_network().infos if info.kind == "conv2d")
+    for mode, section in (("forward", "convolution"), ("backward", "backpropagation")):
+        open_app(page, app.url, f"?layer={conv}&neuron=1&view=elastic&mode={mode}")
+        page.locator(".el-title").wait_for()
+        page.locator(".el-info").click()
+        anchor = SECTION_ANCHORS[section]
+
+        def heading_on_screen(anchor=anchor) -> bool:
+            top = page.evaluate(HEADING_TOP, anchor)
+            return top is not None and 0 <= top <= 200
+
+        wait_until(heading_on_screen)
+
+
 def backward_position(page) -> tuple[int, int]:
     row, col = page.locator(".fv-numbers.fv-backward").get_attribute("data-position").split(",")
     return int(row), int(col)

@@ -64,6 +64,8 @@ CSS = (HERE / "elastic.css").read_text()
 # Which selections the view explains: the elastic level of these layer kinds, and the formula level of those
 # whose formula explains one step of an elastic view (the view stays open beneath the formula).
 OPEN_AT = {"elastic": ("conv2d", "dense", "softmax"), "formula": ("conv2d", "softmax")}
+MIN_PICTURE_WIDTH = 720
+"""Narrower, the picture's titles and legends would run into each other: a phone scrolls it sideways instead."""
 SWEEP_SECONDS = {"slow": 30, "normal": 15, "fast": 6}
 """How long one sweep over the whole output map lasts, whatever its size."""
 TICKS_PER_SECOND = 3  # each tick moves the window: a redraw of the picture's overlay on the server
@@ -142,8 +144,8 @@ class ConvElastic(Viewer):
         self.tap.add_subscriber(self._on_tap)
         plot = (picture * self.marks).opts(
             xaxis=None, yaxis=None, toolbar=None, default_tools=[], xlim=(0, VIEW_WIDTH), ylim=(-VIEW_HEIGHT, 0),
-            responsive="width", aspect=VIEW_WIDTH / VIEW_HEIGHT, show_frame=False, bgcolor="#ffffff",
-            hooks=[_no_border, no_pan_or_zoom],
+            responsive="width", aspect=VIEW_WIDTH / VIEW_HEIGHT, min_width=MIN_PICTURE_WIDTH, show_frame=False,
+            bgcolor="#ffffff", hooks=[_no_border, no_pan_or_zoom],
         )  # fmt: skip
         self._plot = pn.pane.HoloViews(plot, margin=0, linked_axes=False)
         self._hint = pn.pane.HTML(
@@ -169,6 +171,7 @@ class ConvElastic(Viewer):
             self._summary,
             sizing_mode="stretch_width",
             margin=0,
+            stylesheets=[SHRINKS],  # not as wide as the picture, which scrolls sideways on a phone
         )  # fmt: skip
         self.param.watch(self._show_playing, "playing")
         state.param.watch(self._refresh, ["level", "layer", "neuron", "trace", "color_mode"])

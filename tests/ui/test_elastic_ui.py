@@ -8,6 +8,7 @@ from pages import focused_element, open_app, pixels, text_problems
 
 from cnnviz.engine.explain import conv_channel_results
 from cnnviz.plots.elastic import VIEW_HEIGHT, VIEW_WIDTH, cell_box
+from cnnviz.views.elastic import MIN_PICTURE_WIDTH
 
 pytestmark = pytest.mark.ui
 
@@ -170,6 +171,10 @@ def test_the_view_looks_finished_on_a_phone(new_page, app, wait_until, screensho
     wait_open(page)
     shot = pixels(page)
     assert shot.std() > 10  # something is drawn, not a blank page
+    # the picture keeps a width at which its titles and legends stay apart, and scrolls sideways in the view,
+    # which itself fits the screen
+    assert page.locator(".el-scroll canvas").first.bounding_box()["width"] >= MIN_PICTURE_WIDTH - 1
+    assert page.locator(".el-view").first.bounding_box()["width"] <= 390
     screenshot(page, "elastic-phone")
     page.locator(".el-back").click()
     wait_until(lambda: app.sessions[-1].state.level == "overview")

@@ -285,17 +285,22 @@ def test_following_the_strongest_gradient_walks_from_the_loss_to_the_first_kerne
     assert kernel[strongest.channel] == kernel.max()
 
 
-def test_a_tap_pins_the_backward_window_and_the_info_button_reads_on(session):
+def opened_backward(session, kind: str):
+    """Open the backward formula view of the first layer of `kind`: the state, the dialog's view, the backward
+    view, and the plot point (as a pointer event's x, y) of an output cell of its maps."""
     state, _learning, view = session
-    layer = layers_of(state.network, "maxpool2d")[0]
-    state.select(layer, 0, level="formula")
-    backward_view = view.backward
-    layout = backward_view.explained.layout
-    assert view.dialog.section == SECTION_ANCHORS["backpropagation"]
+    state.select(layers_of(state.network, kind)[0], 0, level="formula")
+    layout = view.backward.explained.layout
 
     def at(row: int, col: int) -> dict[str, float]:
         return dict(zip("xy", centre(layout.output_box(row, col)), strict=True))
 
+    return state, view, view.backward, at
+
+
+def test_a_tap_pins_the_backward_window_and_the_info_button_reads_on(session):
+    state, view, backward_view, at = opened_backward(session, "maxpool2d")
+    assert view.dialog.section == SECTION_ANCHORS["backpropagation"]
     backward_view.tap.event(**at(1, 1))
     assert backward_view.pinned and (state.row, state.col) == (1, 1)
     backward_view.pointer.event(**at(0, 0))  # pinned: pointing elsewhere leaves it
@@ -308,11 +313,7 @@ def test_a_tap_pins_the_backward_window_and_the_info_button_reads_on(session):
 
 
 def test_play_sweeps_the_backward_window_and_a_tap_or_a_key_stops_it(session):
-    state, _learning, view = session
-    layer = layers_of(state.network, "relu")[0]
-    state.select(layer, 0, level="formula")
-    backward_view = view.backward
-    layout = backward_view.explained.layout
+    state, view, backward_view, at = opened_backward(session, "relu")
     assert view.dialog.playable and view.dialog.kind == "backward-relu"
     state.param.update(row=0, col=0)
     view._on_action({"action": "play"})  # the Play button, or space
@@ -321,9 +322,9 @@ def test_play_sweeps_the_backward_window_and_a_tap_or_a_key_stops_it(session):
         view.step()
     assert (state.row, state.col) == (0, 3)
     assert 'data-position="0,3"' in backward_view._numbers.object  # the numbers follow the window
-    backward_view.pointer.event(**dict(zip("xy", centre(layout.output_box(2, 2)), strict=True)))
+    backward_view.pointer.event(**at(2, 2))
     assert (state.row, state.col) == (0, 3), "the sweep has the window, not the pointer"
-    backward_view.tap.event(**dict(zip("xy", centre(layout.output_box(2, 2)), strict=True)))
+    backward_view.tap.event(**at(2, 2))
     assert not view.dialog.playing and backward_view.pinned and (state.row, state.col) == (2, 2)
     view._on_action({"action": "play"})
     assert view.dialog.playing and not backward_view.pinned

@@ -208,7 +208,7 @@ def test_a_tap_on_an_intermediate_result_opens_its_conv_formula_linked_to_the_el
     assert one(shown, "fv-result") == pytest.approx(step.result, abs=0)
     # the same window in the elastic view beneath and in the overview
     assert tuple(elastic.marks[()].array()[0]) == pytest.approx(layout.window_box(0, row, col))
-    assert len(explainer.overview.selection[()]) == 2  # the neuron's tile and the explained cell in it
+    assert len(explainer.overview._keys.outline) == 2  # the neuron's tile and the explained cell in it
     state.back()
     assert state.level == "elastic" and not formula.dialog.open
 

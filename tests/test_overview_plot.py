@@ -222,22 +222,17 @@ def test_a_tap_selects_the_neuron_under_it(overview):
 
 
 def test_the_selection_outline_follows_the_state(overview):
+    """Its boxes (left, top, width, height, as the browser layer places them) reach the browser layer."""
     state, layout = overview.state, overview.layout
-    assert len(overview.selection[()].data) == 0
+    assert overview._keys.outline == []
     column = next(column for column in layout.columns if column.kind == "relu")
     state.select(column.name, 1, level="elastic")
     left, top, width, height = layout.neuron_box(column, 1)
-    boxes = overview.selection[()].dframe()
-    assert boxes.shape[0] == 1
-    assert tuple(boxes.iloc[0]) == pytest.approx(
-        (left, layout.height - top - height, left + width, layout.height - top)
-    )
+    assert overview._keys.outline == [pytest.approx((left, top, width, height))]
     rows, cols = column.shape[:2]
     state.param.update(level="formula", row=rows - 1, col=0)  # the formula view's cell, in the tile
-    cell = overview.selection[()].dframe().iloc[1]
-    assert tuple(cell) == pytest.approx(
-        (left, layout.height - top - height, left + width / cols, layout.height - top - height + height / rows)
-    )
+    cell = overview._keys.outline[1]
+    assert cell == pytest.approx((left, top + (rows - 1) * height / rows, width / cols, height / rows))
 
 
 def test_enter_on_a_focused_neuron_selects_it(overview):

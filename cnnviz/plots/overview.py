@@ -3,9 +3,10 @@
 Few HoloViews elements, whatever the network (each costs 35–70 ms of Python): the hidden layers' tiles are ONE
 picture (`maps_element`, palette indices, one byte a pixel, all-zero maps hatched), the input channels a second
 (`input_element`, grey), the class probabilities one `hv.Rectangles` of bars (`bars_element`), the resting mesh
-of connections one `hv.Segments` (`mesh_element`) and the selection one `hv.Rectangles` (`selection_element`).
-A tap is mapped back to (layer, neuron) with `OverviewLayout.neuron_at`. Sizes, channel counts and classes all
-come from `Network.infos`; a layer with more channels than `MAX_ROWS` wraps into sub-columns.
+of connections one `hv.Segments` (`mesh_element`). The selection's outline is no element: its boxes
+(`selection_boxes`) are drawn by the browser over the plot, so a new selection costs no HoloViews update. A tap
+is mapped back to (layer, neuron) with `OverviewLayout.neuron_at`. Sizes, channel counts and classes all come
+from `Network.infos`; a layer with more channels than `MAX_ROWS` wraps into sub-columns.
 
 Coordinates: x grows to the right; `tops` are measured downwards from the top of the plot, as in CSS (the
 keyboard layer places its buttons with them); the plot's y is `height - top`.
@@ -53,7 +54,6 @@ BAR_SHARE = 0.45  # of the rest; the percentage is written after the bar, clear 
 OUTPUT_KIND = "output"
 PREDICTED_COLOR = "#f28e2b"
 BAR_COLOR = "#9a9a9a"
-SELECTED_COLOR = "#f59e0b"
 MESH_COLOR = "#9aa5b1"
 MESH_FAN_IN = 16  # at most this many resting lines into one neuron
 MIN_UNIT_PIXELS = 30  # the overview scrolls sideways rather than draw a tile smaller than this
@@ -309,7 +309,8 @@ def mesh_element(layout: OverviewLayout) -> hv.Segments:
 def selection_boxes(
     layout: OverviewLayout, network: Network, layer: str, neuron: int, cell: tuple[int, int] | None = None
 ) -> list[tuple[float, float, float, float]]:
-    """Plot boxes of the selected neuron's tile (or class row) and, given `cell` = (row, col), of that cell in it."""
+    """Boxes (left, top, width, height, top measured downwards) of the selected neuron's tile (or class row) and,
+    given `cell` = (row, col), of that cell in it."""
     names = [column.name for column in layout.columns]
     if layer and layer not in names and network.info(layer).kind == "softmax":
         layer = next(column.name for column in layout.columns if column.kind == OUTPUT_KIND)
@@ -319,16 +320,12 @@ def selection_boxes(
     if not 0 <= neuron < len(column.tops):
         return []
     left, top, width, height = layout.neuron_box(column, neuron)
-    boxes = [layout.plot_box(left, top, width, height)]
+    boxes = [(left, top, width, height)]
     if cell is not None and column.kind in MAP_KINDS:
         rows, cols = column.shape[:2]
         row, col = min(cell[0], rows - 1), min(cell[1], cols - 1)
-        boxes.append(layout.plot_box(left + col * TILE / cols, top + row * TILE / rows, TILE / cols, TILE / rows))
+        boxes.append((left + col * TILE / cols, top + row * TILE / rows, TILE / cols, TILE / rows))
     return boxes
-
-
-def selection_element(boxes: list[tuple[float, float, float, float]]) -> hv.Rectangles:
-    return _styled("Rectangles.Selection").clone(boxes)
 
 
 STYLE = {
@@ -336,7 +333,6 @@ STYLE = {
     "Image.Input": {"cmap": GREYS, "clim": (0, len(GREYS) - 1)},
     "Rectangles.Bars": {"color": "color", "line_alpha": 0},
     "Segments.Mesh": {"color": MESH_COLOR, "alpha": 0.25, "line_width": 0.6},
-    "Rectangles.Selection": {"fill_alpha": 0, "line_color": SELECTED_COLOR, "line_width": 3},
 }
 """The elements' looks (Bokeh options), set once per kind of element (`_styled`), never on each drawing."""
 
@@ -345,7 +341,6 @@ _BLANKS = {
     "Image.Maps": lambda: hv.Image(np.zeros((1, 1)), kdims=["x", "y"], vdims=["index"], group="Maps"),
     "Image.Input": lambda: hv.Image(np.zeros((1, 1)), kdims=["x", "y"], vdims=["level"], group="Input"),
     "Rectangles.Bars": lambda: hv.Rectangles([], vdims=["color"], group="Bars"),
-    "Rectangles.Selection": lambda: hv.Rectangles([], vdims=[], group="Selection"),
 }
 
 

@@ -14,7 +14,8 @@ export function render({ model, el }) {
   const status = make("div", "ov-readout", el, { "aria-live": "polite" });
   const frame = make("div", "ov-frame", make("div", "ov-scroll", el));
   make("div", "ov-plot", frame).append(model.get_child("plot"));
-  const drawing = make("svg", "ov-svg", frame, { preserveAspectRatio: "none", "aria-hidden": "true" }, true);
+  const svg = () => make("svg", "ov-svg", frame, { preserveAspectRatio: "none", "aria-hidden": "true" }, true);
+  const [selection, drawing] = [svg(), svg()];  // the selected neuron's outline; what the pointer is over
   const grid = make("div", "ov-grid", frame, { role: "group" });
   const hint = make("p", "ov-hint", el);
   let [buttons, focus, shown] = [[], 0, -1];  // shown: the neuron whose edges are drawn, -1 for none
@@ -24,7 +25,9 @@ export function render({ model, el }) {
     Object.assign(node.style, { left: `${(100 * x) / width}%`, top: `${(100 * y) / height}%`,
       width: `${(100 * w) / width}%`, height: `${(100 * h) / height}%` });
   };
-  const outline = ([x, y, width, height], name) => make("rect", name, drawing, { x, y, width, height }, true);
+  const outline = ([x, y, width, height], name, parent = drawing) =>
+    make("rect", name, parent, { x, y, width, height }, true);
+  const select = () => selection.replaceChildren(...model.outline.map((box) => outline(box, "ov-selected", null)));
 
   // Edges into neuron k from its inputs, outlines, and the readout: purely visual, no round trip.
   function show(k) {
@@ -85,7 +88,7 @@ export function render({ model, el }) {
       return button;
     });
     const { width, height } = model.geometry;
-    drawing.setAttribute("viewBox", `0 0 ${width} ${height}`);
+    for (const layer of [selection, drawing]) layer.setAttribute("viewBox", `0 0 ${width} ${height}`);
     Object.assign(frame.style, { aspectRatio: `${width} / ${height}`, minWidth: `${model.geometry.min_width}px` });
   }
 
@@ -125,6 +128,8 @@ export function render({ model, el }) {
   build();
   texts();
   labels();
+  select();
+  model.on("outline", select);
   model.on(["readouts", "values", "marked", "hint"], texts);
   model.on(["labels", "legends", "details"], labels);
 }

@@ -2,14 +2,16 @@
 
 The plot overlays a few elements (see `plots/overview.py`): the heatmaps and the input follow the trace and the
 colour mode through `streams.Params` DynamicMaps (an image switch updates their data in place, never the plot);
-the resting mesh is built once per process; the selection's outline follows `state.layer` / `neuron` / `level` /
-`shown_window` (through `outline`, which changes only when the drawing would), so a formula view's window shows in
-the overview too, once the pointer rests. A tap anywhere (`streams.Tap`) is mapped back to (layer, neuron) and
+the resting mesh is built once per process. A tap anywhere (`streams.Tap`) is mapped back to (layer, neuron) and
 selects it.
 
 `OverviewKeys` is the browser-side layer over the plot: focusable neuron buttons (arrow keys, Enter selects),
-layer labels that jump to the article, the hover readout and edges. Everything it shows arrives as data from
-here (boxes, texts, which tiles feed which); it holds no model knowledge.
+layer labels that jump to the article, the hover readout and edges, and the selection's outline. That outline
+follows `state.layer` / `neuron` / `level` / `shown_window` (through `outline`, which changes only when the
+drawing would), so a formula view's window shows in the overview too, once the pointer rests; drawn by the
+browser, it costs about 1 ms of Python where a HoloViews element of it cost ~50 ms (the whole overlay is
+updated). Everything the layer shows arrives as data from here (boxes, texts, which tiles feed which); it holds
+no model knowledge.
 """
 
 from __future__ import annotations
@@ -46,7 +48,6 @@ from cnnviz.plots.overview import (
     number_text,
     overview_layout,
     selection_boxes,
-    selection_element,
 )
 from cnnviz.state import ExplainerState
 from cnnviz.views.component import ParentComponent, no_pan_or_zoom
@@ -66,6 +67,7 @@ class OverviewKeys(ParentComponent):
     readouts = param.List(doc="What the readout and a screen reader say about each neuron.")
     values = param.List(doc="Text shown in each neuron's button (the class probabilities).")
     marked = param.Dict(doc="CSS class -> neuron indices (predicted class, all-zero maps).")
+    outline = param.List(doc="Boxes of the selected neuron and, in a formula view, of its window.")
     legends = param.List(doc="Colour legends, shown with details.")
     details = param.Boolean(default=False)
     hint = param.String(default="", doc="The sentence under the network.")
@@ -132,7 +134,7 @@ def _legend_box(legend: dict, height: float) -> dict:
 class Overview(Viewer):
     """Draws the session's trace (or, in backward mode, its gradients); selects what is tapped or entered."""
 
-    outline = param.List(doc="Plot boxes of the selected neuron and, in a formula view, of its window.")
+    outline = param.List(doc="Boxes of the selected neuron and, in a formula view, of its window (layout units).")
 
     def __init__(
         self, state: ExplainerState, sections: dict[str, str] | None = None, learning: Any = None, **params
@@ -141,19 +143,17 @@ class Overview(Viewer):
         self.state = state
         self.learning = learning
         self.sections = sections or {}
-        self.layout, self._geometry, mesh = _static_parts(state.network)
+        self.layout, self._geometry, static_mesh = _static_parts(state.network)
         trace_streams = [hv.streams.Params(state, ["trace", "color_mode"])]
         if learning is not None:
             trace_streams.append(hv.streams.Params(learning, ["backward"]))
         self.pictures = hv.DynamicMap(self._draw_trace, streams=trace_streams)  # one refresh per image switch
-        self._follow_selection()
-        state.param.watch(self._follow_selection, ["layer", "neuron", "level", "shown_window"])
-        self.selection = hv.DynamicMap(
-            selection_element, streams=[hv.streams.Params(self, ["outline"], rename={"outline": "boxes"})]
-        )
-        self.tap = hv.streams.Tap(source=self.selection)
+        # taps reach Python through the mesh, which spans the plot, held by this session's own DynamicMap: a
+        # stream on the mesh itself, built once for every session, would reach every session's plot
+        mesh = hv.DynamicMap(lambda: static_mesh)
+        self.tap = hv.streams.Tap(source=mesh)
         self.tap.add_subscriber(self._on_tap)
-        plot = self.pictures * mesh * self.selection  # no `.opts` here: it would be re-applied to every frame
+        plot = self.pictures * mesh  # no `.opts` here: it would be re-applied to every frame
         self._keys = OverviewKeys(
             on_pick=self._on_pick,
             # never linked to another pane's axes (the formula view's maps share the dimension names x and y)
@@ -164,6 +164,8 @@ class Overview(Viewer):
             **self._labels(state.show_details),
             **self._texts(),
         )
+        self._follow_selection()
+        state.param.watch(self._follow_selection, ["layer", "neuron", "level", "shown_window"])
         state.param.watch(self._refresh_texts, ["trace", "color_mode"])
         state.param.watch(self._show_details, "show_details")
         if learning is not None:
@@ -192,6 +194,8 @@ class Overview(Viewer):
         state = self.state
         cell = state.shown_window if state.level == "formula" else None
         self.outline = selection_boxes(self.layout, state.network, state.layer, state.neuron, cell)
+        if self._keys.outline != self.outline:
+            self._keys.outline = self.outline
 
     # -- texts for the keyboard layer ---------------------------------------------------------------------
     def _labels(self, details: bool) -> dict[str, Any]:

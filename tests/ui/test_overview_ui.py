@@ -172,6 +172,22 @@ def test_a_click_on_a_tile_or_a_class_selects_it_through_the_plot(page, app, wai
     wait_until(lambda: (state.layer, state.neuron, state.level) == (output, 4, "elastic"))
 
 
+def test_the_selected_neuron_and_its_formula_window_are_outlined_where_they_are_drawn(page, app, wait_until):
+    relu = next(info.name for info in shared_network().infos if info.kind == "relu")
+    open_app(page, app.url, f"?layer={relu}&neuron=2&view=formula&row=0&col=0")
+    outlines = page.locator(".ov-selected")
+    wait_until(lambda: outlines.count() == 2)  # the neuron's tile, and the window's cell at its top left
+    tile = page.locator(f".ov-tile[data-layer='{relu}'][data-index='2']").bounding_box()
+    shown, cell = outlines.nth(0).bounding_box(), outlines.nth(1).bounding_box()
+    for side in ("x", "y", "width", "height"):  # the 3 px stroke is centred on the box's edge
+        assert shown[side] == pytest.approx(tile[side], abs=4), side
+    assert cell["x"] == pytest.approx(tile["x"], abs=3) and cell["y"] == pytest.approx(tile["y"], abs=3)
+    assert cell["width"] < tile["width"] / 4  # one cell of the map
+    page.keyboard.press("Escape")
+    wait_until(lambda: app.sessions[-1].state.level == "overview")
+    wait_until(lambda: outlines.count() == 0)
+
+
 def test_url_restores_and_follows_the_state(page, app, catalog, wait_until, screenshot):
     key = catalog.examples[5].key
     open_app(page, app.url, f"?image={key}&layer=conv_2_2&neuron=6&details=true&colors=global")

@@ -56,6 +56,7 @@ def main() -> None:
     actions: list[tuple[str, Callable[[int], object]]] = [
         ("image switch, overview only", lambda i: setattr(state, "example", keys[(1 + i) % len(keys)])),
         ("click a conv neuron (opens its elastic view)", lambda i: state.select(convs[i % len(convs)], i)),
+        ("click another neuron of the same layer", lambda i: state.select(convs[(runs - 1) % len(convs)], i + 1)),
         ("image switch with the elastic view open", lambda i: setattr(state, "example", keys[(5 + i) % len(keys)])),
         ("pointer move in the elastic view", lambda i: state.param.update(row=i + 3, col=i + 5)),
         ("pointer move in a formula view", lambda i: state.param.update(row=i + 7, col=i + 2)),

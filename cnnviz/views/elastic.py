@@ -133,6 +133,7 @@ class ConvElastic(Viewer):
         self.names: list[str] = []
         self._key: tuple | None = None  # (trace, layer, neuron, colour mode, backward pass) drawn
         self._selection: tuple | None = None  # (layer, neuron) on screen, to restart the sweep for a new one
+        self._buttons_for = ""  # the layer whose input channels the formula buttons open
         self._sweep: pn.io.callbacks.PeriodicCallback | None = None
         picture = hv.DynamicMap(self._draw_picture, streams=[hv.streams.Params(self, ["opened"])])
         self.marks = hv.DynamicMap(
@@ -253,7 +254,8 @@ class ConvElastic(Viewer):
             self._hint.object = f'<p class="el-hint">{HINTS[backward is not None]}</p>'
             if new_selection:
                 self._selection = (state.layer, state.neuron)
-                self._build_explain_buttons()
+                if self._buttons_for != state.layer:  # a layer's neurons share their input channels, so the buttons
+                    self._build_explain_buttons()
                 self.stop_sweep()  # an image or colour change keeps a running sweep going; a new neuron does not
                 row, col = self.explained.layout.clamp(state.row, state.col)  # the row/col may be another layer's
                 if (row, col) != (state.row, state.col):
@@ -273,6 +275,7 @@ class ConvElastic(Viewer):
             button.on_click(lambda _event, channel=channel: self.open_formula(channel))
             buttons.append(button)
         self._explain.objects = buttons
+        self._buttons_for = self.explained.layout.layer
 
     # -- what the learner does ----------------------------------------------------------------------------
     def move_to(self, row: int, col: int) -> None:

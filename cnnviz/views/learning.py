@@ -2,7 +2,8 @@
 
 A thin view over `LearningState`: it writes the learner's choices to the state and shows the state's numbers;
 every number comes from the engine. Like the Lab, it is a card that builds its widgets the first time it opens,
-so visitors who never open it cost the server nothing.
+so visitors who never open it cost the server nothing. `Quiz`, the question and its answer, also sits under the
+elastic views and in the formula dialog, where it asks about the layer on screen.
 """
 
 from __future__ import annotations

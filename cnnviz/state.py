@@ -207,9 +207,8 @@ class ExplainerState(param.Parameterized):
         """One level up: formula → elastic (where the layer has one) → overview (Esc, or a click on empty space)."""
         self.requests.run_pending("selection")  # one level up from what was last selected
         kind = self.network.info(self.layer).kind if self.layer else ""
-        if self.level == "formula" and kind in ("conv2d", "softmax"):
-            layer = self.layer if kind == "conv2d" else self.network.layer_names[-2]  # the dense layer
-            self.param.update(layer=layer, level="elastic")
+        if self.level == "formula" and kind in ("conv2d", "softmax"):  # back to the view beneath the formula
+            self.level = "elastic"
         elif self.level == "elastic" and kind == "softmax":
             self.param.update(layer=self.network.layer_names[-2], level="elastic")
         else:

@@ -291,7 +291,10 @@ def test_a_class_opens_its_flatten_view_then_softmax_mode_then_its_softmax_formu
     assert one(shown, "fv-result") == pytest.approx(terms.probabilities[-1], rel=1e-12)
     np.testing.assert_allclose(numbers(shown, "fv-logit-value"), terms.logits, rtol=1e-12)
     assert len(re.findall(r'data-pick="\d+"', shown)) == count
-    state.back()  # to the class's score, as test_state says
+    state.back()  # to softmax mode beneath, then to the class's score, as test_state says
+    assert (state.layer, state.neuron, state.level) == (network.infos[-1].name, count - 1, "elastic")
+    assert softmax._panel.visible
+    state.back()
     assert (state.layer, state.neuron, state.level) == (dense, count - 1, "elastic") and flatten._panel.visible
 
 

@@ -93,6 +93,8 @@ def test_back_climbs_one_level_at_a_time(state):
     state.back()
     assert (state.layer, state.level) == ("", "overview")
     state.select("softmax", 2, level="formula")
+    state.back()  # to softmax mode, the view beneath the formula, then to the class's score
+    assert (state.layer, state.neuron, state.level) == ("softmax", 2, "elastic")
     state.back()
     assert (state.layer, state.neuron, state.level) == ("output", 2, "elastic")
     state.select("relu_1_1", 0)

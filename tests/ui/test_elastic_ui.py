@@ -235,3 +235,26 @@ def test_the_flatten_and_softmax_views_show_p_minus_y_in_backward_mode_and_fit_a
     problems = text_problems(page, ".el-view")
     assert problems == [], "\n".join(problems)
     screenshot(page, "elastic-softmax-backward-390x844")
+
+
+def test_closing_the_softmax_formula_steps_back_through_softmax_mode_to_the_class_score(new_page, app, wait_until):
+    """Closing the formula once landed straight on the flatten view, which then showed only its title."""
+    from cnnviz.resources import shared_network
+
+    infos = shared_network().infos
+    page = new_page(1440, 900)
+    open_app(page, app.url, f"?layer={infos[-2].name}&neuron=3&view=elastic")
+    page.get_by_role("button", name="Softmax →").click()
+    names = shared_network().class_names
+    page.get_by_role("button", name=names[4], exact=True).click()
+    state = app.sessions[-1].state
+    wait_until(lambda: (state.layer, state.neuron, state.level) == (infos[-1].name, 4, "formula"))
+    page.locator(".fv-dialog").wait_for()
+    page.keyboard.press("Escape")
+    wait_until(lambda: (state.layer, state.level) == (infos[-1].name, "elastic"))
+    page.locator(".ed-captions:visible").filter(has_text="probability").wait_for()
+    page.keyboard.press("Escape")
+    wait_until(lambda: (state.layer, state.neuron, state.level) == (infos[-2].name, 4, "elastic"))
+    page.locator(".ed-captions:visible").filter(has_text="flatten").wait_for()
+    page.locator(".ed-score:visible").wait_for()
+    assert page.locator(".el-view canvas:visible").first.bounding_box()["height"] > 100

@@ -18,6 +18,7 @@ from cnnviz.engine.explain_backward import kernel_gradient_sweep, pool_routing, 
 from cnnviz.engine.gradients import image_loss
 from cnnviz.learning_state import LearningState
 from cnnviz.plots.formula import window_marks
+from cnnviz.plots.formula_backward import BACKWARD_KINDS
 from cnnviz.state import ExplainerState
 from cnnviz.views.formula import FormulaView
 from cnnviz.views.formula_backward import BackwardFormula
@@ -333,3 +334,30 @@ def test_play_sweeps_the_backward_window_and_a_tap_or_a_key_stops_it(session):
     flatten = layers_of(state.network, "flatten")[0]
     state.select(flatten, 0, level="formula")
     assert not view.dialog.playable  # a vector has no window to sweep
+
+
+def _luminance(color: str) -> float:
+    channels = [int(color.lstrip("#")[i : i + 2], 16) / 255 for i in (0, 2, 4)]
+    r, g, b = (c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4 for c in channels)
+    return 0.2126 * r + 0.7152 * g + 0.0722 * b
+
+
+def test_every_coloured_number_reads_on_its_colour_where_the_gradient_is_largest(session):
+    """Following the gradient opens each view at its largest gradient: its number sits on the darkest colour."""
+    state, learning, view = session
+    for info in state.network.infos:
+        if info.kind not in BACKWARD_KINDS:
+            continue
+        strongest = strongest_gradient(learning.backward, info.name)
+        state.param.update(input_channel=strongest.channel, row=strongest.row, col=strongest.col)
+        state.select(info.name, strongest.neuron, level="formula")
+        shown = view.backward._numbers.object
+        styles = re.findall(r"""style=["']([^"']*background:#[0-9a-f]{6}[^"']*)["']""", shown)
+        assert styles, info.name
+        for style in styles:
+            background = re.search(r"background:(#[0-9a-f]{6})", style)[1]
+            ink = re.search(r"color:(#[0-9a-f]{3,6})", style)
+            assert ink, f"{info.name}: no ink set on {background}"
+            ink = ink[1] if len(ink[1]) == 7 else "#" + "".join(c * 2 for c in ink[1][1:])
+            light, dark = sorted((_luminance(background), _luminance(ink)), reverse=True)
+            assert (light + 0.05) / (dark + 0.05) >= 3, f"{info.name}: {ink} on {background}"

@@ -355,14 +355,21 @@ def explain(trace: Trace, layer_name: str, neuron: int, input_channel: int, half
 
 
 def _ink(color: str) -> str:
-    """Dark text on light cells, white on dark ones."""
-    r, g, b = (int(color[i : i + 2], 16) for i in (1, 3, 5))
-    return "#fff" if 0.299 * r + 0.587 * g + 0.114 * b < 140 else "#111"
+    """White or near-black text, whichever contrasts more with the cell (WCAG relative luminance: white wins
+    below 0.18)."""
+    channels = [int(color[i : i + 2], 16) / 255 for i in (1, 3, 5)]
+    r, g, b = (c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4 for c in channels)
+    return "#fff" if 0.2126 * r + 0.7152 * g + 0.0722 * b < 0.18 else "#111"
+
+
+def _chip_style(color: str) -> str:
+    """A cell's colour with ink that reads on it."""
+    return f"background:{color};color:{_ink(color)}"
 
 
 def _value(value: float, color: str | None = None, css: str = "", label: str = "", digits: int = 3) -> str:
     """A number in a coloured chip; `data-value` keeps full precision for tests and screen readers' titles."""
-    style = f' style="background:{color};color:{_ink(color)}"' if color else ""
+    style = f' style="{_chip_style(color)}"' if color else ""
     title = f' title="{html.escape(label)}"' if label else ""
     return f'<span class="fv-value {css}" data-value="{value!r}"{style}{title}>{format_number(value, digits)}</span>'
 
@@ -376,9 +383,7 @@ def _grid(values: np.ndarray, colors: Sequence[Sequence[str]], css: str, cell=No
             content = cell(r, c) if cell else format_number(float(value))
             color = colors[r][c]
             mark = ' class="fv-max"' if (r, c) == marked else ""
-            cells.append(
-                f'<td{mark} data-value="{float(value)!r}" style="background:{color};color:{_ink(color)}">{content}</td>'
-            )
+            cells.append(f'<td{mark} data-value="{float(value)!r}" style="{_chip_style(color)}">{content}</td>')
         rows.append("<tr>" + "".join(cells) + "</tr>")
     return f'<table class="fv-grid {css}">{"".join(rows)}</table>'
 

@@ -36,6 +36,7 @@ from cnnviz.engine.gradients import Backward
 from cnnviz.plots.formula import (
     MapsLayout,
     Shade,
+    _chip_style,
     _figure,
     _grid,
     _half_range,
@@ -333,10 +334,12 @@ def relu_backward_numbers(explained: BackwardExplained, row: int, col: int) -> s
 
 
 def _gradient_value(value: float, shade: Shade, css: str, label: str, digits: int = 3) -> str:
-    """A gradient in a chip of its colour; `data-value` keeps full precision for tests and titles."""
+    """A gradient in a chip of its colour, in ink that reads on it; `data-value` keeps full precision for tests and
+    titles."""
+    color = shade.hex(float(value))
     return (
         f'<span class="fv-value {css}" data-value="{float(value)!r}" title="{html.escape(label)}" '
-        f'style="background:{shade.hex(float(value))}">{gradient_text(float(value), digits)}</span>'
+        f'style="{_chip_style(color)}">{gradient_text(float(value), digits)}</span>'
     )
 
 
@@ -457,8 +460,8 @@ def softmax_backward_numbers(explained: BackwardExplained) -> str:
         f"<td class='number' data-value='{float(z)!r}'>{format_number(float(z))}</td>"
         f"<td class='number' data-value='{float(p)!r}'>{format_number(float(p), 4)}</td>"
         f"<td class='number' data-value='{float(y)!r}'>{int(y)}</td>"
-        f"<td class='number fv-p-minus-y' data-value='{float(g)!r}' style='background:{explained.output_shade.hex(g)}'>"
-        f"{gradient_text(float(g))}</td></tr>"
+        f"<td class='number fv-p-minus-y' data-value='{float(g)!r}' "
+        f"style='{_chip_style(explained.output_shade.hex(g))}'>{gradient_text(float(g))}</td></tr>"
         for j, (name, z, p, y, g) in enumerate(
             zip(names, result.logits, result.probabilities, result.target, result.gradient, strict=True)
         )

@@ -49,6 +49,10 @@ class LearningState(param.Parameterized):
     feedback = param.String(default="", doc="What the quiz says about the latest answer (or why it cannot ask).")
     score = param.Integer(default=0, bounds=(0, None), doc="Questions answered right in this session.")
     answered = param.Integer(default=0, bounds=(0, None), doc="Questions answered in this session.")
+    asked_weight = param.Tuple(
+        default=None, allow_None=True, length=2,
+        doc="(layer, kernel cell) of the weight a question asked about, when it opens its formula view.",
+    )  # fmt: skip
 
     def __init__(self, explainer: ExplainerState, seed: int | None = None, **params) -> None:
         self.explainer = explainer
@@ -173,6 +177,10 @@ class LearningState(param.Parameterized):
             return
         if QUESTION_KINDS[question.kind].needs_backward:
             self.backward_mode = True
+        where = question.where
+        if where.get("key") == "kernel" and len(where["index"]) == 4:  # a kernel weight: its (row, col) in the slice
+            kernel_cols = self.explainer.network.layer(str(where["layer"])).window[1]
+            self.asked_weight = (where["layer"], where["index"][0] * kernel_cols + where["index"][1])
         self.explainer.requests.run_pending("selection")  # after any click still waiting, not before it
         self.explainer.param.update(question_view(question, self.explainer.network))
 

@@ -223,7 +223,7 @@ def weight_direction(live: LiveNumbers, rng: np.random.Generator) -> Question:
         ),
         answer=answer,
         explanation=(
-            f"w ← w − η·g = {number(update.weight, 4)} − {learning_rate:g} × ({g}) = {number(update.new_weight, 6)}. "
+            f"w ← w − η·g = {number(update.weight, 6)} − {learning_rate:g} × ({g}) = {number(update.new_weight, 6)}. "
             f"{reason[0].upper()}{reason[1:]}."
         ),
         choices=DIRECTIONS,

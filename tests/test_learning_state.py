@@ -182,8 +182,10 @@ def test_after_an_answer_a_question_opens_the_view_where_its_numbers_live(catalo
             if info.kind in ("relu", "maxpool2d"):  # the window asked about, in its formula view
                 assert (explainer.level, explainer.row, explainer.col, explainer.neuron) == ("formula", *index)
             elif where.get("key") == "kernel" and info.kind == "conv2d":  # the weight's kernel slice
-                _row, _col, channel, neuron = index
+                row, col, channel, neuron = index
                 assert (explainer.level, explainer.neuron, explainer.input_channel) == ("formula", neuron, channel)
+                # the backward formula view writes that weight's update out (it takes the cell, then clears it)
+                assert learning.asked_weight == (info.name, row * NETWORK.layer(info.name).window[1] + col)
             else:  # a layer, a bias or a class: the layer's elastic view
                 assert explainer.level == "elastic"
                 assert explainer.neuron == (index[-1] if index else 0)

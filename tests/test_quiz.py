@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 
@@ -72,6 +74,10 @@ def test_the_weight_moves_the_way_the_step_moves_it(live):
         after = stepped.layer(layer).weights()[key][index]
         assert question.answer == {1: "up", -1: "down", 0: "it stays"}[int(np.sign(after - before))]
         assert number(after, 6) in question.explanation
+        # the arithmetic written out adds up at the digits shown (the weight was once rounded to four)
+        shown = re.search(r"= (\S+) − (\S+) × \((\S+)\) = (\S+)\.", question.explanation)
+        w, rate, g, result = (float(text.replace("−", "-")) for text in shown.groups())
+        assert abs(w - rate * g - result) <= 1e-6 + abs(rate * g) * 1e-3  # g shows four significant digits
 
 
 def test_the_relu_gate_passes_the_engines_gradient(live):

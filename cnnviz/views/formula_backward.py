@@ -148,7 +148,10 @@ class BackwardFormula(Viewer):
         with pn.io.hold():
             if key != self._key:
                 if key[1:3] != (self._key or (None,) * 3)[1:3]:
-                    self.param.update(picked=-1, pinned=False)
+                    asked = learning.asked_weight  # a quiz question's weight, when it opened this view
+                    picked = asked[1] if asked is not None and asked[0] == state.layer else -1
+                    self.param.update(picked=picked, pinned=False)
+                    learning.asked_weight = None
                 self._key = key
                 self.explained = explained = explain_backward(
                     state.trace, learning.backward, state.layer, state.neuron, state.input_channel,

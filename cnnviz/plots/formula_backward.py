@@ -394,8 +394,10 @@ def flatten_backward_numbers(explained: BackwardExplained) -> str:
             f"{rows}</table>",
         )
     chip = _gradient_value(step.gradient, explained.output_shade, "fv-passed-gradient fv-result", "∂L/∂v")
-    move = _figure(
-        f"back to {previous}: row {r}, column {c}, channel {k + 1}",
+    _rows, cols, channels = backward.input_of(explained.layer).shape
+    move = _figure(  # the formula counts the channel k from 0, as the rows and columns; the views say channel k + 1
+        f"back to {previous}: row {r}, column {c}, channel {k + 1} (n = (r·C + c)·K + k = ({r}·{cols} + {c})·"
+        f"{channels} + {k} = {index})",
         f'<div class="fv-equation">{_op(f"∂L/∂v[{index}] =")}{chip}{_op("→ unchanged")}</div>',
     )
     return (

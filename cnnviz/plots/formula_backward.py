@@ -219,6 +219,12 @@ def _update_html(backward: Backward, layer: str, key: str, index: tuple[int, ...
     )
 
 
+def _steady(value: int, count: int) -> str:
+    """`value` padded with figure spaces to the width of the largest of `count` positions, so a caption keeps its
+    width while Play sweeps the window and the row under it never reflows."""
+    return f"{value:>{len(str(count - 1))}}".replace(" ", "\u2007")
+
+
 def conv_backward_numbers(explained: BackwardExplained, row: int, col: int, picked: int, rate: float) -> str:
     sweep, backward, channel, neuron = explained.sweep, explained.backward, explained.channel, explained.neuron
     window = sweep.windows[row, col]
@@ -234,7 +240,7 @@ def conv_backward_numbers(explained: BackwardExplained, row: int, col: int, pick
     kernel_part = (
         _figure("window (input values)", _grid(window, _colors(explained.input_shade, window), "fv-window"))
         + _op("×")
-        + _figure(f"∂L/∂y at ({row}, {col})", g_chip)
+        + _figure(f"∂L/∂y at ({_steady(row, rows)}, {_steady(col, cols)})", g_chip)  # a sweep moves nothing
         + _op("=")
         + _figure("this position's share", _grid(contribution, _colors(part_shade, contribution), "fv-share",
                                                    _gradient_cell(contribution)))
@@ -255,7 +261,7 @@ def conv_backward_numbers(explained: BackwardExplained, row: int, col: int, pick
     )
     update = _update_html(
         backward, explained.layer, "kernel", (*weight, channel, neuron), rate,
-        f"weight ({weight[0] + 1}, {weight[1] + 1}) of this kernel slice",
+        f"the weight at row {weight[0]}, column {weight[1]} of this kernel slice",
     )  # fmt: skip
     return (
         f'<div class="fv-row fv-arithmetic">{kernel_part}</div>{bias}{update}'
@@ -263,7 +269,7 @@ def conv_backward_numbers(explained: BackwardExplained, row: int, col: int, pick
         + _status(
             f"Position ({row}, {col}): the window times the upstream gradient {gradient_text(g)} is this position's "
             f"share; all shares add up to the kernel's gradient, {gradient_text(float(sweep.gradient[weight]))} at "
-            f"weight ({weight[0] + 1}, {weight[1] + 1})."
+            f"the weight at row {weight[0]}, column {weight[1]}."
         )
     )
 

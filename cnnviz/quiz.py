@@ -36,9 +36,10 @@ def significant(value: float, digits: int = 4) -> str:
     return "0" if float(text) == 0 else text.replace("-", "−")
 
 
-def _plain(value: float) -> str:
-    """A positive value to about three significant digits, without exponent notation: 9,136 rather than 9.14e+03."""
-    return f"{value:,.0f}" if value >= 1000 else f"{value:.3g}"
+def _plain(value: float, digits: int = 3) -> str:
+    """A positive value to about `digits` significant digits, without exponent notation: 9,136 rather than
+    9.14e+03."""
+    return f"{value:,.0f}" if value >= 10 ** (digits - 1) * 10 else f"{value:.{digits}g}"
 
 
 def parse_number(text: str) -> float:
@@ -299,7 +300,7 @@ def winning_class(live: LiveNumbers, rng: np.random.Generator) -> Question:
         answer=names[winner],
         explanation=(
             f"Softmax gives each class e^z / Σ e^z. The largest score, {z} for {names[winner]}, gets the largest "
-            f"share: e^{z} / Σ e^z = {_plain(terms.exps[winner])} / {_plain(terms.total)} = "
+            f"share: e^{z} / Σ e^z = {_plain(terms.exps[winner], 4)} / {_plain(terms.total, 4)} = "
             f"{100 * terms.probabilities[winner]:.1f} %. Softmax never changes the order of the scores."
         ),
         choices=tuple(names),

@@ -645,7 +645,7 @@ def softmax_elements(explained: SoftmaxExplained) -> hv.Overlay:
          "text": outer},
         ["x", "y"], ["text"],
     ).opts(text_color="#333333", text_font_size="12px")  # fmt: skip
-    gap = 0.55  # keeps the arrows clear of the numbers at their ends
+    gap = 0.55 if gradient is None else 0.8  # keeps the arrows clear of the numbers at their ends ("0.901 − 1")
     segments = [(SOFTMAX_X["logit"] + 0.3, y, SOFTMAX_X["exp"] - gap, y) for y in ys]
     segments += [(SOFTMAX_X["exp"] + gap, y, SOFTMAX_X["probability"] - 0.3, y) for y in ys]
     if gradient is None:

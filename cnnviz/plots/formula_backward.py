@@ -372,7 +372,8 @@ def pool_backward_numbers(explained: BackwardExplained, row: int, col: int) -> s
             _gradient_cell(routing.routed), marked=routing.kept))
     )  # fmt: skip
     return f'<div class="fv-row fv-arithmetic">{arithmetic}</div>{_no_weights(explained.layer)}' + _status(
-        f"Window at row {row}, column {col}: the gradient {gradient_text(routing.upstream)} is {rule}."
+        f"Window at row {row}, column {col}: the gradient {gradient_text(routing.upstream)} arriving here is "
+        + ("shared equally by every cell." if routing.kept is None else "passed whole to the kept cell.")
     )
 
 

@@ -251,7 +251,7 @@ class Quiz(Viewer):
         self.prompt = _html(css_classes=["quiz-prompt-pane"])
         self.choices = pn.widgets.RadioBoxGroup(options=[], inline=False, visible=False)
         self.typed = pn.widgets.TextInput(placeholder="Type a number", width=160, visible=False)
-        self.check = pn.widgets.Button(label="Check", color="success", width=90, disabled=True)
+        self.check = pn.widgets.Button(label="Check", color="success", width=90, disabled=True, visible=False)
         self.feedback = _html(css_classes=["quiz-feedback-pane"])
         self.see_it = pn.widgets.Button(label="See it in the network", width=190, visible=False)
         self.score = _html()
@@ -286,7 +286,7 @@ class Quiz(Viewer):
             if question is not None and question.choices and list(self.choices.options) != list(question.choices):
                 self.choices.options = list(question.choices)
                 self.choices.value = None
-            self.check.disabled = question is None
+            self.check.param.update(disabled=question is None, visible=question is not None)
             self.feedback.object = _feedback_html(learning.feedback)
             # after an answer (before, the view would give it away): where the numbers live in the network
             self.see_it.visible = learning.question_answered

@@ -115,7 +115,7 @@ export function render({ model, el }) {
       button.addEventListener("click", () => window.cnnvizScrollToSection?.(label.anchor));
       place(button, ...label.box);
     }
-    for (const legend of model.details ? model.legends : []) {
+    for (const legend of model.legends.filter((legend) => model.details || legend.always)) {
       const box = make("div", "ov-legend", frame, { title: legend.title });
       box.style.setProperty("--gradient", `linear-gradient(to right, ${legend.colors.join(", ")})`);
       make("div", "ov-legend-bar", box);

@@ -249,6 +249,7 @@ class Overview(Viewer):
         return {
             "x0": first.x, "x1": last.x + last.width, "colors": list(GRADIENT_STOPS), "low": "−", "middle": "0",
             "high": "+", "title": "gradient of the loss with respect to each layer's output, each in its own range",
+            "always": True,  # with or without details: backward mode needs its key to its colours
         }  # fmt: skip
 
     def _hint(self, dead: bool, backward) -> str:

@@ -143,18 +143,20 @@ class LearningState(param.Parameterized):
         """A question about the layer open on screen, of the kind its view explains (any question at rest)."""
         layer = self.explainer.layer
         kind = QUESTION_FOR_VIEW.get((self.explainer.network.info(layer).kind, self.backward_mode)) if layer else None
-        return self.ask(kind, focus=layer)
+        return self.ask(kind, focus=layer, focus_neuron=self.explainer.neuron if layer else None)
 
-    def ask(self, kind: str | None = None, focus: str = "") -> Question | None:
-        """A new question of `kind` (default: any) from the numbers on screen, about layer `focus` where it can
-        be; None, with a reason, if none fits."""
+    def ask(self, kind: str | None = None, focus: str = "", focus_neuron: int | None = None) -> Question | None:
+        """A new question of `kind` (default: any) from the numbers on screen, about layer `focus` (and its neuron
+        `focus_neuron`) where it can be; None, with a reason, if none fits."""
         if kind is not None and kind not in QUESTION_KINDS:
             raise ValueError(f"no question kind {kind!r}; kinds are {', '.join(QUESTION_KINDS)}")
         kinds = [kind] if kind else [str(k) for k in self._rng.permutation(list(QUESTION_KINDS))]
         trace, reason = self.explainer.trace, ""
         for candidate in kinds:
             needs = QUESTION_KINDS[candidate].needs_backward
-            live = LiveNumbers(trace, self._backward_of(trace) if needs else None, self.learning_rate, focus)
+            live = LiveNumbers(
+                trace, self._backward_of(trace) if needs else None, self.learning_rate, focus, focus_neuron
+            )
             try:
                 question = make_question(candidate, live, self._rng)
             except NoQuestion as error:

@@ -82,6 +82,7 @@ class LiveNumbers:
     backward: Backward | None = None  # must belong to the same network, image and true class as `trace`
     learning_rate: float = 0.001
     focus: str = ""  # the layer on screen: a question about a layer asks about this one when it can
+    focus_neuron: int | None = None  # and the neuron (or class) on screen in it
 
     def needs_backward(self) -> Backward:
         if self.backward is None:
@@ -103,6 +104,15 @@ def _input_name(trace: Trace, layer_name: str) -> str:
     return trace.names[trace.names.index(layer_name) - 1]
 
 
+def _on_screen(live: LiveNumbers, layer_name: str, cells: np.ndarray) -> np.ndarray:
+    """Of `cells` (rows of indices into a layer's numbers, the neuron last), those of the neuron on screen, when the
+    question is about its layer and it has any."""
+    if layer_name != live.focus or live.focus_neuron is None:
+        return cells
+    mine = cells[cells[:, -1] == live.focus_neuron]
+    return mine if len(mine) else cells
+
+
 def _pick(rng: np.random.Generator, options: list, what: str, focus: str = ""):
     """One of `options` (layers, or layer names): the `focus` layer when it is one of them, else any."""
     if not options:
@@ -117,9 +127,9 @@ def relu_output(live: LiveNumbers, rng: np.random.Generator) -> Question:
     layer: ReLU = _pick(rng, _layers(trace, ReLU), "activation layer", live.focus)
     x = trace.input_of(layer.name)
     wanted_positive = bool(rng.integers(2))
-    candidates = np.argwhere((x > 0.005) if wanted_positive else (x < -0.005))
+    candidates = _on_screen(live, layer.name, np.argwhere((x > 0.005) if wanted_positive else (x < -0.005)))
     if not len(candidates):
-        candidates = np.argwhere(np.abs(x) > 0.005)
+        candidates = _on_screen(live, layer.name, np.argwhere(np.abs(x) > 0.005))
     if not len(candidates):
         raise NoQuestion(f"{layer.name} receives no clearly non-zero input on this image")
     index = tuple(int(i) for i in candidates[int(rng.integers(len(candidates)))])
@@ -158,7 +168,7 @@ def pooling_kept_cell(live: LiveNumbers, rng: np.random.Generator) -> Question:
     inside = np.isfinite(ordered).all(axis=-1)  # padding cells are ∓inf
     ordered = np.where(inside[..., np.newaxis], ordered, 0.0)
     margin = ordered[..., -1] - ordered[..., -2] if layer.mode == "max" else ordered[..., 1] - ordered[..., 0]
-    clear = np.argwhere(inside & (margin > 0.002))  # a winner that stays visible at three decimals
+    clear = _on_screen(live, layer.name, np.argwhere(inside & (margin > 0.002)))  # a winner visible at 3 decimals
     if not len(clear):
         raise NoQuestion(f"no window of {layer.name} has a clear winner on this image")
     row, col, channel = (int(i) for i in clear[int(rng.integers(len(clear)))])
@@ -205,8 +215,9 @@ def weight_direction(live: LiveNumbers, rng: np.random.Generator) -> Question:
     layer_name = _pick(rng, list(backward.weight_gradients), "trainable layer", live.focus)
     key = "kernel" if rng.random() < 0.8 else "bias"
     gradient = backward.weight_gradients[layer_name][key]
-    strongest = np.argsort(np.abs(gradient).reshape(-1))[-max(1, gradient.size // 10) :]
-    index = tuple(int(i) for i in np.unravel_index(int(rng.choice(strongest)), gradient.shape))
+    cells = _on_screen(live, layer_name, np.argwhere(np.ones(gradient.shape, bool)))
+    strongest = cells[np.argsort(np.abs(gradient[tuple(cells.T)]), kind="stable")[-max(1, len(cells) // 10) :]]
+    index = tuple(int(i) for i in strongest[int(rng.integers(len(strongest)))])
     update = weight_update(backward, layer_name, key, index, learning_rate)
     answer = {"up": "up", "down": "down"}.get(update.direction, "it stays")
     g = significant(update.gradient)
@@ -237,7 +248,9 @@ def relu_gate_gradient(live: LiveNumbers, rng: np.random.Generator) -> Question:
     trace, backward = live.trace, live.needs_backward()
     layer: ReLU = _pick(rng, _layers(trace, ReLU), "activation layer", live.focus)
     upstream = backward.upstream_of(layer.name)
-    candidates = np.argwhere((np.abs(upstream) > 1e-6) & (np.abs(backward.input_of(layer.name)) > 0.005))
+    candidates = _on_screen(
+        live, layer.name, np.argwhere((np.abs(upstream) > 1e-6) & (np.abs(backward.input_of(layer.name)) > 0.005))
+    )
     if not len(candidates):
         raise NoQuestion(f"no gradient arrives at {layer.name} on this image")
     index = tuple(int(i) for i in candidates[int(rng.integers(len(candidates)))])

@@ -203,11 +203,13 @@ def test_a_view_asks_about_its_own_layer_with_the_question_its_numbers_answer(ca
             kind = QUESTION_FOR_VIEW.get((info.kind, backward))
             if kind is None:
                 continue
-            explainer.param.update(layer=info.name, neuron=0, level="formula" if info.kind != "conv2d" else "elastic")
+            explainer.param.update(layer=info.name, neuron=1, level="formula" if info.kind != "conv2d" else "elastic")
             question = learning.ask_about_view()
             assert question is not None and question.kind == kind, (info.name, learning.feedback)
             if kind != "winning-class":  # about the whole output, not one layer
                 assert question.where["layer"] == info.name
+            if "index" in question.where and kind != "winning-class":  # and about the neuron on screen
+                assert question.where["index"][-1] == 1, (info.name, question.where)
     explainer.param.update(layer="", level="overview")
     assert learning.ask_about_view() is not None  # at rest: any question
 

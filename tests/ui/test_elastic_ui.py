@@ -253,6 +253,7 @@ def test_closing_the_softmax_formula_steps_back_through_softmax_mode_to_the_clas
     page.keyboard.press("Escape")
     wait_until(lambda: (state.layer, state.level) == (infos[-1].name, "elastic"))
     page.locator(".ed-captions:visible").filter(has_text="probability").wait_for()
+    page.locator(".fv-backdrop").wait_for(state="hidden")  # faded out: the next Esc is softmax mode's
     page.keyboard.press("Escape")
     wait_until(lambda: (state.layer, state.neuron, state.level) == (infos[-2].name, 4, "elastic"))
     page.locator(".ed-captions:visible").filter(has_text="flatten").wait_for()

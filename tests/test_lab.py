@@ -214,3 +214,16 @@ def test_a_changed_network_is_named_in_words():
     )
     assert changes_in_words(WhatIf(activation_slope=1.0, pooling="min"), None) == "no activation function, min pooling"
     assert changes_in_words(WhatIf(), None) == ""
+
+
+def test_the_saliency_input_draws_for_a_grey_network_too():
+    """A one-channel input made an RGB element with one channel, which HoloViews could not draw (a blank tab)."""
+    import holoviews as hv
+    import holoviews.plotting.bokeh  # rendering needs the backend
+
+    from cnnviz.plots.lab import input_picture
+
+    for channels in (1, 3):
+        image = np.random.default_rng(0).random((28, 28, channels)).astype(np.float32)
+        figure = hv.render(input_picture(image), backend="bokeh")  # raised IndexError for one channel
+        assert figure.renderers[0].data_source.data["image"][0].shape == (28, 28)

@@ -119,9 +119,13 @@ def _square(image: hv.Element, title: str) -> hv.Element:
     )
 
 
-def input_picture(image: np.ndarray) -> hv.RGB:
-    height, width, _ = image.shape
-    return _square(hv.RGB(np.asarray(image), bounds=(0, 0, width, height)), "input")
+def input_picture(image: np.ndarray) -> hv.Element:
+    """The input as the network sees it: in colour, or grey for a one-channel network."""
+    height, width, channels = image.shape
+    bounds = (0, 0, width, height)
+    if channels == 1:
+        return _square(hv.Image(np.asarray(image)[:, :, 0], bounds=bounds).opts(cmap="gray", clim=(0, 1)), "input")
+    return _square(hv.RGB(np.asarray(image), bounds=bounds), "input")
 
 
 def saliency_map(image: np.ndarray, strength: np.ndarray, class_name: str) -> hv.Overlay:

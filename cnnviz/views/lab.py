@@ -208,7 +208,8 @@ class Workbench:
             image=_rgb_bytes(state.image), size=[rows, cols], channels=channels, width=200, height=230,
             label=f"The network's {rows}×{cols} input: drag to paint on it",
         )  # fmt: skip
-        self.drop_channel = [pn.widgets.Button(label=f"no {color}", width=66, margin=2) for color in COLOR_CHANNELS]
+        colours = COLOR_CHANNELS if channels == len(COLOR_CHANNELS) else ()  # a grey input has no colour to drop
+        self.drop_channel = [pn.widgets.Button(label=f"no {color}", width=66, margin=2) for color in colours]
         self.restore_image = pn.widgets.Button(label="Restore the image", width=200, disabled=True)
         self.reset = pn.widgets.Button(label="Undo every change", color="warning", width=200)
         self.prediction = pn.pane.HTML(stylesheets=[LAB_CSS], sizing_mode="stretch_width")

@@ -157,6 +157,17 @@ def network_facts(network: Network) -> dict[str, str]:
         "input_numbers": f"{_cross(height, width, channels)} = {height * width * channels:,}",
         "input_grids": grids,
         "input_grid_count": _words(channels),
+        "input_channels_read": "the one input channel" if channels == 1 else f"all {_words(channels)} input channels",
+        "later_convolutions_read": (
+            " Every later convolution reads all the channels of the layer before it, one kernel per channel."
+            if len(convs) > 1
+            else ""
+        ),
+        "later_convolutions_count": (
+            "; every later convolution counts its own the same way, with one kernel per channel it reads"
+            if len(convs) > 1
+            else ""
+        ),
         "input_grid_noun": "square is" if channels == 1 else "squares are",
         "parameter_count": f"{network.parameter_count:,}",
         "class_count": str(len(classes)),
@@ -179,7 +190,9 @@ def network_facts(network: Network) -> dict[str, str]:
         "kernel_last_col": str(kernel_cols - 1),
         "first_conv_weights": f"{_cross(kernel_rows, kernel_cols, channels)} = {weights:,}",
         "first_conv_positions": f"{positions:,}",
-        "fully_connected_weights": f"{height * width * channels:,} × {positions:,}, roughly {dense_equivalent:.2g}",
+        "fully_connected_weights": (
+            f"{height * width * channels:,} × {positions:,}, roughly {float(f'{dense_equivalent:.2g}'):,.0f}"
+        ),
         "first_conv_parameters": f"{neurons} × {weights} + {neurons} = {neurons * weights + neurons:,}",
         "first_conv_padding": (
             f"The first convolution here uses no padding, which is why {height} becomes {out_rows}."

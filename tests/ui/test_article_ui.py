@@ -81,15 +81,28 @@ def set_slider(page, title: str, value: int) -> None:
 
 
 def set_playground(page, n: int, p: int, k: int, s: int) -> None:
-    """Reach a setting in an order the bounds always allow: shrink everything, set n, then grow k and p in turn."""
-    for title, value in [("Stride s", 1), ("Padding p", 0), ("Kernel size k", 1), ("Input size n", n)]:
+    """Reach a setting in an order the bounds always allow: shrink everything, set n, then grow k and p in turn.
+
+    Each step waits until the server has taken it (its formula shows it): the next slider's bounds are the
+    server's, and a busy server once still held the previous value when the next one arrived, and refused it."""
+    formula = page.locator(".formula")
+
+    def taken(text: str) -> None:
+        expect(formula).to_contain_text(text)
+
+    steps = [("Stride s", 1, ") / 1⌋"), ("Padding p", 0, " + 2×0 − "), ("Kernel size k", 1, " − 1) /"),
+             ("Input size n", n, f"⌊({n} + ")]  # fmt: skip
+    for title, value, shown in steps:
         set_slider(page, title, value)
+        taken(shown)
     kernel, padding = 1, 0
     while (kernel, padding) != (k, p):
         kernel = min(k, n + 2 * padding)
         set_slider(page, "Kernel size k", kernel)
+        taken(f" − {kernel}) /")
         padding = min(p, kernel - 1)
         set_slider(page, "Padding p", padding)
+        taken(f" + 2×{padding} − ")
     set_slider(page, "Stride s", s)
 
 

@@ -246,7 +246,7 @@ def test_every_odd_upload_is_processed_or_refused_and_the_session_keeps_working(
             wait_until(lambda: state.example == "", timeout=30)
             np.testing.assert_allclose(state.image, expected, atol=1e-6, err_msg=case.name)
             assert case.check is None or case.check(state.image), f"{case.name}: the network input looks wrong"
-            wait_until(lambda: predicted_label(page) == state.trace.predicted_class, timeout=15)
+            wait_until(lambda: predicted_label(page) == state.trace.predicted_class, timeout=30)
             assert alert.count() == 0, f"{case.name}: processed, yet the page shows {alert.all_inner_texts()}"
         else:
             alert.wait_for(timeout=30_000)

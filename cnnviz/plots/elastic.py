@@ -25,13 +25,8 @@ from cnnviz.engine.explain import conv_channel_results
 from cnnviz.engine.explain_backward import conv_neuron_gradients
 from cnnviz.engine.gradients import Backward
 from cnnviz.engine.network import INPUT_NAME
-from cnnviz.plots.formula import PADDING_COLOR, RGB_CHANNEL_NAMES, Shade, _hex_rgb, format_number
+from cnnviz.plots.formula import PADDING_COLOR, RGB_CHANNEL_NAMES, Shade, _half_range, _hex_rgb, format_number
 from cnnviz.plots.overview import number_text
-
-
-def _extent(values: np.ndarray) -> float:
-    extent = float(np.abs(values).max()) if np.size(values) else 0.0
-    return extent if extent > 0 else 1.0
 
 
 def _channels_first(maps: np.ndarray) -> np.ndarray:
@@ -251,8 +246,8 @@ def explain_conv(trace: Trace, layer: str, neuron: int, half_ranges: dict[str, f
         np.asarray(trace[layer][..., neuron], np.float32),
         {
             "input": Shade("greys") if source_is_image else Shade("diverging", half_ranges[layout.source]),
-            "weights": Shade("weights", _extent(np.append(kernel, bias))),
-            "intermediate": Shade("diverging", _extent(results)),
+            "weights": Shade("weights", _half_range(np.append(kernel, bias))),
+            "intermediate": Shade("diverging", _half_range(results)),
             "output": Shade("diverging", half_ranges[layer]),
         },
     )  # fmt: skip
@@ -271,16 +266,18 @@ def explain_conv_backward(
         forward, kernel=gradients.kernel_gradients, bias=gradients.bias_gradient, results=gradients.passed_back,
         output=gradients.upstream, backward=True, window_sums=gradients.window_sums,
         context_maps={
-            column.name: (backward.gradients[column.name], Shade("gradient", _extent(backward.gradients[column.name])))
+            column.name: (
+                backward.gradients[column.name], Shade("gradient", _half_range(backward.gradients[column.name]))
+            )
             for column in forward.layout.context
         },
         shades={
             "input": forward.shades["input"],
             # the kernels' own range: the bias's gradient (a sum over the whole map) is often far larger and would
             # wash them out; its box saturates and its number is written under it
-            "weights": Shade("gradient", _extent(gradients.kernel_gradients)),
-            "intermediate": Shade("gradient", _extent(gradients.passed_back)),
-            "output": Shade("gradient", _extent(gradients.upstream)),
+            "weights": Shade("gradient", _half_range(gradients.kernel_gradients)),
+            "intermediate": Shade("gradient", _half_range(gradients.passed_back)),
+            "output": Shade("gradient", _half_range(gradients.upstream)),
         },
     )  # fmt: skip
 

@@ -34,7 +34,7 @@ from cnnviz.engine import Network, Trace
 from cnnviz.engine.explain import DenseStep, SoftmaxTerms, dense_step, flatten_index, flatten_position, softmax_terms
 from cnnviz.engine.explain_backward import OutputGradient, dense_gradient, output_gradient
 from cnnviz.engine.gradients import Backward
-from cnnviz.plots.formula import PALETTES, Shade, _hex_rgb, _ink, format_number
+from cnnviz.plots.formula import PALETTES, Shade, _chip_style, _half_range, _hex_rgb, _ink, format_number
 from cnnviz.plots.formula_backward import gradient_text
 
 MAP_GAP = 0.15  # between the tiles of the grid, in tiles
@@ -262,15 +262,11 @@ def explain_flatten_backward(trace: Trace, backward: Backward, dense_name: str, 
     )  # fmt: skip
     return replace(
         forward, maps=passed_back.reshape(forward.layout.shape), backward=flowing,
-        value_shade=Shade("gradient", _extent(passed_back)),
+        value_shade=Shade("gradient", _half_range(passed_back)),
         # the edges' own range: the bias's gradient (p − y itself) is often far larger and would wash them out;
         # the ⊕ then saturates, and its number is written in the score box and under the picture
-        weight_shade=Shade("gradient", _extent(gradient.kernel_gradient)),
+        weight_shade=Shade("gradient", _half_range(gradient.kernel_gradient)),
     )  # fmt: skip
-
-
-def _extent(values: np.ndarray) -> float:
-    return float(np.max(np.abs(values))) or 1.0
 
 
 def _fill(canvas: np.ndarray, box: tuple[float, ...], height: float, color: np.ndarray | str) -> None:
@@ -451,8 +447,7 @@ def flatten_legends(explained: FlattenExplained) -> str:
 def _chip(value: float, color: str, css: str = "", label: str = "", shown=format_number) -> str:
     title = f' title="{html.escape(label)}"' if label else ""
     return (
-        f'<span class="ed-value {css}" data-value="{value!r}" style="background:{color};color:{_ink(color)}"{title}>'
-        f"{shown(value)}</span>"
+        f'<span class="ed-value {css}" data-value="{value!r}" style="{_chip_style(color)}"{title}>{shown(value)}</span>'
     )
 
 
@@ -612,7 +607,7 @@ def explain_softmax_backward(trace: Trace, backward: Backward) -> SoftmaxExplain
 
 
 def _gradient_colors(values: np.ndarray) -> list[str]:
-    return list(Shade("gradient", _extent(values)).hexes(values))
+    return list(Shade("gradient", _half_range(values)).hexes(values))
 
 
 def softmax_elements(explained: SoftmaxExplained) -> hv.Overlay:
@@ -722,7 +717,7 @@ def _softmax_backward_numbers(explained: SoftmaxExplained, index: int) -> str:
 def softmax_legends(explained: SoftmaxExplained) -> str:
     logits = explained.terms.logits
     if explained.gradient is not None:
-        extent = _extent(explained.gradient.gradient)
+        extent = _half_range(explained.gradient.gradient)
         return (
             '<div class="ed-legends">'
             + legend_html("gradient at each score, p − y", GRADIENT, -extent, extent)

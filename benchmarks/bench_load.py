@@ -221,7 +221,6 @@ class Student:
         self.plot = next(m for m in self.keys.plot.references() if isinstance(m, Plot))
         renderers = self.plot.renderers
         self.heatmaps = next(r.data_source for r in renderers if isinstance(r.glyph, ImageBase))
-        self.outline = renderers[-1].data_source
         self.selected: tuple[str, int] | None = None
         self._changed: set[tuple[str, str]] = set()
         self.session.document.on_change(self._record)
@@ -289,7 +288,7 @@ class Student:
         self.selected = (layer, neuron)
         return self._timed(
             lambda: send_browser_event(self.session, "tap", model=self.plot, x=x, y=y, sx=0, sy=0, modifiers=modifiers),
-            [(self.outline, "data")],
+            [(self.keys, "outline")],  # the selection's outline, drawn by the overview's browser layer
         )
 
     def close(self) -> None:

@@ -7,7 +7,7 @@ selects it.
 
 `OverviewKeys` is the browser-side layer over the plot: focusable neuron buttons (arrow keys, Enter selects),
 layer labels that jump to the article, the hover readout and edges, and the selection's outline. That outline
-follows `state.layer` / `neuron` / `level` / `shown_window` (through `outline`, which changes only when the
+follows `state.layer` / `neuron` / `level` / `shown_window` (`OverviewKeys.outline`, which changes only when the
 drawing would), so a formula view's window shows in the overview too, once the pointer rests; drawn by the
 browser, it costs about 1 ms of Python where a HoloViews element of it cost ~50 ms (the whole overlay is
 updated). Everything the layer shows arrives as data from here (boxes, texts, which tiles feed which); it holds
@@ -134,8 +134,6 @@ def _legend_box(legend: dict, height: float) -> dict:
 class Overview(Viewer):
     """Draws the session's trace (or, in backward mode, its gradients); selects what is tapped or entered."""
 
-    outline = param.List(doc="Boxes of the selected neuron and, in a formula view, of its window (layout units).")
-
     def __init__(
         self, state: ExplainerState, sections: dict[str, str] | None = None, learning: Any = None, **params
     ) -> None:
@@ -193,9 +191,9 @@ class Overview(Viewer):
         """The outline follows the window only in a formula view: elsewhere a pointer move redraws nothing here."""
         state = self.state
         cell = state.shown_window if state.level == "formula" else None
-        self.outline = selection_boxes(self.layout, state.network, state.layer, state.neuron, cell)
-        if self._keys.outline != self.outline:
-            self._keys.outline = self.outline
+        boxes = selection_boxes(self.layout, state.network, state.layer, state.neuron, cell)
+        if self._keys.outline != boxes:
+            self._keys.outline = boxes
 
     # -- texts for the keyboard layer ---------------------------------------------------------------------
     def _labels(self, details: bool) -> dict[str, Any]:

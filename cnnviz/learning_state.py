@@ -220,11 +220,9 @@ def question_view(question: Question, network: Network) -> dict[str, object]:
         return {"layer": layer, "neuron": channel, "level": "formula", "row": row, "col": col}
     if kind == "conv2d" and where.get("key") == "kernel":  # a kernel weight: (row, col, input channel, neuron)
         return {"layer": layer, "neuron": index[3], "input_channel": index[2], "level": "formula", "row": 0, "col": 0}
-    if kind == "conv2d":  # a bias (its neuron), or the layer's size: its elastic view slides the kernel
-        return {"layer": layer, "neuron": index[0] if index else 0, "level": "elastic"}
-    if kind == "dense":  # a weight (input, unit) or a bias (unit): the flatten view of that unit
-        return {"layer": layer, "neuron": index[-1] if index else 0, "level": "elastic"}
-    return {"layer": layer, "neuron": index[0] if index else 0, "level": "elastic"}  # softmax: the classes
+    # the elastic view of the neuron last in the index: a convolution's bias (or the layer, for its size), a dense
+    # weight (input, unit) or bias (unit) in the flatten view, a class in softmax mode
+    return {"layer": layer, "neuron": index[-1] if index else 0, "level": "elastic"}
 
 
 def _shown(value: float) -> str:

@@ -27,7 +27,7 @@ from cnnviz.plots.overview import (
     input_picture,
     legend_data,
     maps_picture,
-    mesh_element,
+    mesh_lines,
     neuron_stats,
     number_text,
     overview_layout,
@@ -189,7 +189,13 @@ def test_the_mesh_joins_what_each_layer_reads(network):
         every = column.kind in ("conv2d", OUTPUT_KIND)
         expected += len(column.tops) * (len(previous.tops) if every else 1)
     assert sum(map(len, pairs)) == expected
-    assert len(mesh_element(layout).data) <= expected
+    lines = mesh_lines(layout)
+    assert 0 < len(lines) <= expected
+    centres = {column.x + column.width: [top + TILE / 2 for top in column.tops] for column in layout.columns}
+    starts = {column.x: [top + TILE / 2 for top in column.tops] for column in layout.columns}
+    for x0, top0, x1, top1 in lines:  # from a tile's middle on a column's right edge to one on the next column's left
+        assert top0 in centres[x0] and top1 in starts[x1]
+        assert x1 == min(x for x in starts if x > x0)
 
 
 def test_stats_and_legends_describe_the_trace():

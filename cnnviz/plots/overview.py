@@ -2,9 +2,9 @@
 
 Few HoloViews elements, whatever the network (each costs 35–70 ms of Python): the hidden layers' tiles are ONE
 picture (`maps_element`, palette indices, one byte a pixel, all-zero maps hatched), the input channels a second
-(`input_element`, grey), the class probabilities one `hv.Rectangles` of bars (`bars_element`), the resting mesh
-of connections one `hv.Segments` (`mesh_element`). The selection's outline is no element: its boxes
-(`selection_boxes`) are drawn by the browser over the plot, so a new selection costs no HoloViews update. A tap
+(`input_element`, grey), the class probabilities one `hv.Rectangles` of bars (`bars_element`). The resting mesh of
+connections (`mesh_lines`) and the selection's outline (`selection_boxes`) are no elements: never changing, or
+changing with every click, they are drawn by the browser over the plot, so they cost no HoloViews plot. A tap
 is mapped back to (layer, neuron) with `OverviewLayout.neuron_at`. Sizes, channel counts and classes all come
 from `Network.infos`; a layer with more channels than `MAX_ROWS` wraps into sub-columns.
 
@@ -38,6 +38,7 @@ from cnnviz.colors import (
     layer_groups,
 )
 from cnnviz.engine import Network, Trace
+from cnnviz.plots import no_pan_or_zoom
 
 TILE = 1.0  # every heatmap is drawn 1 × 1 data unit, whatever its resolution
 ROW_PITCH = 1.25
@@ -54,7 +55,6 @@ BAR_SHARE = 0.45  # of the rest; the percentage is written after the bar, clear 
 OUTPUT_KIND = "output"
 PREDICTED_COLOR = "#f28e2b"
 BAR_COLOR = "#9a9a9a"
-MESH_COLOR = "#9aa5b1"
 MESH_FAN_IN = 16  # at most this many resting lines into one neuron
 MIN_UNIT_PIXELS = 30  # the overview scrolls sideways rather than draw a tile smaller than this
 HATCH_COLOR = "#9aa5b1"
@@ -237,7 +237,7 @@ def input_picture(layout: OverviewLayout, trace: Trace) -> tuple[np.ndarray, tup
 def maps_element(layout: OverviewLayout, trace: Trace, ranges: dict[str, float]) -> hv.Image:
     """ONE element for every hidden-layer heatmap: a byte a pixel (an RGB picture would send four)."""
     canvas, bounds = maps_picture(layout, trace, ranges)
-    return _styled("Image.Maps").clone(canvas, bounds=bounds)
+    return _framed_maps(layout.width, layout.height).clone(canvas, bounds=bounds)
 
 
 def gradient_element(layout: OverviewLayout, gradients: dict[str, np.ndarray]) -> hv.Image:
@@ -245,7 +245,7 @@ def gradient_element(layout: OverviewLayout, gradients: dict[str, np.ndarray]) -
     ranges = {column.name: _extent(gradients[column.name]) for column in map_columns(layout)}
     canvas, bounds = maps_picture(layout, gradients, ranges)
     indices = canvas.astype(np.uint16) + GRADIENTS
-    return _styled("Image.Maps").clone(indices, bounds=bounds)
+    return _framed_maps(layout.width, layout.height).clone(indices, bounds=bounds)
 
 
 def _extent(values: np.ndarray) -> float:
@@ -286,13 +286,14 @@ def connections(layout: OverviewLayout) -> list[list[tuple[int, int]]]:
     return pairs
 
 
-def mesh_element(layout: OverviewLayout) -> hv.Segments:
-    """The light mesh of connections at rest, from the right edge of a source column to the left of a target's.
+def mesh_lines(layout: OverviewLayout) -> list[list[float]]:
+    """The light mesh of connections at rest, as [x0, top0, x1, top1] lines (tops measured downwards, as in CSS)
+    from the right edge of a source column to the left of a target's; the browser draws it, once.
 
     Each neuron shows at most MESH_FAN_IN of its inputs (evenly spread): wide layers read every one of dozens of
     channels, and drawing them all would paint the gaps grey.
     """
-    segments = []
+    lines = []
     for index, pairs in enumerate(connections(layout)):
         if not pairs:
             continue
@@ -301,9 +302,8 @@ def mesh_element(layout: OverviewLayout) -> hv.Segments:
         x0 = previous.x + previous.width
         for source, target in pairs:
             if source % step == 0 or len(pairs) == len(column.tops):  # one-to-one layers keep every line
-                y0 = layout.height - previous.tops[source] - TILE / 2
-                segments.append((x0, y0, column.x, layout.height - column.tops[target] - TILE / 2))
-    return hv.Segments(segments, group="Mesh").opts(**STYLE["Segments.Mesh"])  # built once per network
+                lines.append([x0, previous.tops[source] + TILE / 2, column.x, column.tops[target] + TILE / 2])
+    return lines
 
 
 def selection_boxes(
@@ -332,7 +332,6 @@ STYLE = {
     "Image.Maps": {"cmap": MAP_PALETTE, "clim": (0, len(MAP_PALETTE) - 1)},
     "Image.Input": {"cmap": GREYS, "clim": (0, len(GREYS) - 1)},
     "Rectangles.Bars": {"color": "color", "line_alpha": 0},
-    "Segments.Mesh": {"color": MESH_COLOR, "alpha": 0.25, "line_width": 0.6},
 }
 """The elements' looks (Bokeh options), set once per kind of element (`_styled`), never on each drawing."""
 
@@ -342,6 +341,16 @@ _BLANKS = {
     "Image.Input": lambda: hv.Image(np.zeros((1, 1)), kdims=["x", "y"], vdims=["level"], group="Input"),
     "Rectangles.Bars": lambda: hv.Rectangles([], vdims=["color"], group="Bars"),
 }
+
+
+@cache
+def _framed_maps(width: float, height: float) -> hv.Image:
+    """The heatmaps' blank, which also carries the whole plot's options for a `width` × `height` overview: an
+    overlay takes its plot options from its layers, and clones share their original's options."""
+    frame = {"xlim": (0, width), "ylim": (0, height), "xaxis": None, "yaxis": None, "toolbar": None,
+             "default_tools": [], "hooks": [no_pan_or_zoom], "responsive": True, "show_frame": False, "border": 0,
+             "bgcolor": None, "aspect": None, "data_aspect": None}  # fmt: skip
+    return _BLANKS["Image.Maps"]().opts(**STYLE["Image.Maps"], **frame)
 
 
 @cache

@@ -8,7 +8,6 @@ from typing import TypeVar
 
 import panel as pn
 from bokeh.model import Model
-from bokeh.models import HoverTool
 from panel.custom import Child, Children, JSComponent
 from panel.viewable import Viewable
 
@@ -20,16 +19,6 @@ SHRINKS = ":host { min-width: 0 !important; }"
 """For every container between a fixed-width picture (which scrolls sideways on a phone) and the page: Panel gives
 each stretching container its widest child's width as its minimum, so without this the page itself grew as wide
 as the picture and clipped every text beside it."""
-
-
-def no_pan_or_zoom(plot, _element) -> None:
-    """A HoloViews plot hook: keep only hover tools. HoloViews gives every layer pan and zoom tools (`default_tools`
-    on the overlay does not reach its layers); hidden with the toolbar they still take a drag, so a finger swiping
-    over a picture on a phone moved the picture instead of scrolling the page."""
-    toolbar = plot.state.toolbar
-    kept = [tool for tool in toolbar.tools if isinstance(tool, HoverTool)]
-    if kept != toolbar.tools:
-        toolbar.tools = kept
 
 
 def redraws_once(handler: Handler) -> Handler:

@@ -31,6 +31,7 @@ from cnnviz.colors import color_ranges
 from cnnviz.engine.gradients import Backward
 from cnnviz.engine.network import INPUT_NAME
 from cnnviz.learning_state import LearningState, backward_on_screen
+from cnnviz.plots import no_pan_or_zoom
 from cnnviz.plots.elastic import (
     VIEW_HEIGHT,
     VIEW_WIDTH,
@@ -47,7 +48,7 @@ from cnnviz.plots.elastic import (
     readout_html,
 )
 from cnnviz.state import ExplainerState
-from cnnviz.views.component import SHRINKS, no_pan_or_zoom, redraws_once
+from cnnviz.views.component import SHRINKS, redraws_once
 from cnnviz.views.elastic_dense import FlattenElastic, SoftmaxElastic
 from cnnviz.views.learning import Quiz
 from cnnviz.views.overview import Overview

@@ -26,6 +26,7 @@ from panel.viewable import Viewer
 from cnnviz.colors import color_ranges
 from cnnviz.engine.gradients import Backward
 from cnnviz.learning_state import LearningState, backward_on_screen
+from cnnviz.plots import no_pan_or_zoom
 from cnnviz.plots.elastic_dense import (
     HIGHLIGHT,
     SOFTMAX_WIDTH,
@@ -52,7 +53,7 @@ from cnnviz.plots.elastic_dense import (
     softmax_numbers,
 )
 from cnnviz.state import ExplainerState
-from cnnviz.views.component import SHRINKS, no_pan_or_zoom, redraws_once
+from cnnviz.views.component import SHRINKS, redraws_once
 
 CSS = (Path(__file__).parent / "elastic_dense.css").read_text()
 MAX_WIDTH = 900

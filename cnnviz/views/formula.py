@@ -25,6 +25,7 @@ from panel.viewable import Viewer
 from cnnviz.article import section_for
 from cnnviz.colors import color_ranges
 from cnnviz.mathml import tex_to_mathml
+from cnnviz.plots import no_pan_or_zoom
 from cnnviz.plots.formula import (
     ASPECT,
     BLANK,
@@ -40,7 +41,7 @@ from cnnviz.plots.formula import (
     window_marks,
 )
 from cnnviz.state import ExplainerState
-from cnnviz.views.component import ParentComponent, no_pan_or_zoom, redraws_once
+from cnnviz.views.component import ParentComponent, redraws_once
 
 HERE = Path(__file__).parent
 CSS = (HERE / "formula.css").read_text()

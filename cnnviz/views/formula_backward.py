@@ -20,6 +20,7 @@ from cnnviz.article import section_for
 from cnnviz.colors import color_ranges
 from cnnviz.learning_state import LearningState, backward_on_screen
 from cnnviz.mathml import tex_to_mathml
+from cnnviz.plots import no_pan_or_zoom
 from cnnviz.plots.formula import ASPECT, BLANK, PLOT_RANGE, MapsLayout, maps_element, window_marks
 from cnnviz.plots.formula_backward import (
     BACKWARD_KINDS,
@@ -30,7 +31,7 @@ from cnnviz.plots.formula_backward import (
     explain_backward,
 )
 from cnnviz.state import ExplainerState
-from cnnviz.views.component import no_pan_or_zoom, redraws_once
+from cnnviz.views.component import redraws_once
 from cnnviz.views.learning import LEARNING_RATES, nearest_rate
 
 HERE = Path(__file__).parent

@@ -15,7 +15,7 @@ export function render({ model, el }) {
   const frame = make("div", "ov-frame", make("div", "ov-scroll", el));
   make("div", "ov-plot", frame).append(model.get_child("plot"));
   const svg = () => make("svg", "ov-svg", frame, { preserveAspectRatio: "none", "aria-hidden": "true" }, true);
-  const [selection, drawing] = [svg(), svg()];  // the selected neuron's outline; what the pointer is over
+  const [mesh, selection, drawing] = [svg(), svg(), svg()];  // connections at rest; the selection; the pointer's
   const grid = make("div", "ov-grid", frame, { role: "group" });
   const hint = make("p", "ov-hint", el);
   let [buttons, focus, shown] = [[], 0, -1];  // shown: the neuron whose edges are drawn, -1 for none
@@ -88,7 +88,9 @@ export function render({ model, el }) {
       return button;
     });
     const { width, height } = model.geometry;
-    for (const layer of [selection, drawing]) layer.setAttribute("viewBox", `0 0 ${width} ${height}`);
+    for (const layer of [mesh, selection, drawing]) layer.setAttribute("viewBox", `0 0 ${width} ${height}`);
+    const lines = model.geometry.mesh.map(([x0, y0, x1, y1]) => `M${x0},${y0}L${x1},${y1}`);
+    make("path", "ov-mesh", mesh, { d: lines.join("") }, true);
     Object.assign(frame.style, { aspectRatio: `${width} / ${height}`, minWidth: `${model.geometry.min_width}px` });
   }
 

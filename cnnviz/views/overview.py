@@ -1,9 +1,8 @@
 """The Overview: every neuron of every layer on HoloViews, linked to the session's state by Bokeh streams.
 
-The plot overlays a few elements (see `plots/overview.py`): the heatmaps and the input follow the trace and the
-colour mode through `streams.Params` DynamicMaps (an image switch updates their data in place, never the plot);
-the resting mesh is built once per process. A tap anywhere (`streams.Tap`) is mapped back to (layer, neuron) and
-selects it.
+The plot overlays a few elements (see `plots/overview.py`): the heatmaps, the input and the class bars follow
+the trace and the colour mode through one `streams.Params` DynamicMap (an image switch updates their data in place,
+never the plot). A tap anywhere (`streams.Tap`) is mapped back to (layer, neuron) and selects it.
 
 `OverviewKeys` is the browser-side layer over the plot: focusable neuron buttons (arrow keys, Enter selects),
 layer labels that jump to the article, the hover readout and edges, and the selection's outline. That outline
@@ -43,14 +42,14 @@ from cnnviz.plots.overview import (
     input_element,
     legend_data,
     maps_element,
-    mesh_element,
+    mesh_lines,
     neuron_stats,
     number_text,
     overview_layout,
     selection_boxes,
 )
 from cnnviz.state import ExplainerState
-from cnnviz.views.component import ParentComponent, no_pan_or_zoom
+from cnnviz.views.component import ParentComponent
 
 HERE = Path(__file__).parent
 LABEL_ROOM = 0.55  # on each side of a column, in plot units: neighbouring labels keep a gap (COLUMN_GAP 1.3)
@@ -62,7 +61,7 @@ class OverviewKeys(ParentComponent):
     """Keyboard, focus, hover and labels over the overview plot; reports picks and nothing else as messages."""
 
     plot = Child(doc="The HoloViews pane; this layer is drawn in its data coordinates.")
-    geometry = param.Dict(doc="Plot size, every neuron's box, the columns' neurons, each neuron's inputs.")
+    geometry = param.Dict(doc="Plot size, every neuron's box, the columns' neurons, each neuron's inputs, the mesh.")
     labels = param.List(doc="Layer labels: text, shape (with details), article anchor, box.")
     readouts = param.List(doc="What the readout and a screen reader say about each neuron.")
     values = param.List(doc="Text shown in each neuron's button (the class probabilities).")
@@ -87,8 +86,8 @@ class OverviewKeys(ParentComponent):
 
 
 @cache
-def _static_parts(network: Network) -> tuple[OverviewLayout, dict, hv.Segments]:
-    """What every session of one network shares and never changes: the layout, the geometry, the mesh."""
+def _static_parts(network: Network) -> tuple[OverviewLayout, dict]:
+    """What every session of one network shares and never changes: the layout and the browser's geometry."""
     layout = overview_layout(network)
     neurons, columns = [], []
     for column in layout.columns:
@@ -110,14 +109,9 @@ def _static_parts(network: Network) -> tuple[OverviewLayout, dict, hv.Segments]:
         for source, target in pairs:
             sources[columns[c][target]].append(columns[c - 1][source])
     geometry = {"width": layout.width, "height": layout.height, "neurons": neurons, "columns": columns,
-                "sources": sources, "min_width": round(layout.width * MIN_UNIT_PIXELS)}  # fmt: skip
-    # the plot's options ride on the static mesh: an overlay takes its plot options from its layers
-    mesh = mesh_element(layout).opts(
-        xaxis=None, yaxis=None, toolbar=None, default_tools=[], hooks=[no_pan_or_zoom], xlim=(0, layout.width),
-        ylim=(0, layout.height), responsive=True, show_frame=False, border=0, bgcolor=None, aspect=None,
-        data_aspect=None,
-    )  # fmt: skip
-    return layout, geometry, mesh
+                "sources": sources, "mesh": mesh_lines(layout),
+                "min_width": round(layout.width * MIN_UNIT_PIXELS)}  # fmt: skip
+    return layout, geometry
 
 
 def _label_box(column, width: float) -> list[float]:
@@ -141,21 +135,20 @@ class Overview(Viewer):
         self.state = state
         self.learning = learning
         self.sections = sections or {}
-        self.layout, self._geometry, static_mesh = _static_parts(state.network)
-        trace_streams = [hv.streams.Params(state, ["trace", "color_mode"])]
+        self.layout, self._geometry = _static_parts(state.network)
+        map_streams = [hv.streams.Params(state, ["trace", "color_mode"])]
         if learning is not None:
-            trace_streams.append(hv.streams.Params(learning, ["backward"]))
-        self.pictures = hv.DynamicMap(self._draw_trace, streams=trace_streams)  # one refresh per image switch
-        # taps reach Python through the mesh, which spans the plot, held by this session's own DynamicMap: a
-        # stream on the mesh itself, built once for every session, would reach every session's plot
-        mesh = hv.DynamicMap(lambda: static_mesh)
-        self.tap = hv.streams.Tap(source=mesh)
+            map_streams.append(hv.streams.Params(learning, ["backward"]))
+        # one refresh per image switch; no `.opts` here: it would be re-applied to every frame
+        maps = hv.DynamicMap(self._draw_maps, streams=map_streams)
+        # a stream's source must be a DynamicMap of one element: HoloViews finds no source in a returned overlay
+        self.tap = hv.streams.Tap(source=maps)  # anywhere on the plot: the maps' frame spans it
         self.tap.add_subscriber(self._on_tap)
-        plot = self.pictures * mesh  # no `.opts` here: it would be re-applied to every frame
+        self.pictures = maps * hv.DynamicMap(self._draw_input_and_bars, streams=[hv.streams.Params(state, ["trace"])])
         self._keys = OverviewKeys(
             on_pick=self._on_pick,
             # never linked to another pane's axes (the formula view's maps share the dimension names x and y)
-            plot=pn.pane.HoloViews(plot, sizing_mode="stretch_both", margin=0, linked_axes=False),
+            plot=pn.pane.HoloViews(self.pictures, sizing_mode="stretch_both", margin=0, linked_axes=False),
             geometry=self._geometry,
             details=state.show_details,
             sizing_mode="stretch_width",
@@ -177,15 +170,16 @@ class Overview(Viewer):
         return backward_on_screen(self.learning)
 
     # -- drawing ------------------------------------------------------------------------------------------
-    def _draw_trace(self, trace, color_mode, backward=None) -> hv.Overlay:
-        """The heatmaps (or, in backward mode, the gradients), the input channels and the class bars."""
-        layout = self.layout
+    def _draw_maps(self, trace, color_mode, backward=None) -> hv.Image:
+        """The heatmaps, or in backward mode the gradients."""
         if self.backward is not None:
-            maps = gradient_element(layout, self.backward.gradients)
-        else:
-            maps = maps_element(layout, trace, color_ranges(trace, color_mode))
-        bars = bars_element(layout, trace.probabilities, trace.predicted_index)
-        return maps * input_element(layout, trace) * bars
+            return gradient_element(self.layout, self.backward.gradients)
+        return maps_element(self.layout, trace, color_ranges(trace, color_mode))
+
+    def _draw_input_and_bars(self, trace) -> hv.Overlay:
+        """The input channels and the class bars."""
+        bars = bars_element(self.layout, trace.probabilities, trace.predicted_index)
+        return input_element(self.layout, trace) * bars
 
     def _follow_selection(self, *_events) -> None:
         """The outline follows the window only in a formula view: elsewhere a pointer move redraws nothing here."""

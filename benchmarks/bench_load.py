@@ -127,7 +127,9 @@ def wait_until_up(url: str, process: subprocess.Popen) -> None:
     raise RuntimeError(f"the server did not start (no answer from {url})")
 
 
-SESSION_ARGS = ["--check-unused-sessions", "500", "--unused-session-lifetime", str(SESSION_LIFETIME_MS)]
+# as `cnnviz serve` and deploy/classroom.sh run: the page's HTML from one kept session, each tab's built once
+SESSION_ARGS = ["--reuse-sessions", "--check-unused-sessions", "500"]
+SESSION_ARGS += ["--unused-session-lifetime", str(SESSION_LIFETIME_MS)]
 
 
 def start_server(port: int, env: dict[str, str], processes: int = 1) -> subprocess.Popen:

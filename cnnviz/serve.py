@@ -210,6 +210,11 @@ def run(args: argparse.Namespace) -> int:
     scheme = "https" if args.ssl_certfile else "http"
     prefix = f"/{args.prefix.strip('/')}" if args.prefix else ""
     options = classroom_options(args)
+    # Without this, each page load builds the tab's page twice when the class joins at once: once for the HTML
+    # and again when its websocket comes, because the first was dropped as unused while the server was busy with
+    # the others (measured: 10 tabs at once, 14.2 s of server CPU; with it, 6.8 s). With it, the page's HTML comes
+    # from one kept session (it holds no student's data: the document itself travels over the websocket).
+    pn.config.reuse_sessions = True
     try:
         server = pn.serve(
             {"explainer": create_app},

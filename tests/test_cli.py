@@ -11,6 +11,7 @@ import pytest
 
 import cnnviz
 from cnnviz.cli import USER_ERROR_EXIT, main
+from cnnviz.errors import CnnvizError
 
 
 def run_cli(capsys, *argv: str) -> tuple[int, str, str]:
@@ -105,3 +106,27 @@ def test_serve_passes_the_classroom_options_to_panel(monkeypatch):
     assert options["websocket_origin"] == ["class.example.org", "10.0.0.5:5006"]
     assert options["prefix"] == "cnnviz" and options["unused_session_lifetime_milliseconds"] == 60000
     assert options["basic_auth"] == "secret" and options["cookie_secret"]
+
+
+def test_serve_builds_each_tab_once_the_page_html_coming_from_one_kept_session(monkeypatch):
+    """With Bokeh's default, a tab's page is built for its HTML and, when the server was too busy to answer its
+    websocket before the session counted as unused, built again: a class joining at once paid twice."""
+    import argparse
+
+    import panel as pn
+
+    from cnnviz import serve
+
+    monkeypatch.setattr(pn.config, "reuse_sessions", False)
+    seen = {}
+
+    def fake_serve(*_args, **_kwargs):
+        seen["reuse"] = pn.config.reuse_sessions
+        raise OSError(98, "taken")
+
+    monkeypatch.setattr(pn, "serve", fake_serve)
+    parser = argparse.ArgumentParser()
+    serve.add_arguments(parser)
+    with pytest.raises(CnnvizError):
+        serve.run(parser.parse_args(["--port", "1"]))
+    assert seen == {"reuse": True}

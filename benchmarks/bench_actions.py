@@ -5,17 +5,22 @@ No browser and no network: this isolates the Python each click, image switch or 
 the figure that bounds how many students one process can answer. `--unbatched` runs the actions bare, as the
 page did before its handlers walked the page's models once per change.
 
-Run: python benchmarks/bench_actions.py [--runs 4] [--unbatched]
-Prints figures only; tests never assert on time. Run it on a quiet machine (it prints the load average).
+Run: python benchmarks/bench_actions.py [--runs 4] [--unbatched] [--calls]
+Prints figures only; tests never assert on time. Run it on a quiet machine (it prints the load average). On a
+busy one, `--calls` counts the Python function calls of each action instead (cProfile): slower, but the same on
+any machine, so two versions can be compared while other jobs run.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import cProfile
 import os
+import pstats
 import time
 from collections.abc import Callable
+from functools import partial
 
 from bokeh.document import Document
 from panel.io.state import set_curdoc
@@ -25,29 +30,35 @@ from cnnviz.resources import shared_catalog, shared_network
 from cnnviz.serve import one_model_walk
 
 
-def measure(label: str, action: Callable[[int], object], runs: int, batch) -> None:
-    seconds = []
+def measure(label: str, action: Callable[[int], object], runs: int, calls: bool = False) -> None:
+    """Server CPU seconds of each run of `action`, or with `calls` its Python function calls (in thousands)."""
+    figures = []
     for run in range(runs):
-        started = time.process_time()
-        with batch():
+        if calls:
+            profile = cProfile.Profile()
+            profile.runcall(action, run)
+            figures.append(pstats.Stats(profile).total_calls / 1000)
+        else:
+            started = time.process_time()
             action(run)
-        seconds.append(time.process_time() - started)
-    print(f"{label:44s} " + "  ".join(f"{value:.3f}" for value in seconds) + " s")
+            figures.append(time.process_time() - started)
+    unit, digits = ("k calls", 0) if calls else ("s", 3)
+    print(f"{label:44s} " + "  ".join(f"{value:.{digits}f}" for value in figures) + f" {unit}")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=4)
     parser.add_argument("--unbatched", action="store_true", help="no one_model_walk around each action")
+    parser.add_argument("--calls", action="store_true", help="count Python calls instead of timing")
     args = parser.parse_args()
     print("load average before:", " ".join(f"{value:.2f}" for value in os.getloadavg()))
     catalog = shared_catalog()
     Explainer(network=shared_network(), catalog=catalog).page().server_doc(Document())  # warm the caches
-    explainer = Explainer(network=shared_network(), catalog=catalog)
     doc = Document()
-    started = time.process_time()
-    explainer.page().server_doc(doc)
-    print(f"{'page build':44s} {time.process_time() - started:.3f} s")
+    built: list[Explainer] = []
+    measure("page build", lambda _run: built.append(_built_page(catalog, doc)), 1, args.calls)
+    explainer = built[0]
     batch = contextlib.nullcontext if args.unbatched else (lambda: one_model_walk(doc))
     state, runs = explainer.state, args.runs
     keys = [example.key for example in catalog.examples]
@@ -67,7 +78,19 @@ def main() -> None:
         for label, action in actions:
             if label == "pointer move in a formula view":
                 state.select(convs[0], 1, level="formula")  # built the first time one opens: not a move's cost
-            measure(label, action, runs, batch)
+            measure(label, partial(_batched, batch, action), runs, args.calls)
+
+
+def _built_page(catalog, doc: Document) -> Explainer:
+    """One session's explainer, its page built into `doc` (what a page load costs besides sending it)."""
+    explainer = Explainer(network=shared_network(), catalog=catalog)
+    explainer.page().server_doc(doc)
+    return explainer
+
+
+def _batched(batch, action: Callable[[int], object], run: int) -> None:
+    with batch():
+        action(run)
 
 
 if __name__ == "__main__":

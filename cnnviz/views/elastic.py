@@ -121,6 +121,7 @@ class ConvElastic(Viewer):
     """The conv elastic view of the selected neuron, following the session's state."""
 
     opened = param.Integer(default=0, doc="Counts the pictures put on screen; the picture's DynamicMap follows it.")
+    laid_out = param.Integer(default=0, doc="Counts the layouts put on screen; texts, targets and marker follow it.")
     playing = param.Boolean(default=False, doc="Whether the sliding-kernel sweep is running.")
     speed = param.Selector(
         default="normal", objects=list(SWEEP_SECONDS), doc="How fast the sweep goes (read at every tick)."
@@ -136,15 +137,20 @@ class ConvElastic(Viewer):
         self._selection: tuple | None = None  # (layer, neuron) on screen, to restart the sweep for a new one
         self._buttons_for = ""  # the layer whose input channels the formula buttons open
         self._sweep: pn.io.callbacks.PeriodicCallback | None = None
-        picture = hv.DynamicMap(self._draw_picture, streams=[hv.streams.Params(self, ["opened"])])
-        self.marks = hv.DynamicMap(
-            self._draw_marks, streams=[hv.streams.Params(self, ["opened"]), hv.streams.Params(state, ["shown_window"])]
-        )
+        # An image switch redraws the picture and its texts only: the click targets and the marker stay where the
+        # layout puts them. A new neuron redraws all three in ONE refresh of the plot (`_refresh` triggers both
+        # streams together; each watching its own parameter would refresh the plot twice).
+        self._new_picture = hv.streams.Params(self, ["opened"], watch=False)
+        self._new_layout = hv.streams.Params(self, ["laid_out"], watch=False)
+        picture = hv.DynamicMap(self._draw_picture, streams=[self._new_picture])
+        targets = hv.DynamicMap(self._draw_targets, streams=[self._new_layout])
+        window = hv.streams.Params(state, ["shown_window"])
+        self.marks = hv.DynamicMap(self._draw_marks, streams=[self._new_layout, window])
         self.pointer = hv.streams.PointerXY(source=self.marks)
         self.tap = hv.streams.Tap(source=self.marks)
         self.pointer.add_subscriber(self._on_pointer)
         self.tap.add_subscriber(self._on_tap)
-        plot = (picture * self.marks).opts(
+        plot = (picture * targets * self.marks).opts(
             xaxis=None, yaxis=None, toolbar=None, default_tools=[], xlim=(0, VIEW_WIDTH), ylim=(-VIEW_HEIGHT, 0),
             responsive="width", aspect=VIEW_WIDTH / VIEW_HEIGHT, min_width=MIN_PICTURE_WIDTH, show_frame=False,
             bgcolor="#ffffff", hooks=[_no_border, no_pan_or_zoom],
@@ -208,20 +214,23 @@ class ConvElastic(Viewer):
 
     # -- drawing ------------------------------------------------------------------------------------------
     def _draw_picture(self, opened: int) -> hv.Overlay:
+        """The maps, and the texts naming them with their colour ranges (which follow the image)."""
         explained = self.explained
         if explained is None:  # a DynamicMap must always draw something of the same kinds
             empty = hv.RGB((range(2), range(2), *[[[255, 255]] * 2] * 3), bounds=(0, -VIEW_HEIGHT, VIEW_WIDTH, 0))
-            return empty * hv.Labels([]) * hv.Rectangles([], vdims=["hint"])
+            return empty * _styled("labels")
         state = self.state
         ranges = color_ranges(state.trace, state.color_mode)
-        targets = intermediate_targets(explained.layout, [f"{n}: click to open its formula" for n in self.names])
-        return (
-            conv_picture(explained, state.trace, ranges)
-            * _styled("labels").clone(conv_labels(explained).data)
-            * _styled("targets").clone(targets.data)
-        )
+        return conv_picture(explained, state.trace, ranges) * _styled("labels").clone(conv_labels(explained).data)
 
-    def _draw_marks(self, opened: int, shown_window: tuple[int, int]) -> hv.Rectangles:
+    def _draw_targets(self, laid_out: int) -> hv.Rectangles:
+        """The intermediate results' click targets, with their hints."""
+        if self.explained is None:
+            return _styled("targets")
+        targets = intermediate_targets(self.explained.layout, [f"{n}: click to open its formula" for n in self.names])
+        return _styled("targets").clone(targets.data)
+
+    def _draw_marks(self, laid_out: int, shown_window: tuple[int, int]) -> hv.Rectangles:
         if self.explained is None:
             return _styled("marks")
         return _styled("marks").clone(conv_marks(self.explained.layout, *shown_window).data)
@@ -242,6 +251,7 @@ class ConvElastic(Viewer):
             return
         ranges = color_ranges(state.trace, state.color_mode)
         new_selection = (state.layer, state.neuron) != self._selection
+        laid_out = None if self.explained is None else self.explained.layout
         with pn.io.hold():
             if backward is None:
                 self.explained = explain_conv(state.trace, state.layer, state.neuron, ranges)
@@ -262,6 +272,11 @@ class ConvElastic(Viewer):
                 if (row, col) != (state.row, state.col):
                     state.param.update(row=row, col=col)
             self.opened += 1
+            redrawn = [self._new_picture]
+            if self.explained.layout != laid_out or new_selection:  # a new neuron of the layer: new click hints
+                self.laid_out += 1
+                redrawn.append(self._new_layout)
+            hv.streams.Stream.trigger(redrawn)
             self._show_readout()
 
     def _build_explain_buttons(self) -> None:

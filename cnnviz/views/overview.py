@@ -136,15 +136,17 @@ class Overview(Viewer):
         self.learning = learning
         self.sections = sections or {}
         self.layout, self._geometry = _static_parts(state.network)
-        map_streams = [hv.streams.Params(state, ["trace", "color_mode"])]
+        # one stream of the trace for both DynamicMaps: an image switch then refreshes the plot once, not twice
+        trace = hv.streams.Params(state, ["trace"])
+        map_streams = [trace, hv.streams.Params(state, ["color_mode"])]
         if learning is not None:
             map_streams.append(hv.streams.Params(learning, ["backward"]))
-        # one refresh per image switch; no `.opts` here: it would be re-applied to every frame
+        # no `.opts` on these: it would be re-applied to every frame
         maps = hv.DynamicMap(self._draw_maps, streams=map_streams)
         # a stream's source must be a DynamicMap of one element: HoloViews finds no source in a returned overlay
         self.tap = hv.streams.Tap(source=maps)  # anywhere on the plot: the maps' frame spans it
         self.tap.add_subscriber(self._on_tap)
-        self.pictures = maps * hv.DynamicMap(self._draw_input_and_bars, streams=[hv.streams.Params(state, ["trace"])])
+        self.pictures = maps * hv.DynamicMap(self._draw_input_and_bars, streams=[trace])
         self._keys = OverviewKeys(
             on_pick=self._on_pick,
             # never linked to another pane's axes (the formula view's maps share the dimension names x and y)

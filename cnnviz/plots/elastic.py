@@ -1,6 +1,6 @@
 """The elastic explanation views drawn: the engine's numbers as HoloViews elements (no Panel import).
 
-The convolution view (`ConvLayout`, `explain_conv`, `conv_picture`, `conv_marks`, …) shows how one neuron's map
+The convolution view (`ConvLayout`, `explain_conv`, `conv_picture`, `conv_mark_boxes`, …) shows how one neuron's map
 is made from the previous layer: every input channel, its kernel, the intermediate result it gives, ⊕ with the
 bias, and the output, between the other layers of the network drawn small and faded. All maps are painted into
 ONE `hv.RGB` (HoloViews costs its time per element, not per pixel), with one `hv.Segments`, one `hv.Labels` and
@@ -477,13 +477,15 @@ def channel_names_of(layout: ConvLayout) -> list[str]:
     return [f"{layout.source}, channel {c + 1}" for c in range(layout.channels)]
 
 
-def conv_marks(layout: ConvLayout, row: int, col: int) -> hv.Rectangles:
-    """Where output (row, col) comes from: its window on every input channel, its cell on every result."""
+def conv_mark_boxes(layout: ConvLayout, row: int, col: int) -> np.ndarray:
+    """Where output (row, col) comes from: its window on every input channel, its cell on every result, as
+    (x0, y0, x1, y1) rows. Boxes, not an element: the view clones its styled marker with them (every HoloViews
+    element built costs a pointer move a few milliseconds)."""
     row, col = layout.clamp(row, col)
     boxes = [layout.window_box(c, row, col) for c in range(layout.channels)]
     boxes += [cell_box(layout.intermediate_box(c), layout.output_size, row, col) for c in range(layout.channels)]
     boxes.append(cell_box(layout.output_box(), layout.output_size, row, col))
-    return hv.Rectangles(boxes)
+    return np.array(boxes, float)
 
 
 def readout_html(explained: ConvExplained, row: int, col: int, names: list[str]) -> str:

@@ -238,7 +238,9 @@ def _styled_marks() -> hv.Rectangles:
 def window_marks(layout: MapsLayout, row: int, col: int) -> hv.Rectangles:
     """Outlines of output (row, col)'s window on the input and of the cell it makes on the output."""
     top, left = layout.window_origin(row, col)
-    return _styled_marks().clone([layout.input_box(top, left, *layout.window), layout.output_box(row, col)])
+    # an array: HoloViews deep-copies a list's NumPy scalars one by one (most of a pointer move's Python)
+    boxes = np.array([layout.input_box(top, left, *layout.window), layout.output_box(row, col)], float)
+    return _styled_marks().clone(boxes)
 
 
 # -- what one view explains, asked of the engine once per opened neuron ---------------------------------------

@@ -39,7 +39,7 @@ from cnnviz.plots.elastic import (
     channel_names_of,
     conv_backward_summary,
     conv_labels,
-    conv_marks,
+    conv_mark_boxes,
     conv_picture,
     conv_summary,
     explain_conv,
@@ -85,7 +85,12 @@ STYLES = {
                  "hover_fill_alpha": 0.08, "hover_fill_color": "#f59e0b", "hover_line_color": "#f59e0b",
                  "hover_line_alpha": 1, "hover_line_width": 3}),
     "marks": (lambda: hv.Rectangles([]),
-              {"fill_alpha": 0, "line_color": "#111111", "line_width": 2, "apply_ranges": False}),
+              {"fill_alpha": 0, "line_color": "#111111", "line_width": 2, "apply_ranges": False,
+               # and the whole plot's: an overlay takes its plot options from its layers
+               "xaxis": None, "yaxis": None, "toolbar": None, "default_tools": [], "xlim": (0, VIEW_WIDTH),
+               "ylim": (-VIEW_HEIGHT, 0), "responsive": "width", "aspect": VIEW_WIDTH / VIEW_HEIGHT,
+               "min_width": MIN_PICTURE_WIDTH, "show_frame": False, "bgcolor": "#ffffff",
+               "hooks": [_no_border, no_pan_or_zoom]}),
 }  # fmt: skip
 """The texts, the click targets and the marker over the picture: every drawing clones a styled empty element."""
 
@@ -150,12 +155,9 @@ class ConvElastic(Viewer):
         self.tap = hv.streams.Tap(source=self.marks)
         self.pointer.add_subscriber(self._on_pointer)
         self.tap.add_subscriber(self._on_tap)
-        plot = (picture * targets * self.marks).opts(
-            xaxis=None, yaxis=None, toolbar=None, default_tools=[], xlim=(0, VIEW_WIDTH), ylim=(-VIEW_HEIGHT, 0),
-            responsive="width", aspect=VIEW_WIDTH / VIEW_HEIGHT, min_width=MIN_PICTURE_WIDTH, show_frame=False,
-            bgcolor="#ffffff", hooks=[_no_border, no_pan_or_zoom],
-        )  # fmt: skip
-        self._plot = pn.pane.HoloViews(plot, margin=0, linked_axes=False)
+        # no `.opts` on the overlay: HoloViews would re-apply it to every frame (a quarter of a pointer move's work);
+        # the plot's options ride on the marker, whose every drawing clones them
+        self._plot = pn.pane.HoloViews(picture * targets * self.marks, margin=0, linked_axes=False)
         self._hint = pn.pane.HTML(
             f'<p class="el-hint">{HINTS[False]}</p>', stylesheets=[CSS], sizing_mode="stretch_width", margin=(0, 4)
         )
@@ -233,7 +235,7 @@ class ConvElastic(Viewer):
     def _draw_marks(self, laid_out: int, shown_window: tuple[int, int]) -> hv.Rectangles:
         if self.explained is None:
             return _styled("marks")
-        return _styled("marks").clone(conv_marks(self.explained.layout, *shown_window).data)
+        return _styled("marks").clone(conv_mark_boxes(self.explained.layout, *shown_window))
 
     def _show_readout(self, *_events) -> None:
         if self.explained is not None and self.showing:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import collections
+import zipfile
 
 import numpy as np
 import pytest
@@ -10,7 +11,7 @@ from test_architecture_matrix import check_explanations
 
 from cnnviz.cli import main
 from cnnviz.engine import Network
-from cnnviz.importers import ModelImportError, import_model, to_network
+from cnnviz.importers import ModelImportError, explained_model, import_model, to_network
 
 TOLERANCE = 1e-4
 
@@ -287,7 +288,9 @@ def test_cnnviz_import_writes_weights_the_engine_loads(torch_model, tmp_path, ca
     [
         ("missing.onnx", None, "There is no model file at"),
         ("broken.onnx", b"not a protobuf at all", "is not a readable ONNX model"),
-        ("broken.keras", b"PK\x03\x04 truncated", "Keras cannot read broken.keras"),
+        ("broken.keras", b"PK\x03\x04 truncated", "broken.keras is not a readable Keras model: a .keras file is a zip"),
+        ("notes.keras", b"a text file, renamed", "notes.keras is not a readable Keras model: a .keras file is a zip"),
+        ("noise.h5", bytes(range(256)) * 8, "noise.h5 is not a readable Keras model: a .h5 file is an HDF5 file"),
         ("weights.txt", b"hello", "is not a model file cnnviz knows"),
         ("tiny.npz", b"PK", "is a cnnviz weights file already"),
     ],
@@ -295,8 +298,6 @@ def test_cnnviz_import_writes_weights_the_engine_loads(torch_model, tmp_path, ca
 def test_bad_model_files_get_one_sentence(tmp_path, capsys, name, content, message):
     if name.endswith(".onnx"):
         pytest.importorskip("onnx", reason="ONNX tests need the `import` extra (onnx)")
-    if name.endswith(".keras"):
-        pytest.importorskip("keras", reason="Keras imports need the `train` extra (TensorFlow)")
     path = tmp_path / name
     if content is not None:
         path.write_bytes(content)
@@ -304,6 +305,25 @@ def test_bad_model_files_get_one_sentence(tmp_path, capsys, name, content, messa
     error = capsys.readouterr().err
     assert message in error and "Traceback" not in error
     assert error.count("\n") == 1
+
+
+@pytest.mark.train
+def test_a_zip_that_is_no_keras_model_gets_one_sentence(tmp_path, capsys):
+    pytest.importorskip("keras", reason="Keras imports need the `train` extra (TensorFlow)")
+    path = tmp_path / "photos.keras"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("cat.txt", "not a model")
+    assert main(["import", str(path)]) == 2
+    error = capsys.readouterr().err
+    assert "photos.keras is not a readable Keras model (" in error and error.count("\n") == 1
+
+
+def test_a_renamed_file_as_the_explained_model_is_named(tmp_path):
+    """The app's route (Explainer(network=path)) says the same sentence as the CLI, naming the file."""
+    path = tmp_path / "mine.keras"
+    path.write_bytes(np.random.default_rng(0).bytes(3000))
+    with pytest.raises(ModelImportError, match=r"^mine\.keras is not a readable Keras model: a \.keras file is a zip"):
+        explained_model(path)
 
 
 def test_the_app_never_imports_a_training_or_import_framework():

@@ -207,6 +207,71 @@ def test_pytorch_onnx_reproduces_every_layer(torch_model, tmp_path, fold_constan
     assert network.layers[-1].kind == "softmax" and "added a softmax" in notes
 
 
+@pytest.mark.onnx
+def test_pytorch_padding_of_half_the_kernel_with_stride_two_is_reproduced(tmp_path):
+    """`padding=k // 2` with stride 2 on an even size pads both sides, where Keras' 'same' pads only the end: the
+    engine takes PyTorch's own amounts, and every layer equals PyTorch's."""
+    torch = pytest.importorskip("torch", reason="PyTorch tests need the `import` extra (torch, onnx)")
+    onnx = pytest.importorskip("onnx", reason="ONNX tests need the `import` extra (onnx)")
+    nn = torch.nn
+    torch.manual_seed(1)
+    model = nn.Sequential(
+        collections.OrderedDict(
+            conv1=nn.Conv2d(3, 4, 3, stride=2, padding=1),
+            relu1=nn.ReLU(),
+            conv2=nn.Conv2d(4, 5, 5, stride=2, padding=2),
+            pool=nn.MaxPool2d(3, stride=2, padding=1),
+            flatten=nn.Flatten(),
+            fc=nn.Linear(5 * 4 * 4, 3),
+        )
+    ).eval()
+    path = tmp_path / "strided.onnx"
+    export_onnx(model, path, fold_constants=True)
+    imported = import_model(path)
+    paddings = [layer.padding for layer in imported.network.layers if hasattr(layer, "padding")]
+    assert paddings == [((1, 1), (1, 1)), ((2, 2), (2, 2)), ((1, 1), (1, 1))]
+    batch = images((32, 32, 3), seed=4)
+    ours, expected = engine_outputs(imported.network, batch), torch_layer_outputs(model, batch)
+    module_of = {output: node.name.split("/")[1] for node in onnx.load(str(path)).graph.node for output in node.output}
+    compared = {module_of[tensor]: engine_name for engine_name, tensor in imported.sources.items()}
+    for name in ("conv1", "relu1", "conv2", "pool", "fc"):
+        np.testing.assert_allclose(ours[compared[name]], expected[name], atol=TOLERANCE, err_msg=name)
+    check_explanations(imported.network.trace(batch[0]))
+    loaded = Network.load(imported.network.save(tmp_path / "strided.npz"))
+    np.testing.assert_array_equal(loaded.predict(batch), imported.network.predict(batch))
+
+
+@pytest.mark.onnx
+@pytest.mark.parametrize("auto_pad", ["SAME_UPPER", "SAME_LOWER"])
+def test_onnx_auto_padding_is_reproduced(tmp_path, auto_pad):
+    onnx = pytest.importorskip("onnx", reason="ONNX tests need the `import` extra (onnx)")
+    from onnx import helper, numpy_helper
+    from onnx.reference import ReferenceEvaluator
+
+    rng = np.random.default_rng(2)
+    weight, bias = rng.normal(size=(4, 3, 3, 3)).astype(np.float32), rng.normal(size=4).astype(np.float32)
+    dense = rng.normal(size=(4 * 5 * 5, 2)).astype(np.float32)
+    nodes = [
+        helper.make_node("Conv", ["x", "w", "b"], ["c"], name="conv", strides=[2, 2], auto_pad=auto_pad),
+        helper.make_node("Flatten", ["c"], ["f"], name="flat"),
+        helper.make_node("MatMul", ["f", "d"], ["y"], name="dense"),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "g",
+        [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1, 3, 10, 10])],
+        [helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [1, 2])],
+        [numpy_helper.from_array(array, name) for array, name in ((weight, "w"), (bias, "b"), (dense, "d"))],
+    )
+    path, model = tmp_path / "auto.onnx", helper.make_model(graph)
+    onnx.save(model, str(path))
+    network = import_model(path).network
+    assert network.layers[0].padding == ("same" if auto_pad == "SAME_UPPER" else ((1, 0), (1, 0)))  # extra pixel first
+    batch = images((10, 10, 3), count=1)
+    (logits,) = ReferenceEvaluator(model).run(None, {"x": batch.transpose(0, 3, 1, 2)})
+    np.testing.assert_allclose(engine_outputs(network, batch)[network.layers[-2].name], logits, atol=TOLERANCE)
+
+
 def export_with_dynamo(model, path) -> None:
     """PyTorch's default exporter since 2.9 (torch.export based; needs onnxscript)."""
     import torch

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from cnnviz.engine import Conv2D, Dense, Flatten, MaxPool2D, ReLU, Softmax
-from cnnviz.engine.layers import same_padding
+from cnnviz.engine.layers import Padding, same_padding
 from cnnviz.importers import Imported, LayerChain, ModelImportError, unsupported
 
 SKIPPED = {"Dropout", "Identity"}
@@ -145,23 +145,22 @@ class OnnxReader:
         if self.layout != "nchw":
             raise unsupported(f"Node {node.name or node.op_type} ({node.op_type}) on a channels-last tensor")
 
-    def _padding(self, node: Any, attributes: dict[str, Any], window: tuple[int, int], stride: tuple[int, int]) -> str:
-        """'valid' or 'same' (extra pixel at the end, as Keras); other explicit paddings are refused."""
+    def _padding(self, attributes: dict[str, Any], window: tuple[int, int], stride: tuple[int, int]) -> Padding:
+        """'valid', 'same' (extra pixel at the end, as Keras) where the pads are those, else the pads themselves:
+        PyTorch's `padding=k // 2` with stride 2 pads both sides equally, which 'same' does not on even sizes."""
         auto = attributes.get("auto_pad", "NOTSET")
-        pads = list(attributes.get("pads", [0, 0, 0, 0]))
-        if auto == "VALID" or (auto == "NOTSET" and not any(pads)):
+        top, left, bottom, right = attributes.get("pads", [0, 0, 0, 0])
+        if auto == "VALID" or (auto == "NOTSET" and not any((top, left, bottom, right))):
             return "valid"
-        height, width = self.shape[:2]
-        (top, bottom), (left, right) = (
-            same_padding(height, window[0], stride[0]),
-            same_padding(width, window[1], stride[1]),
+        same = (
+            same_padding(self.shape[0], window[0], stride[0]),
+            same_padding(self.shape[1], window[1], stride[1]),
         )
-        if auto == "SAME_UPPER" or (auto == "NOTSET" and pads == [top, left, bottom, right]):
+        if auto == "SAME_UPPER" or (auto == "NOTSET" and ((top, bottom), (left, right)) == same):
             return "same"
-        raise unsupported(
-            f"Node {node.name or node.op_type} pads {pads or auto} on a {height}×{width} input, which is neither "
-            f"'valid' nor 'same' (here [{top}, {left}, {bottom}, {right}])"
-        )
+        if auto != "NOTSET":  # SAME_LOWER: the extra pixel at the start
+            return tuple((amount - amount // 2, amount // 2) for amount in map(sum, same))
+        return (top, bottom), (left, right)
 
     def _append(self, layer: Any, node: Any) -> None:
         self.chain.add(layer, node.output[0])
@@ -178,7 +177,7 @@ class OnnxReader:
         bias = self._weight(node, 2)
         kernel = weight.transpose(2, 3, 1, 0)  # (out, in, rows, cols) → (rows, cols, in, out)
         stride = tuple(attributes.get("strides", [1, 1]))
-        padding = self._padding(node, attributes, kernel.shape[:2], stride)
+        padding = self._padding(attributes, kernel.shape[:2], stride)
         bias = np.zeros(kernel.shape[3], np.float32) if bias is None else bias
         self._append(Conv2D(self._name(node), kernel, bias, stride=stride, padding=padding), node)
 
@@ -202,13 +201,14 @@ class OnnxReader:
         stride = tuple(attributes.get("strides", [1, 1]))
         if any(d != 1 for d in attributes.get("dilations", [1, 1])) or len(node.output) > 1:
             raise unsupported(f"Node {node.name or node.op_type} (dilated pooling or pooling with indices)")
-        padding = self._padding(node, attributes, window, stride)
+        padding = self._padding(attributes, window, stride)
         if mode == "average" and padding != "valid":
             raise unsupported(f"Node {node.name or node.op_type} (average pooling with padding)")
         layer = MaxPool2D(self._name(node), window, stride, padding, mode)
         if attributes.get("ceil_mode", 0):
+            rows, cols = map(sum, layer.pad_amounts(*self.shape[:2]))
             floor_rows = layer.output_shape(self.shape)[0]
-            if (self.shape[0] - window[0]) % stride[0] or (self.shape[1] - window[1]) % stride[1]:
+            if (self.shape[0] + rows - window[0]) % stride[0] or (self.shape[1] + cols - window[1]) % stride[1]:
                 raise unsupported(
                     f"Node {node.name or node.op_type} (ceil_mode pooling that adds a row, not {floor_rows})"
                 )

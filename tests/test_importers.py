@@ -316,6 +316,36 @@ def test_onnx_reference_evaluator_agrees_layer_by_layer(torch_model, tmp_path, e
 
 
 @pytest.mark.onnx
+@pytest.mark.parametrize("exporter", ["torchscript", "dynamo"])
+def test_numbered_pytorch_modules_get_names_by_kind_and_order(tmp_path, exporter):
+    """nn.Sequential numbers its modules ("0", "features.3"); the columns of the views need names people read."""
+    torch = pytest.importorskip("torch", reason="PyTorch tests need the `import` extra (torch, onnx)")
+    pytest.importorskip("onnx", reason="ONNX tests need the `import` extra (onnx)")
+    nn = torch.nn
+    features = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(4, 4, 3))
+    model = nn.Sequential(
+        collections.OrderedDict(
+            features=features,
+            leaky=nn.LeakyReLU(),
+            pool=nn.AvgPool2d(2),
+            head=nn.Sequential(nn.Flatten(), nn.Dropout(), nn.Linear(4 * 6 * 6, 8), nn.ReLU(), nn.Linear(8, 3)),
+        )
+    ).eval()
+    path = tmp_path / "numbered.onnx"
+    if exporter == "dynamo":
+        export_with_dynamo(model, path)
+    else:
+        export_onnx(model, path, fold_constants=False)
+    imported = import_model(path)
+    assert imported.network.layer_names == (
+        "conv_1", "relu_1", "max_pool_1", "conv_2", "leaky" if exporter == "torchscript" else "leaky_relu_1",
+        "pool" if exporter == "torchscript" else "avg_pool_1", "flatten", "dense_1", "relu_2", "dense_2", "softmax",
+    )  # fmt: skip
+    if exporter == "torchscript":
+        assert "batch normalisation batch_norm_1 folded into conv_1" in " ".join(imported.notes)
+
+
+@pytest.mark.onnx
 def test_onnx_branches_and_unknown_operators_are_refused(tmp_path):
     onnx = pytest.importorskip("onnx", reason="ONNX tests need the `import` extra (onnx)")
     helper = onnx.helper

@@ -9,6 +9,7 @@ layer after a channels-first flatten gets its weight rows reordered, so every ou
 from __future__ import annotations
 
 import os
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ from cnnviz.importers import Imported, LayerChain, ModelImportError, unsupported
 SKIPPED = {"Dropout", "Identity"}
 SHAPE_OPS = {"Shape", "Gather", "Unsqueeze", "Squeeze", "Concat", "Constant", "Cast", "Slice", "ConstantOfShape"}
 LEAKY_DEFAULT = 0.01  # ONNX LeakyRelu's default alpha
+ONE_OF_A_KIND = {"flatten", "softmax"}  # named without a number, as in Tiny VGG (a second one gets "_2")
 
 
 def import_onnx_file(
@@ -53,6 +55,7 @@ class OnnxReader:
     shape: tuple[int, ...] = ()  # the current tensor's (H, W, C) or (features,), without the batch
     seen: set[str] = field(default_factory=set)  # data tensors already passed
     flatten_from: tuple[int, ...] | None = None  # (C, H, W) of a channels-first flatten awaiting its dense layer
+    numbered: Counter[str] = field(default_factory=Counter)  # layers named by kind so far, per kind
 
     def read(self, class_names: tuple[str, ...], source: str) -> Imported:
         from onnx import numpy_helper
@@ -104,7 +107,7 @@ class OnnxReader:
             return  # only feeds a Reshape's target shape
         if node.op_type in SKIPPED:
             if node.op_type == "Dropout":
-                self.chain.notes.append(f"Dropout {self._name(node)} dropped (it only acts during training)")
+                self.chain.notes.append(f"Dropout {self._name(node, 'dropout')} dropped (it only acts during training)")
             self.current = node.output[0]
             return
         handler = getattr(self, f"_{node.op_type.lower()}", None)
@@ -133,11 +136,18 @@ class OnnxReader:
         except KeyError:
             raise unsupported(f"Node {node.name or node.op_type} with a computed weight {node.input[index]}") from None
 
-    def _name(self, node: Any) -> str:
-        """A readable layer name: PyTorch's "/features/conv1/Conv" becomes "features_conv1"."""
+    def _name(self, node: Any, kind: str) -> str:
+        """The PyTorch module's own name ("/features/features.conv1/Conv" → "features_conv1"), or else the kind
+        and its number ("/features/features.3/Conv" → "conv_2"): the views' column titles are for people.
+
+        The dynamo exporter names nodes after operators ("node_linear_1"), not modules: those get kind names too.
+        """
         parts = [part for part in (node.name or "").split("/") if part and part != node.op_type]
-        name = "_".join(parts).replace(".", "_").removeprefix("node_")  # the dynamo exporter's "node_relu"
-        return name or node.op_type.lower()
+        module = "" if not parts or node.name.startswith("node_") else parts[-1]
+        if module and not module.rsplit(".", 1)[-1].isdigit():
+            return module.replace(".", "_")
+        self.numbered[kind] += 1
+        return kind if kind in ONE_OF_A_KIND else f"{kind}_{self.numbered[kind]}"
 
     def _need_image(self, node: Any) -> None:
         if len(self.shape) != 3:
@@ -179,21 +189,23 @@ class OnnxReader:
         stride = tuple(attributes.get("strides", [1, 1]))
         padding = self._padding(attributes, kernel.shape[:2], stride)
         bias = np.zeros(kernel.shape[3], np.float32) if bias is None else bias
-        self._append(Conv2D(self._name(node), kernel, bias, stride=stride, padding=padding), node)
+        self._append(Conv2D(self._name(node, "conv"), kernel, bias, stride=stride, padding=padding), node)
 
     def _batchnormalization(self, node: Any, attributes: dict[str, Any]) -> None:
         scale, offset, mean, variance = (self._weight(node, index) for index in (1, 2, 3, 4))
-        self.chain.fold_batch_norm(self._name(node), scale, offset, mean, variance, attributes.get("epsilon", 1e-5))
+        self.chain.fold_batch_norm(
+            self._name(node, "batch_norm"), scale, offset, mean, variance, attributes.get("epsilon", 1e-5)
+        )
         self.chain.sources[self.chain.layers[-1].name] = node.output[0]
 
     def _relu(self, node: Any, attributes: dict[str, Any]) -> None:
-        self._append(ReLU(self._name(node)), node)
+        self._append(ReLU(self._name(node, "relu")), node)
 
     def _leakyrelu(self, node: Any, attributes: dict[str, Any]) -> None:
         slope = float(attributes.get("alpha", LEAKY_DEFAULT))
         if not 0 <= slope <= 1:
             raise unsupported(f"Node {node.name or 'LeakyRelu'} (leaky ReLU with slope {slope}, outside 0–1)")
-        self._append(ReLU(self._name(node), negative_slope=slope), node)
+        self._append(ReLU(self._name(node, "leaky_relu"), negative_slope=slope), node)
 
     def _pool(self, node: Any, attributes: dict[str, Any], mode: str) -> None:
         self._need_image(node)
@@ -204,7 +216,7 @@ class OnnxReader:
         padding = self._padding(attributes, window, stride)
         if mode == "average" and padding != "valid":
             raise unsupported(f"Node {node.name or node.op_type} (average pooling with padding)")
-        layer = MaxPool2D(self._name(node), window, stride, padding, mode)
+        layer = MaxPool2D(self._name(node, "max_pool" if mode == "max" else "avg_pool"), window, stride, padding, mode)
         if attributes.get("ceil_mode", 0):
             rows, cols = map(sum, layer.pad_amounts(*self.shape[:2]))
             floor_rows = layer.output_shape(self.shape)[0]
@@ -234,14 +246,15 @@ class OnnxReader:
         if attributes.get("axis", 1) != 1:
             raise unsupported(f"Node {node.name or 'Flatten'} (flatten from axis {attributes['axis']})")
         if len(self.shape) == 3:
+            name = self._name(node, "flatten")
             if self.layout == "nchw":
                 height, width, channels = self.shape
                 self.flatten_from = (channels, height, width)
                 self.chain.notes.append(
-                    f"{self._name(node)}: PyTorch-style flatten (channel by channel) turned into cnnviz's "
+                    f"{name}: PyTorch-style flatten (channel by channel) turned into cnnviz's "
                     "(pixel by pixel); the next dense layer's weights are reordered to match"
                 )
-            self._append(Flatten(self._name(node)), node)
+            self._append(Flatten(name), node)
 
     def _reshape(self, node: Any, attributes: dict[str, Any]) -> None:
         target = self.constants.get(node.input[1]) if len(node.input) > 1 else None
@@ -258,7 +271,7 @@ class OnnxReader:
             kernel = kernel.reshape(channels, height, width, -1).transpose(1, 2, 0, 3).reshape(kernel.shape)
             self.flatten_from = None
         bias = np.zeros(kernel.shape[1], np.float32) if bias is None else np.broadcast_to(bias, kernel.shape[1])
-        self._append(Dense(self._name(node), kernel, bias), node)
+        self._append(Dense(self._name(node, "dense"), kernel, bias), node)
 
     def _gemm(self, node: Any, attributes: dict[str, Any]) -> None:
         if attributes.get("transA", 0):
@@ -283,7 +296,7 @@ class OnnxReader:
     def _softmax(self, node: Any, attributes: dict[str, Any]) -> None:
         if len(self.shape) != 1 or attributes.get("axis", -1) not in (-1, 1):
             raise unsupported(f"Node {node.name or 'Softmax'} (softmax over an image)")
-        self._append(Softmax(self._name(node)), node)
+        self._append(Softmax(self._name(node, "softmax")), node)
 
 
 def _attributes(node: Any) -> dict[str, Any]:

@@ -107,8 +107,13 @@ def test_unsupported_keras_layers_are_named(tmp_path):
     )
     path = tmp_path / "tanh.keras"
     model.save(path)
-    with pytest.raises(ModelImportError, match=r"odd_conv.*tanh.*cnnviz can import: Conv2D"):
+    with pytest.raises(ModelImportError, match=r"^Layer odd_conv \(Conv2D with activation 'tanh'\) is not supp"):
         import_model(path)
+    pooled = keras.Sequential([keras.Input((16, 16, 3)), keras.layers.GlobalAveragePooling2D(name="squeeze")])
+    with pytest.raises(ModelImportError) as refused:
+        to_network(pooled)
+    assert str(refused.value).startswith("Layer squeeze (GlobalAveragePooling2D) is not supported. cnnviz can import")
+    assert str(refused.value).count("squeeze") == 1 and str(refused.value).count("not supported") == 1
     after_relu = keras.Sequential(
         [
             keras.Input((16, 16, 3)),
@@ -352,16 +357,22 @@ def test_onnx_branches_and_unknown_operators_are_refused(tmp_path):
     image = helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1, 3, 8, 8])
     out = helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [1, 3, 8, 8])
     for nodes, message in (
-        ([helper.make_node("Sigmoid", ["x"], ["y"], name="squash")], r"squash \(Sigmoid\).*cnnviz can import"),
+        ([helper.make_node("Sigmoid", ["x"], ["y"], name="squash")], "Node squash (Sigmoid) is not supported. "),
+        ([helper.make_node("Sigmoid", ["x"], ["y"])], "A Sigmoid node is not supported. "),
+        (  # PyTorch's names end in the operator: said once
+            [helper.make_node("Sigmoid", ["x"], ["y"], name="/features/features.3/Sigmoid")],
+            "Node features/features.3 (Sigmoid) is not supported. ",
+        ),
         (
             [helper.make_node("Relu", ["x"], ["r"], name="r"), helper.make_node("Add", ["r", "x"], ["y"], name="skip")],
-            "skip reads an earlier tensor x",
+            "Node skip (Add) reading an earlier tensor x (a branch) is not supported. ",
         ),
     ):
         path = tmp_path / "bad.onnx"
         onnx.save(helper.make_model(helper.make_graph(nodes, "g", [image], [out])), str(path))
-        with pytest.raises(ModelImportError, match=message):
+        with pytest.raises(ModelImportError) as refused:
             import_model(path)
+        assert str(refused.value).startswith(message) and "cnnviz can import: Conv2D" in str(refused.value)
 
 
 # -- the command ---------------------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from cnnviz.engine import layers_from_keras
+from cnnviz.engine.keras_format import UnsupportedKerasLayer
 from cnnviz.importers import Imported, LayerChain, ModelImportError, unsupported
 
 PIXEL_SCALE = 1 / 255
@@ -77,8 +78,8 @@ def import_keras_model(model: Any, class_names: tuple[str, ...] = (), source: st
         else:
             try:
                 built = layers_from_keras(kind, config, layer.get_weights())
-            except ValueError as error:
-                raise unsupported(f"Layer {layer.name} ({kind}: {error})") from None
+            except UnsupportedKerasLayer as error:
+                raise unsupported(error.what) from None
             for engine_layer in built:
                 chain.add(engine_layer)
             if built:

@@ -97,12 +97,12 @@ class OnnxReader:
         data = [name for name in node.input if name == self.current]
         stale = [name for name in node.input if name in self.seen and name != self.current]
         if stale:
-            raise unsupported(f"Node {node.name or node.op_type} reads an earlier tensor {stale[0]} (a branch)")
+            raise _refused(node, f"reading an earlier tensor {stale[0]} (a branch)")
         if not data:
             if node.op_type in SHAPE_OPS or node.op_type in SKIPPED:
                 self._constant(node)
                 return
-            raise unsupported(f"Node {node.name or node.op_type} ({node.op_type}) off the main chain")
+            raise _refused(node, "off the main chain")
         if node.op_type == "Shape":
             return  # only feeds a Reshape's target shape
         if node.op_type in SKIPPED:
@@ -112,7 +112,7 @@ class OnnxReader:
             return
         handler = getattr(self, f"_{node.op_type.lower()}", None)
         if handler is None:
-            raise unsupported(f"Node {node.name or node.op_type} ({node.op_type})")
+            raise _refused(node)
         handler(node, _attributes(node))
         self.seen.add(self.current)
         self.current = node.output[0]
@@ -134,7 +134,7 @@ class OnnxReader:
         try:
             return np.asarray(self.constants[node.input[index]], np.float32)
         except KeyError:
-            raise unsupported(f"Node {node.name or node.op_type} with a computed weight {node.input[index]}") from None
+            raise _refused(node, f"with a computed weight {node.input[index]}") from None
 
     def _name(self, node: Any, kind: str) -> str:
         """The PyTorch module's own name ("/features/features.conv1/Conv" → "features_conv1"), or else the kind
@@ -151,9 +151,9 @@ class OnnxReader:
 
     def _need_image(self, node: Any) -> None:
         if len(self.shape) != 3:
-            raise unsupported(f"Node {node.name or node.op_type} ({node.op_type}) after the flatten")
+            raise _refused(node, "after the flatten")
         if self.layout != "nchw":
-            raise unsupported(f"Node {node.name or node.op_type} ({node.op_type}) on a channels-last tensor")
+            raise _refused(node, "on a channels-last tensor")
 
     def _padding(self, attributes: dict[str, Any], window: tuple[int, int], stride: tuple[int, int]) -> Padding:
         """'valid', 'same' (extra pixel at the end, as Keras) where the pads are those, else the pads themselves:
@@ -181,9 +181,9 @@ class OnnxReader:
         self._need_image(node)
         weight = self._weight(node, 1)
         if attributes.get("group", 1) != 1 or any(d != 1 for d in attributes.get("dilations", [1, 1])):
-            raise unsupported(f"Node {node.name or 'Conv'} (grouped or dilated convolution)")
+            raise _refused(node, "with groups or dilation")
         if weight is None or weight.ndim != 4:
-            raise unsupported(f"Node {node.name or 'Conv'} (not a 2-D convolution)")
+            raise _refused(node, "that is not a 2-D convolution")
         bias = self._weight(node, 2)
         kernel = weight.transpose(2, 3, 1, 0)  # (out, in, rows, cols) → (rows, cols, in, out)
         stride = tuple(attributes.get("strides", [1, 1]))
@@ -204,7 +204,7 @@ class OnnxReader:
     def _leakyrelu(self, node: Any, attributes: dict[str, Any]) -> None:
         slope = float(attributes.get("alpha", LEAKY_DEFAULT))
         if not 0 <= slope <= 1:
-            raise unsupported(f"Node {node.name or 'LeakyRelu'} (leaky ReLU with slope {slope}, outside 0–1)")
+            raise _refused(node, f"with slope {slope}, outside 0–1")
         self._append(ReLU(self._name(node, "leaky_relu"), negative_slope=slope), node)
 
     def _pool(self, node: Any, attributes: dict[str, Any], mode: str) -> None:
@@ -212,18 +212,16 @@ class OnnxReader:
         window = tuple(attributes["kernel_shape"])
         stride = tuple(attributes.get("strides", [1, 1]))
         if any(d != 1 for d in attributes.get("dilations", [1, 1])) or len(node.output) > 1:
-            raise unsupported(f"Node {node.name or node.op_type} (dilated pooling or pooling with indices)")
+            raise _refused(node, "with dilation or indices")
         padding = self._padding(attributes, window, stride)
         if mode == "average" and padding != "valid":
-            raise unsupported(f"Node {node.name or node.op_type} (average pooling with padding)")
+            raise _refused(node, "averaging over padding")
         layer = MaxPool2D(self._name(node, "max_pool" if mode == "max" else "avg_pool"), window, stride, padding, mode)
         if attributes.get("ceil_mode", 0):
             rows, cols = map(sum, layer.pad_amounts(*self.shape[:2]))
             floor_rows = layer.output_shape(self.shape)[0]
             if (self.shape[0] + rows - window[0]) % stride[0] or (self.shape[1] + cols - window[1]) % stride[1]:
-                raise unsupported(
-                    f"Node {node.name or node.op_type} (ceil_mode pooling that adds a row, not {floor_rows})"
-                )
+                raise _refused(node, f"in ceil_mode where it adds a row or column (floor mode gives {floor_rows})")
         self._append(layer, node)
 
     def _maxpool(self, node: Any, attributes: dict[str, Any]) -> None:
@@ -240,11 +238,11 @@ class OnnxReader:
         elif len(self.shape) == 3 and perm == [0, 2, 3, 1] and self.layout == "nchw":
             self.layout = "nhwc"
         else:
-            raise unsupported(f"Node {node.name or 'Transpose'} (transpose {perm})")
+            raise _refused(node, f"to {perm}")
 
     def _flatten(self, node: Any, attributes: dict[str, Any]) -> None:
         if attributes.get("axis", 1) != 1:
-            raise unsupported(f"Node {node.name or 'Flatten'} (flatten from axis {attributes['axis']})")
+            raise _refused(node, f"from axis {attributes['axis']}")
         if len(self.shape) == 3:
             name = self._name(node, "flatten")
             if self.layout == "nchw":
@@ -259,13 +257,13 @@ class OnnxReader:
     def _reshape(self, node: Any, attributes: dict[str, Any]) -> None:
         target = self.constants.get(node.input[1]) if len(node.input) > 1 else None
         if target is not None and len(target) != 2:
-            raise unsupported(f"Node {node.name or 'Reshape'} (reshape to {list(target)}, not a flatten)")
+            raise _refused(node, f"to {list(target)}, which is not a flatten")
         self._flatten(node, {})
 
     def _dense(self, node: Any, kernel: np.ndarray, bias: np.ndarray | None) -> None:
         """A dense layer with kernel (inputs, units); rows reordered after a channels-first flatten."""
         if len(self.shape) != 1 or kernel.ndim != 2 or kernel.shape[0] != self.shape[0]:
-            raise unsupported(f"Node {node.name or node.op_type} ({node.op_type} that is not a dense layer here)")
+            raise _refused(node, "that is not a dense layer here")
         if self.flatten_from is not None:
             channels, height, width = self.flatten_from
             kernel = kernel.reshape(channels, height, width, -1).transpose(1, 2, 0, 3).reshape(kernel.shape)
@@ -275,7 +273,7 @@ class OnnxReader:
 
     def _gemm(self, node: Any, attributes: dict[str, Any]) -> None:
         if attributes.get("transA", 0):
-            raise unsupported(f"Node {node.name or 'Gemm'} (Gemm with transA)")
+            raise _refused(node, "with transA")
         weight, bias = self._weight(node, 1), self._weight(node, 2)
         kernel = weight.T if attributes.get("transB", 0) else weight
         bias = None if bias is None else bias * attributes.get("beta", 1.0)
@@ -289,14 +287,21 @@ class OnnxReader:
         bias = self._weight(node, 1 if node.input[0] == self.current else 0)
         previous = self.chain.layers[-1] if self.chain.layers else None
         if not isinstance(previous, Dense) or bias is None or bias.size not in (1, previous.bias.size):
-            raise unsupported(f"Node {node.name or 'Add'} (an addition that is not a dense layer's bias)")
+            raise _refused(node, "that is not a dense layer's bias")
         previous.bias = (previous.bias + bias.reshape(-1)).astype(np.float32)
         self.chain.sources[previous.name] = node.output[0]
 
     def _softmax(self, node: Any, attributes: dict[str, Any]) -> None:
         if len(self.shape) != 1 or attributes.get("axis", -1) not in (-1, 1):
-            raise unsupported(f"Node {node.name or 'Softmax'} (softmax over an image)")
+            raise _refused(node, "over an image")
         self._append(Softmax(self._name(node, "softmax")), node)
+
+
+def _refused(node: Any, detail: str = "") -> ModelImportError:
+    """ "Node features/3 (Sigmoid) …": the node's name and its operator once each (PyTorch's names end in it)."""
+    name = (node.name or "").removesuffix(f"/{node.op_type}").strip("/")
+    described = f"Node {name} ({node.op_type})" if name and name != node.op_type else f"A {node.op_type} node"
+    return unsupported(f"{described} {detail}".rstrip())
 
 
 def _attributes(node: Any) -> dict[str, Any]:

@@ -113,7 +113,9 @@ def plan(args: argparse.Namespace) -> Job:
         data = None
         if not args.replot:
             _check_size(size, architecture)
-            data = load_folder(args.data, size, args.colour, args.test_fraction, settings.seed, progress=_tqdm)
+            data = load_folder(
+                args.data, size, args.colour, args.test_fraction, settings.seed, progress=_tqdm, say=print
+            )
         return Job(data, settings, target, out, args.plot or out / "training_curves.png", gallery=True)
     if args.input_size not in (None, IMAGE_SHAPE[0]) or architecture != Architecture():
         raise CnnvizError("Tiny ImageNet trains the Tiny VGG at 64 px; use --data or --shapes for other models.")

@@ -227,3 +227,25 @@ def test_the_saliency_input_draws_for_a_grey_network_too():
         image = np.random.default_rng(0).random((28, 28, channels)).astype(np.float32)
         figure = hv.render(input_picture(image), backend="bokeh")  # raised IndexError for one channel
         assert figure.renderers[0].data_source.data["image"][0].shape == (28, 28)
+
+
+@pytest.mark.parametrize("epochs", [2, 8, 120])
+def test_the_accuracy_chart_shows_0_to_100_percent_over_whole_epochs_from_0(epochs):
+    """No tick at epoch −2 (a short training made the axis start there), none above 100 %, dots on an edge whole."""
+    from pathlib import Path
+
+    import holoviews as hv
+    import holoviews.plotting.bokeh  # rendering needs the backend
+
+    from cnnviz.lab_state import Checkpoint, TrainingHistory
+    from cnnviz.plots.lab import epoch_marker, training_curves
+
+    tested = [Checkpoint(epoch, Path(f"epoch_{epoch}.npz"), min(1.0, 0.1 + epoch / 2)) for epoch in range(epochs + 1)]
+    curves = {"epoch": tuple(range(1, epochs + 1)), "accuracy": (1.0,) * epochs, "holdout_accuracy": (0.9,) * epochs}
+    history = TrainingHistory(tuple(tested), curves, epochs, epochs, 1.0)
+    figure = hv.render(training_curves(history, hv.DynamicMap(lambda: epoch_marker(None, history))), backend="bokeh")
+    assert figure.y_range.start == 0 and 100 < figure.y_range.end <= 103  # room for the dot at 100 %
+    assert list(figure.yaxis[0].ticker.ticks) == [0, 20, 40, 60, 80, 100]
+    assert -0.05 * epochs - 0.25 <= figure.x_range.start < 0 and epochs < figure.x_range.end <= 1.05 * epochs + 0.25
+    if epochs <= 10:
+        assert list(figure.xaxis[0].ticker.ticks) == list(range(epochs + 1))

@@ -247,8 +247,9 @@ class MaxPool2D(_Windowed):
 
     @property
     def pad_value(self) -> float:  # type: ignore[override]
-        """Padding never wins: -inf for max, +inf for min (average pooling is only used with 'valid')."""
-        return np.inf if self.mode == "min" else -np.inf
+        """Padding never wins: -inf for max, +inf for min. An average counts it as zeros (PyTorch's default), so
+        that "what if average?" on a padded max pooling gives numbers, not -inf."""
+        return {"max": -np.inf, "min": np.inf}.get(self.mode, 0.0)
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         windows = self.windows(x)

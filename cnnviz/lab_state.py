@@ -13,11 +13,12 @@ from functools import cache
 from pathlib import Path
 
 from cnnviz.engine import Network, ReLU
-from cnnviz.engine.experiments import WhatIf
+from cnnviz.engine.experiments import WhatIf, pooling_modes, without_no_ops
 from cnnviz.errors import CnnvizError
 from cnnviz.resources import default_weights_path, within_time_limit
 
 POOLING_MODES = ("max", "average", "min")
+AS_TRAINED = "as trained"  # the pooling switch's value for the network's own pooling (a button needs a value)
 # Edited kernel weights stay finite and of a size whose products cannot overflow float32 (trained ones are < 1).
 KERNEL_WEIGHT_LIMIT = 1000.0
 
@@ -117,7 +118,7 @@ def describe_experiment(what_if: WhatIf) -> str:
     parts = []
     if what_if.activation_slope != 0.0:
         parts.append(f"relu:{what_if.activation_slope!r}")
-    if what_if.pooling != "max":
+    if what_if.pooling is not None:
         parts.append(f"pool:{what_if.pooling}")
     if what_if.silenced:
         parts.append("off:" + ",".join(f"{layer}.{channel}" for layer, channel in sorted(what_if.silenced)))
@@ -133,13 +134,26 @@ def changes_in_words(what_if: WhatIf, epoch: int | None) -> str:
         changes.append("no activation function")
     elif what_if.activation_slope:
         changes.append(f"leaky ReLU (slope {what_if.activation_slope:g})")
-    if what_if.pooling != "max":
+    if what_if.pooling is not None:
         changes.append(f"{what_if.pooling} pooling")
     edits = [(len(what_if.silenced), "neuron", "switched off"), (len(what_if.kernels), "kernel", "edited")]
     for count, noun, verb in edits:
         if count:
             changes.append(f"{count} {noun}{'s' if count > 1 else ''} {verb}")
     return ", ".join(changes)
+
+
+def pooling_choices(network: Network) -> dict[str, str]:
+    """The What-if pooling switch: the network's own pooling first, "(as trained)", then every other mode.
+
+    An average-pooled network offers "average (as trained)", "max" and "min"; a network that pools both ways
+    "max + average (as trained)" and all three; one without pooling layers nothing.
+    """
+    trained = pooling_modes(network)
+    if not trained:
+        return {}
+    others = [mode for mode in POOLING_MODES if trained != (mode,)]
+    return {f"{' + '.join(trained)} (as trained)": AS_TRAINED, **{mode: mode for mode in others}}
 
 
 def parse_experiment(text: str, network: Network) -> WhatIf:
@@ -163,7 +177,7 @@ def parse_experiment(text: str, network: Network) -> WhatIf:
                 raise ValueError
         except (ValueError, KeyError, IndexError, AttributeError):
             raise ValueError(f"The experiment {part!r} is not one this network can do; showing it unchanged.") from None
-    return what_if
+    return without_no_ops(what_if, network)
 
 
 def _neuron(network: Network, item: str) -> tuple[str, int]:

@@ -4,15 +4,25 @@ from __future__ import annotations
 
 import base64
 import json
+from dataclasses import replace
 
 import numpy as np
+import panel as pn
 import pytest
 from panel.io.location import Location
 
 from cnnviz.engine import Network
 from cnnviz.engine.experiments import CLASSIC_KERNELS, WhatIf, apply
 from cnnviz.examples import build_catalog
-from cnnviz.lab_state import changes_in_words, describe_experiment, model_card_path, parse_experiment, shared_history
+from cnnviz.lab_state import (
+    AS_TRAINED,
+    changes_in_words,
+    describe_experiment,
+    model_card_path,
+    parse_experiment,
+    pooling_choices,
+    shared_history,
+)
 from cnnviz.resources import default_weights_path, shared_network
 from cnnviz.state import ExplainerState, SharedLink
 from cnnviz.views.lab import Lab
@@ -163,7 +173,63 @@ def test_lab_widgets_write_the_experiment_and_undo_it(lab, state):
     assert "back on" in lab.silence.label
     assert state.trace.predicted_class in lab.prediction.object
     lab.reset.clicks += 1
-    assert state.experiment == "" and lab.activation.value == 0.0 and lab.pooling.value == "max"
+    assert state.experiment == "" and lab.activation.value == 0.0 and lab.pooling.value == AS_TRAINED
+    assert lab.pooling.options == {"max (as trained)": AS_TRAINED, "average": "average", "min": "min"}
+
+
+def pooled(mode_of_each: tuple[str, ...]) -> Network:
+    """A small network whose pooling layers pool as given (average only, max then average), or has none."""
+    from cnnviz.engine import Conv2D, Dense, Flatten, ReLU, Softmax
+    from cnnviz.training.architecture import Architecture
+
+    if not mode_of_each:
+        rng = np.random.default_rng(0)
+        layers = [Conv2D("conv", rng.normal(size=(3, 3, 3, 2)), np.zeros(2)), ReLU("relu"), Flatten("flatten")]
+        layers += [Dense("output", rng.normal(size=(30 * 30 * 2, 2)), np.zeros(2)), Softmax("softmax")]
+        return Network(layers, (32, 32, 3), ("a", "b"))
+    architecture = Architecture(conv_blocks=len(mode_of_each), convs_per_block=1, filters=4)
+    network = architecture.engine_network((32, 32, 3), ("a", "b"))
+    modes = iter(mode_of_each)
+    layers = [replace(layer, mode=next(modes)) if layer.kind == "maxpool2d" else layer for layer in network.layers]
+    return Network(layers, network.input_shape, network.class_names)
+
+
+@pytest.mark.parametrize(
+    ("modes", "choices", "heading"),
+    [
+        (("average", "average"), ["average (as trained)", "max", "min"], "Why average? Pool with"),
+        (("max", "average"), ["max + average (as trained)", "max", "average", "min"], "Why max and average?"),
+        ((), [], None),
+    ],
+)
+def test_the_pooling_switch_names_the_networks_own_pooling_and_switches_away_from_it(tmp_path, modes, choices, heading):
+    """An average-pooled network said "max (as trained)", and its "max" button changed nothing."""
+    network = pooled(modes)
+    state = ExplainerState(network, build_catalog(tmp_path, network))
+    lab = Lab(state)
+    lab.card.collapsed = False
+    workbench = lab.workbench
+    assert list(workbench.pooling.options) == choices
+    headings = " ".join(pane.object or "" for pane in workbench.tabs[1].select(pn.pane.HTML))
+    assert (heading in headings) if heading else ("Pool with" not in headings)
+    if not modes:
+        assert pooling_choices(network) == {}
+        return
+    assert workbench.pooling.value == AS_TRAINED
+    trained = state.trace
+    workbench.pooling.value = "max"
+    assert state.what_if == (WhatIf(pooling="max") if "average" in modes else WhatIf())
+    pools = [layer for layer in state.active_network.layers if layer.kind == "maxpool2d"]
+    assert [layer.mode for layer in pools] == ["max"] * len(modes)
+    assert not np.array_equal(state.trace.probabilities, trained.probabilities)
+    assert changes_in_words(state.what_if, None) == "max pooling" and state.experiment == "pool:max"
+    workbench.pooling.value = AS_TRAINED
+    assert state.experiment == "" and state.what_if.changes_nothing
+    np.testing.assert_array_equal(state.trace.probabilities, trained.probabilities)
+    if modes == ("average", "average"):  # the network's own mode is no change, whichever way it is written
+        state.what_if = WhatIf(pooling="average")
+        assert state.experiment == "" and parse_experiment("pool:average", network) == WhatIf()
+        assert workbench.pooling.value == AS_TRAINED
 
 
 def test_lab_kernel_editor_changes_the_selected_kernel(lab, state):

@@ -27,7 +27,7 @@ class WhatIf:
     """One or more changes to the network; the default changes nothing."""
 
     activation_slope: float = 0.0  # 0: ReLU as trained, 0.1: leaky ReLU, 1: no activation (identity)
-    pooling: str = "max"  # "max" as trained, or "min" / "average"
+    pooling: str | None = None  # None: each pooling layer as trained; "max" / "average" / "min": all of them so
     silenced: frozenset[tuple[str, int]] = frozenset()  # (layer, channel) forced to zero
     kernels: tuple[tuple[str, int, int, tuple[float, ...]], ...] = field(default=())  # (layer, neuron, channel, 9 w)
 
@@ -57,7 +57,7 @@ def apply(network: Network, what_if: WhatIf) -> Network:
 def _changed(layer: Layer, what_if: WhatIf) -> Layer:
     if isinstance(layer, ReLU) and what_if.activation_slope != layer.negative_slope:
         return ReLU(layer.name, what_if.activation_slope)
-    if isinstance(layer, MaxPool2D) and what_if.pooling != layer.mode:
+    if isinstance(layer, MaxPool2D) and what_if.pooling not in (None, layer.mode):
         return MaxPool2D(layer.name, layer.size, layer.stride, layer.padding, what_if.pooling)
     if isinstance(layer, Conv2D):
         edits = [k for k in what_if.kernels if k[0] == layer.name]
@@ -67,6 +67,19 @@ def _changed(layer: Layer, what_if: WhatIf) -> Layer:
                 kernel[:, :, channel, neuron] = np.reshape(weights, kernel.shape[:2])
             return Conv2D(layer.name, kernel, layer.bias, layer.stride, layer.padding)
     return layer
+
+
+def pooling_modes(network: Network) -> tuple[str, ...]:
+    """How the network's pooling layers pool, each mode once in order: ("max",), ("average",), ("max", "average")."""
+    return tuple(dict.fromkeys(layer.mode for layer in network.layers if isinstance(layer, MaxPool2D)))
+
+
+def without_no_ops(what_if: WhatIf, network: Network) -> WhatIf:
+    """The experiment without a pooling switch to what every pooling layer does already: "max" on a max-pooled
+    network is the trained network, and must say so (no change), not "max pooling"."""
+    if what_if.pooling is not None and pooling_modes(network) in ((), (what_if.pooling,)):
+        return replace(what_if, pooling=None)
+    return what_if
 
 
 @dataclass(frozen=True)

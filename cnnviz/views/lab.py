@@ -20,9 +20,9 @@ from panel.custom import JSComponent
 from panel.viewable import Viewer
 
 from cnnviz.engine import Network
-from cnnviz.engine.experiments import CLASSIC_KERNELS, WhatIf
+from cnnviz.engine.experiments import CLASSIC_KERNELS, WhatIf, pooling_modes
 from cnnviz.engine.gradients import saliency
-from cnnviz.lab_state import changes_in_words
+from cnnviz.lab_state import AS_TRAINED, changes_in_words, pooling_choices
 from cnnviz.plots.lab import (
     epoch_marker,
     first_layer_kernels,
@@ -39,7 +39,6 @@ HERE = Path(__file__).parent
 LEAKY_SLOPE = 0.1
 KERNELS_WIDTH = 285
 ACTIVATIONS = {"ReLU (as trained)": 0.0, "leaky ReLU": LEAKY_SLOPE, "identity": 1.0}
-POOLINGS = {"max (as trained)": "max", "average": "average", "min": "min"}
 FINAL_LABEL = "final"
 CHOOSE_KERNEL = "classic kernel…"
 COLOR_CHANNELS = ("red", "green", "blue")
@@ -187,7 +186,9 @@ class Workbench:
 
         # -- what if?
         self.activation = pn.widgets.RadioButtonGroup(options=ACTIVATIONS, color="light", variant="outline")
-        self.pooling = pn.widgets.RadioButtonGroup(options=POOLINGS, color="light", variant="outline")
+        self.pooling = pn.widgets.RadioButtonGroup(
+            options=pooling_choices(state.network), value=AS_TRAINED, color="light", variant="outline"
+        )
         self.silence = pn.widgets.Button(label="Switch off the selected neuron", disabled=True, width=300)
         self.silenced = pn.pane.HTML(stylesheets=[LAB_CSS], sizing_mode="stretch_width")
         self.kernel_target = pn.pane.HTML(stylesheets=[LAB_CSS], sizing_mode="stretch_width")
@@ -236,7 +237,7 @@ class Workbench:
 
         self.player.param.watch(self._choose_epoch, "value")
         self.activation.param.watch(lambda e: self._change(activation_slope=e.new), "value")
-        self.pooling.param.watch(lambda e: self._change(pooling=e.new), "value")
+        self.pooling.param.watch(lambda e: self._change(pooling=None if e.new == AS_TRAINED else e.new), "value")
         self.silence.on_click(self._toggle_silenced)
         self.kernel_channel.param.watch(self._choose_kernel_channel, "value")
         self.classic_kernel.param.watch(self._use_classic_kernel, "value")
@@ -282,11 +283,12 @@ class Workbench:
         def heading(text: str) -> pn.pane.HTML:
             return pn.pane.HTML(f"<p class='lab-heading'>{text}</p>", stylesheets=[LAB_CSS], margin=(0, 5))
 
+        trained = pooling_modes(self.state.network)  # none: no pooling to switch
+        pooling = [heading(f"Why {' and '.join(trained)}? Pool with"), self.pooling] if trained else []
         change = pn.Column(
             heading(f"Why ReLU? Replace every ReLU by (leaky: slope {LEAKY_SLOPE})"),
             self.activation,
-            heading("Why max? Pool with"),
-            self.pooling,
+            *pooling,
             heading("Switch off a neuron (click one in the overview)"),
             self.silence,
             self.silenced,
@@ -387,7 +389,7 @@ class Workbench:
         what_if = self.state.what_if
         with pn.io.hold():
             self.activation.value = what_if.activation_slope if what_if.activation_slope in ACTIVATIONS.values() else 0
-            self.pooling.value = what_if.pooling
+            self.pooling.value = what_if.pooling or AS_TRAINED
             self.silenced.object = self._silenced_html(what_if)
             self._follow_selection()
             if not what_if.changes_nothing:

@@ -285,6 +285,14 @@ def export_with_dynamo(model, path) -> None:
     torch.onnx.export(model, (torch.zeros(1, 3, 32, 32),), str(path), verbose=False)
 
 
+def export_by(exporter: str, model, path) -> None:
+    """PyTorch's torch.export-based exporter ("dynamo") or its older TorchScript one, constants left as they are."""
+    if exporter == "dynamo":
+        export_with_dynamo(model, path)
+    else:
+        export_onnx(model, path, fold_constants=False)
+
+
 @pytest.mark.onnx
 @pytest.mark.parametrize("exporter", ["torchscript", "dynamo"])
 def test_onnx_reference_evaluator_agrees_layer_by_layer(torch_model, tmp_path, exporter):
@@ -295,10 +303,7 @@ def test_onnx_reference_evaluator_agrees_layer_by_layer(torch_model, tmp_path, e
     from onnx.reference import ReferenceEvaluator
 
     path = tmp_path / "net.onnx"
-    if exporter == "dynamo":
-        export_with_dynamo(torch_model, path)
-    else:
-        export_onnx(torch_model, path, fold_constants=False)
+    export_by(exporter, torch_model, path)
     imported = import_model(path)
     model = onnx.load(str(path))
     wanted = [tensor for tensor in imported.sources.values() if tensor not in {o.name for o in model.graph.output}]
@@ -337,10 +342,7 @@ def test_numbered_pytorch_modules_get_names_by_kind_and_order(tmp_path, exporter
         )
     ).eval()
     path = tmp_path / "numbered.onnx"
-    if exporter == "dynamo":
-        export_with_dynamo(model, path)
-    else:
-        export_onnx(model, path, fold_constants=False)
+    export_by(exporter, model, path)
     imported = import_model(path)
     assert imported.network.layer_names == (
         "conv_1", "relu_1", "max_pool_1", "conv_2", "leaky" if exporter == "torchscript" else "leaky_relu_1",

@@ -12,7 +12,7 @@ import pytest
 from panel.io.location import Location
 
 from cnnviz.engine import Network
-from cnnviz.engine.experiments import CLASSIC_KERNELS, WhatIf, apply
+from cnnviz.engine.experiments import CLASSIC_KERNELS, WhatIf, apply, compare
 from cnnviz.examples import build_catalog
 from cnnviz.lab_state import (
     AS_TRAINED,
@@ -173,8 +173,9 @@ def test_lab_widgets_write_the_experiment_and_undo_it(lab, state):
     assert "back on" in lab.silence.label
     assert state.trace.predicted_class in lab.prediction.object
     lab.reset.clicks += 1
-    assert state.experiment == "" and lab.activation.value == 0.0 and lab.pooling.value == AS_TRAINED
+    assert state.experiment == "" and lab.activation.value == lab.pooling.value == AS_TRAINED
     assert lab.pooling.options == {"max (as trained)": AS_TRAINED, "average": "average", "min": "min"}
+    assert lab.activation.options == {"ReLU (as trained)": AS_TRAINED, "leaky ReLU": 0.1, "identity": 1.0}
 
 
 def pooled(mode_of_each: tuple[str, ...]) -> Network:
@@ -230,6 +231,50 @@ def test_the_pooling_switch_names_the_networks_own_pooling_and_switches_away_fro
         state.what_if = WhatIf(pooling="average")
         assert state.experiment == "" and parse_experiment("pool:average", network) == WhatIf()
         assert workbench.pooling.value == AS_TRAINED
+
+
+def with_slopes(*slopes: float) -> Network:
+    """Two conv blocks whose activations have these negative slopes (0: ReLU, 0.2: a leaky ReLU)."""
+    from cnnviz.training.architecture import Architecture
+
+    network = Architecture(convs_per_block=1, filters=4).engine_network((32, 32, 3), ("a", "b"))
+    kept = iter(slopes)
+    layers = [replace(layer, negative_slope=next(kept)) if layer.kind == "relu" else layer for layer in network.layers]
+    return Network(layers, network.input_shape, network.class_names)
+
+
+@pytest.mark.parametrize(
+    ("slopes", "choices", "heading"),
+    [
+        ((0.2, 0.2), ["leaky ReLU 0.2 (as trained)", "ReLU", "leaky ReLU", "identity"], "Why leaky ReLU 0.2?"),
+        ((0.1, 0.1), ["leaky ReLU (as trained)", "ReLU", "identity"], "Why leaky ReLU? Replace every activation by"),
+        ((0.1, 0.0), ["leaky ReLU + ReLU (as trained)", "ReLU", "leaky ReLU", "identity"], "Why leaky ReLU and ReLU"),
+    ],
+)
+def test_the_activation_switch_names_the_networks_own_activation_and_switches_away_from_it(
+    tmp_path, slopes, choices, heading
+):
+    """A leaky-ReLU network said "ReLU (as trained)", and its "ReLU" button changed nothing."""
+    network = with_slopes(*slopes)
+    state = ExplainerState(network, build_catalog(tmp_path, network))
+    lab = Lab(state)
+    lab.card.collapsed = False
+    workbench = lab.workbench
+    assert list(workbench.activation.options) == choices and workbench.activation.value == AS_TRAINED
+    assert workbench.activation.orientation == ("vertical" if len(choices) > 3 else "horizontal")  # 4 overflow a row
+    assert heading in " ".join(pane.object or "" for pane in workbench.tabs[1].select(pn.pane.HTML))
+    trained = state.trace
+    workbench.activation.value = 0.0
+    assert state.what_if == WhatIf(activation_slope=0.0) and state.experiment == "relu:0.0"
+    relus = [layer.negative_slope for layer in state.active_network.layers if layer.kind == "relu"]
+    assert relus == [0.0, 0.0] and changes_in_words(state.what_if, None) == "ReLU"
+    assert any(difference.changed_channels for difference in compare(trained, state.trace))
+    workbench.activation.value = AS_TRAINED
+    assert state.experiment == "" and state.what_if.changes_nothing
+    if len(set(slopes)) == 1:  # its own slope is no change, whichever way it is written
+        assert parse_experiment(f"relu:{slopes[0]}", network) == WhatIf()
+    state.experiment = "relu:0.3"  # a linked slope no button offers: none is pressed
+    assert workbench.activation.value is None and state.what_if == WhatIf(activation_slope=0.3)
 
 
 def test_lab_kernel_editor_changes_the_selected_kernel(lab, state):

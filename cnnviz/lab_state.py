@@ -8,16 +8,21 @@ as one line of text, so it can live in the URL and an instructor can share "look
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 from cnnviz.engine import Network, ReLU
-from cnnviz.engine.experiments import WhatIf
+from cnnviz.engine.experiments import WhatIf, activation_slopes, pooling_modes, without_no_ops
 from cnnviz.errors import CnnvizError
 from cnnviz.resources import default_weights_path, within_time_limit
 
 POOLING_MODES = ("max", "average", "min")
+LEAKY_SLOPE = 0.1
+ACTIVATIONS = {"ReLU": 0.0, "leaky ReLU": LEAKY_SLOPE, "identity": 1.0}  # the What-if activation switch's
+AS_TRAINED = "as trained"  # a switch's value for the network's own setting (a button needs a value)
 # Edited kernel weights stay finite and of a size whose products cannot overflow float32 (trained ones are < 1).
 KERNEL_WEIGHT_LIMIT = 1000.0
 
@@ -115,9 +120,9 @@ def load_checkpoint(path: Path) -> Network:
 def describe_experiment(what_if: WhatIf) -> str:
     """The experiment as one line of text for the URL ('' for no change); `parse_experiment` reads it back."""
     parts = []
-    if what_if.activation_slope != 0.0:
+    if what_if.activation_slope is not None:
         parts.append(f"relu:{what_if.activation_slope!r}")
-    if what_if.pooling != "max":
+    if what_if.pooling is not None:
         parts.append(f"pool:{what_if.pooling}")
     if what_if.silenced:
         parts.append("off:" + ",".join(f"{layer}.{channel}" for layer, channel in sorted(what_if.silenced)))
@@ -129,17 +134,43 @@ def describe_experiment(what_if: WhatIf) -> str:
 def changes_in_words(what_if: WhatIf, epoch: int | None) -> str:
     """What makes the network on screen differ from the trained one, for a learner ('' when nothing does)."""
     changes = [] if epoch is None else [f"the weights of training epoch {epoch}"]
-    if what_if.activation_slope == 1.0:
-        changes.append("no activation function")
-    elif what_if.activation_slope:
-        changes.append(f"leaky ReLU (slope {what_if.activation_slope:g})")
-    if what_if.pooling != "max":
+    slope = what_if.activation_slope
+    if slope is not None:
+        changes.append({0.0: "ReLU", 1.0: "no activation function"}.get(slope, f"leaky ReLU (slope {slope:g})"))
+    if what_if.pooling is not None:
         changes.append(f"{what_if.pooling} pooling")
     edits = [(len(what_if.silenced), "neuron", "switched off"), (len(what_if.kernels), "kernel", "edited")]
     for count, noun, verb in edits:
         if count:
             changes.append(f"{count} {noun}{'s' if count > 1 else ''} {verb}")
     return ", ".join(changes)
+
+
+def pooling_choices(network: Network) -> dict[str, str]:
+    """The What-if pooling switch: the network's own pooling first, "(as trained)", then every other mode.
+
+    An average-pooled network offers "average (as trained)", "max" and "min"; a network that pools both ways
+    "max + average (as trained)" and all three; one without pooling layers nothing.
+    """
+    return _switch(pooling_modes(network), {mode: mode for mode in POOLING_MODES}, str)
+
+
+def activation_choices(network: Network) -> dict[str, str | float]:
+    """The What-if activation switch: "ReLU (as trained)", "leaky ReLU", "identity" for a ReLU network, "leaky
+    ReLU 0.2 (as trained)" and all three for a network trained with leaky ReLUs."""
+    return _switch(activation_slopes(network), ACTIVATIONS, activation_name)
+
+
+def activation_name(slope: float) -> str:
+    return next((name for name, value in ACTIVATIONS.items() if value == slope), f"leaky ReLU {slope:g}")
+
+
+def _switch(trained: tuple[Any, ...], choices: dict[str, Any], name: Callable[[Any], str]) -> dict[str, Any]:
+    """The network's own setting(s) first, marked "(as trained)", then every choice that is not it."""
+    if not trained:
+        return {}
+    others = {label: value for label, value in choices.items() if trained != (value,)}
+    return {f"{' + '.join(map(name, trained))} (as trained)": AS_TRAINED, **others}
 
 
 def parse_experiment(text: str, network: Network) -> WhatIf:
@@ -163,7 +194,7 @@ def parse_experiment(text: str, network: Network) -> WhatIf:
                 raise ValueError
         except (ValueError, KeyError, IndexError, AttributeError):
             raise ValueError(f"The experiment {part!r} is not one this network can do; showing it unchanged.") from None
-    return what_if
+    return without_no_ops(what_if, network)
 
 
 def _neuron(network: Network, item: str) -> tuple[str, int]:

@@ -16,7 +16,7 @@ import param
 
 from cnnviz.colors import COLOR_MODES
 from cnnviz.engine import Network, Trace
-from cnnviz.engine.experiments import WhatIf, apply
+from cnnviz.engine.experiments import WhatIf, apply, without_no_ops
 from cnnviz.errors import CnnvizError
 from cnnviz.examples import ExampleCatalog
 from cnnviz.images import ImageError, PreparedUpload, prepare_upload
@@ -144,7 +144,7 @@ class ExplainerState(param.Parameterized):
 
     @what_if.setter
     def what_if(self, what_if: WhatIf) -> None:
-        self.experiment = describe_experiment(what_if)
+        self.experiment = describe_experiment(without_no_ops(what_if, self.network))
 
     def upload(self, content: bytes) -> bool:
         """Use an uploaded file as the input; on bad input keep the current image and say why."""

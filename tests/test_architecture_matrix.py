@@ -1,9 +1,10 @@
 """Any small sequential CNN, not only Tiny VGG: the engine's explanations and the examples fit every network.
 
-Networks of the matrix: grey 28×28, 32×32 colour with 20 classes, 96×96, 'same' padding with stride 2, 5×5
-kernels, three conv blocks, average pooling, 2 classes. For each, every number an explanation shows (the
-window × kernel sum, the pooled value, the ReLU, the flatten position, the dense sum, the softmax) must equal
-the traced value, and the example images must come at the network's own size and channel count.
+Networks of the matrix: grey 28×28, 32×32 colour with 20 classes, 96×96, 'same' padding with stride 2, PyTorch's
+explicit padding with stride 2, 5×5 kernels, three conv blocks, average pooling, 2 classes. For each, every number
+an explanation shows (the window × kernel sum, the pooled value, the ReLU, the flatten position, the dense sum, the
+softmax) must equal the traced value, and the example images must come at the network's own size and channel
+count.
 """
 
 from __future__ import annotations
@@ -57,6 +58,22 @@ def strided_same() -> Network:
     return Network(layers, (31, 31, 3), classes(5))
 
 
+def pytorch_padding() -> Network:
+    """PyTorch's padding=k // 2 with stride 2 on an even size: zeros on both sides, not Keras' 'same'."""
+    rng = np.random.default_rng(8)
+    layers = [
+        Conv2D("conv_a", rng.normal(0, 0.3, (3, 3, 3, 6)), rng.normal(0, 0.1, 6), 2, ((1, 1), (1, 1))),
+        ReLU("relu_a"),
+        Conv2D("conv_b", rng.normal(0, 0.3, (5, 5, 6, 4)), rng.normal(0, 0.1, 4), 2, ((2, 2), (2, 2))),
+        ReLU("relu_b"),
+        MaxPool2D("max_pool", 3, 2, padding=((1, 1), (1, 1))),
+        Flatten("flatten"),
+        Dense("output", rng.normal(0, 0.1, (4 * 4 * 4, 3)), np.zeros(3)),
+        Softmax("softmax"),
+    ]
+    return Network(layers, (32, 32, 3), classes(3))
+
+
 MATRIX = {
     "28x28x1, 2 classes": lambda: Architecture().engine_network((28, 28, 1), classes(2), seed=1),
     "32x32x3, 20 classes, 3 blocks same": lambda: Architecture(conv_blocks=3, padding="same").engine_network(
@@ -64,6 +81,7 @@ MATRIX = {
     ),
     "96x96x3": lambda: Architecture(convs_per_block=1, filters=6).engine_network((96, 96, 3), classes(10), seed=3),
     "same + stride 2": strided_same,
+    "PyTorch padding + stride 2": pytorch_padding,
     "5x5 kernels": lambda: Architecture(kernel_size=5).engine_network((64, 64, 3), classes(10), seed=4),
     "average pooling": lambda: Architecture(pooling="average").engine_network((48, 48, 3), classes(4), seed=5),
     "bundled shapes model (trained)": lambda: Network.load(SHAPES_WEIGHTS),

@@ -2,7 +2,7 @@
 
 Every gradient the engine reports — at each column and for each kernel and bias — is compared with the change
 of the loss when that one number is nudged, for several small architectures that together use every layer kind
-and variant (stride, 'same' padding, leaky/no activation, max/min/average pooling, a silenced channel).
+and variant (stride, 'same' and explicit padding, leaky/no activation, max/min/average pooling, a silenced channel).
 """
 
 from __future__ import annotations
@@ -72,8 +72,21 @@ def overlapping_min_pool() -> Network:
     return _classifier(rng, layers, (15, 13, 3), classes=4, silenced={"conv_b": [1]})
 
 
+def explicit_padding() -> Network:
+    """PyTorch-style explicit padding: a ring of zeros with stride 2 on an even size, uneven pads, padded pooling."""
+    rng = np.random.default_rng(14)
+    layers = [
+        _conv(rng, "conv_a", 3, 4, 3, 2, ((1, 1), (1, 1))),
+        ReLU("relu_a"),
+        _conv(rng, "conv_b", 4, 3, 3, 1, ((2, 0), (0, 1))),
+        MaxPool2D("pool", 3, 2, ((1, 1), (1, 1))),
+    ]
+    return _classifier(rng, layers, (12, 10, 3))
+
+
 ARCHITECTURES = {
     "same-stride-2": same_stride_two,
+    "explicit-padding": explicit_padding,
     "one-channel-28": one_channel_28,
     "overlapping-min-pool": overlapping_min_pool,
     "tiny-vgg": lambda: tiny_vgg(seed=5),

@@ -53,6 +53,21 @@ def test_train_help_needs_no_train_extra(capsys, monkeypatch):
     assert code == 0 and "--input-size" in out and "Traceback" not in err
 
 
+def test_train_recipe_help_holds_for_every_image_source():
+    """The recipe is used at every input size (32–128), and --data and --shapes change some of its defaults."""
+    import argparse
+
+    from cnnviz.training.command import add_arguments
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    helps = {action.dest: action.help for action in parser._actions}
+    assert "64" not in helps["crop_padding"] and "input-sized" in helps["crop_padding"]
+    assert helps["crop_padding"].endswith("(default: 6; 4 for --data, 0 for --shapes)")
+    assert helps["epochs"].endswith("(default: 120; 40 for --data, 8 for --shapes)")
+    assert helps["seed"].endswith("(default: 0)")
+
+
 def test_serve_on_a_busy_port_is_one_sentence(capsys):
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))

@@ -27,9 +27,10 @@ from cnnviz.engine import (
     softmax_terms,
     tiny_vgg,
 )
+from cnnviz.engine.layers import Padding
 
 
-def random_network(seed: int, padding: str, stride: int, pool_padding: str = "valid") -> Network:
+def random_network(seed: int, padding: Padding, stride: int, pool_padding: Padding = "valid") -> Network:
     """A small CNN of every layer type, with odd sizes so padding and stride edge cases show up."""
     rng = np.random.default_rng(seed)
 
@@ -49,6 +50,7 @@ NETWORKS = {
     "same-s1": lambda: random_network(2, "same", 1, "same"),
     "same-s2": lambda: random_network(3, "same", 2, "same"),
     "valid-s2": lambda: random_network(4, "valid", 2),
+    "explicit-s2": lambda: random_network(5, ((1, 1), (1, 1)), 2, ((1, 0), (0, 1))),  # PyTorch's padding=1
 }
 
 
@@ -195,6 +197,27 @@ def test_save_and_load_round_trip(tmp_path, traced):
     again = loaded.trace(trace.image)
     for name in trace.names:
         np.testing.assert_array_equal(again[name], trace[name])
+
+
+def test_explicit_padding_is_zeros_around_the_input_then_a_valid_convolution():
+    """PyTorch's padding=1 with stride 2 on an even size: one ring of zeros, unlike 'same' (which pads 0 and 1)."""
+    rng = np.random.default_rng(9)
+    kernel, bias, image = rng.normal(size=(3, 3, 2, 4)), rng.normal(size=4), rng.random((2, 8, 10, 2))
+    explicit = Conv2D("padded", kernel, bias, stride=2, padding=((1, 1), (2, 0)))
+    valid = Conv2D("valid", kernel, bias, stride=2)
+    expected = valid.forward(np.pad(image, ((0, 0), (1, 1), (2, 0), (0, 0))))
+    np.testing.assert_allclose(explicit.forward(image), expected, atol=1e-6)
+    assert explicit.output_shape((8, 10, 2)) == expected.shape[1:] == (4, 5, 4)
+    same = Conv2D("same", kernel, bias, stride=2, padding="same")
+    assert (
+        same.pad_amounts(8, 8)
+        == ((0, 1), (0, 1))
+        != Conv2D("torch", kernel, bias, 2, ((1, 1), (1, 1))).pad_amounts(8, 8)
+    )
+    assert Conv2D("zero", kernel, bias, padding=((0, 0), (0, 0))).padding == "valid"
+    for bad in ("full", 1, ((1, -1), (0, 0))):
+        with pytest.raises(ValueError, match="padding"):
+            Conv2D("bad", kernel, bias, padding=bad)
 
 
 def test_shared_weights_are_read_only():

@@ -1,11 +1,12 @@
 """Every pane of the real app, rendered to Bokeh models, for networks that are not Tiny VGG (issue 15, item 4).
 
 For each network (a grey 28×28 input with 2 classes; three 'same' conv blocks with 20 classes; 'same' padding with
-stride 2 and a leaky ReLU; 5×5 kernels with 'same' padding; one 7×7 block on a grey input) one `Explainer` renders
-its whole page into a Bokeh document, and the learner's way through it is walked with the panes' own HoloViews
-streams, as Bokeh fires them (`tap.event(x=…, y=…)`, `pointer.event(x=…, y=…)`): a tap on an overview tile opens
-its elastic or formula view, a tap on an intermediate result, a class score or a softmax row goes one level down,
-and backward mode opens the backward step of every kind. At each level the headings, captions and summaries (read
+stride 2 and a leaky ReLU; PyTorch's explicit padding with stride 2; 5×5 kernels with 'same' padding; one 7×7 block
+on a grey input) one `Explainer` renders its whole page into a Bokeh document, and the learner's way through it is
+walked with the panes' own HoloViews streams, as Bokeh fires them (`tap.event(x=…, y=…)`,
+`pointer.event(x=…, y=…)`): a tap on an overview tile opens its elastic or formula view, a tap on an intermediate
+result, a class score or a softmax row goes one level down, and backward mode opens the backward step of every
+kind. At each level the headings, captions and summaries (read
 from the rendered models where the page carries them) must name the network's own shapes, kernel, stride,
 padding, channels and classes, and the numbers shown must be the engine's.
 
@@ -39,7 +40,7 @@ from cnnviz.views.elastic_dense import FlattenElastic, SoftmaxElastic
 
 NETWORKS = {
     **{name: MATRIX[name] for name in ("28x28x1, 2 classes", "32x32x3, 20 classes, 3 blocks same", "same + stride 2",
-                                       "16 filters, one 7x7 block")},
+                                       "PyTorch padding + stride 2", "16 filters, one 7x7 block")},
     "5x5 kernels, 'same' padding": lambda: Architecture(kernel_size=5, padding="same", filters=4).engine_network(
         (24, 24, 3), classes(3), seed=8
     ),
@@ -153,7 +154,10 @@ def test_every_conv_layer_opens_from_its_tile_and_describes_its_own_kernel_strid
         assert re.findall(r"(\d+)×(\d+) kernel", summary) == [(str(kr), str(kc))], summary
         stride = str(conv.stride[0]) if conv.stride[0] == conv.stride[1] else sizes(conv.stride)
         assert f"stride {stride}," in summary
-        assert ("'same' padding" in summary) == (conv.padding == "same") != ("no padding" in summary)
+        assert ("'same' padding" in summary) == (conv.padding == "same")
+        assert ("no padding" in summary) == (conv.padding == "valid")
+        if conv.padding not in ("valid", "same"):  # explicit amounts, as PyTorch's padding=p
+            assert f"{conv.padding[0][0]} ring" in summary
         assert ("keeps the size" in summary) == (conv.padding == "same" and conv.stride == (1, 1))
         assert f"sum of {channels} intermediate results" in summary and f"the {out_rows}×{out_cols} output" in summary
         labels = next(element for element in pane._plot.object[()] if type(element).__name__ == "Labels")

@@ -32,14 +32,20 @@ def bad_weights(tmp_path) -> dict[str, tuple[Path, str]]:
     truncated = tmp_path / "truncated.npz"
     if WEIGHTS.is_file():
         truncated.write_bytes(WEIGHTS.read_bytes()[:2000])
+    text = tmp_path / "notes.npz"
+    text.write_text("a text file, renamed")
+    model = tmp_path / "model.keras"
+    model.write_bytes(b"PK\x03\x04")
     return {
         "missing": (tmp_path / "missing.npz", "Weights file not found"),
         "damaged": (damaged, "is damaged or not a cnnviz .npz file"),
+        "text": (text, "is damaged or not a cnnviz .npz file (it is no zip archive)"),  # numpy spoke of pickles
+        "model": (model, f"is a model file, not cnnviz weights: import it first (cnnviz import {model})"),
         **({"truncated": (truncated, "is damaged or not a cnnviz .npz file")} if WEIGHTS.is_file() else {}),
     }
 
 
-@pytest.mark.parametrize("case", ["missing", "damaged", "truncated"])
+@pytest.mark.parametrize("case", ["missing", "damaged", "truncated", "text", "model"])
 def test_cnnviz_serve_refuses_bad_weights_with_a_clear_message(bad_weights, case):
     if case not in bad_weights:
         pytest.skip(f"needs {WEIGHTS} to make a truncated copy")

@@ -69,6 +69,33 @@ def _final(network, image):
     return output[0]
 
 
+def test_average_pooling_over_padding_counts_it_as_zeros():
+    """'What if average?' on a padded max pooling ('same' or PyTorch's explicit padding) gave -inf, then NaN."""
+    from tests.test_engine import random_network
+
+    for padding in ("same", ((1, 0), (0, 1))):
+        network = apply(random_network(3, "same", 2, padding), WhatIf(pooling="average"))
+        image = np.random.default_rng(2).random(network.input_shape)
+        trace = network.trace(image)
+        assert np.isfinite(trace.probabilities).all()
+        pool = network.layer("p1")
+        source = trace.input_of("p1")
+        (top, bottom), (left, right) = pool.pad_amounts(*source.shape[:2])
+        padded = np.pad(source, ((top, bottom), (left, right), (0, 0)))
+        rows, cols = ((n - 1) * s for n, s in zip(trace["p1"].shape[:2], pool.stride, strict=True))
+        assert rows + 2 > top + source.shape[0] or cols + 2 > left + source.shape[1]  # over the padding
+        expected = padded[rows : rows + 2, cols : cols + 2].mean(axis=(0, 1))
+        np.testing.assert_allclose(trace["p1"][-1, -1], expected, rtol=1e-5)
+        gradient = input_gradient(network, image, "s", 1)
+        x, step = np.asarray(image, np.float64), 1e-6
+        for r, c, ch in [(0, 0, 0), (12, 10, 2)]:
+            plus, minus = x.copy(), x.copy()
+            plus[r, c, ch] += step
+            minus[r, c, ch] -= step
+            numeric = (_final(network, plus)[1] - _final(network, minus)[1]) / (2 * step)
+            assert abs(gradient[r, c, ch] - numeric) <= 1e-3 * max(abs(numeric), 1e-4)
+
+
 def test_no_experiment_is_the_original_network():
     assert apply(NETWORK, WhatIf()) is NETWORK
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import collections
+import zipfile
 
 import numpy as np
 import pytest
@@ -10,7 +11,7 @@ from test_architecture_matrix import check_explanations
 
 from cnnviz.cli import main
 from cnnviz.engine import Network
-from cnnviz.importers import ModelImportError, import_model, to_network
+from cnnviz.importers import ModelImportError, explained_model, import_model, to_network
 
 TOLERANCE = 1e-4
 
@@ -106,8 +107,13 @@ def test_unsupported_keras_layers_are_named(tmp_path):
     )
     path = tmp_path / "tanh.keras"
     model.save(path)
-    with pytest.raises(ModelImportError, match=r"odd_conv.*tanh.*cnnviz can import: Conv2D"):
+    with pytest.raises(ModelImportError, match=r"^Layer odd_conv \(Conv2D with activation 'tanh'\) is not supp"):
         import_model(path)
+    pooled = keras.Sequential([keras.Input((16, 16, 3)), keras.layers.GlobalAveragePooling2D(name="squeeze")])
+    with pytest.raises(ModelImportError) as refused:
+        to_network(pooled)
+    assert str(refused.value).startswith("Layer squeeze (GlobalAveragePooling2D) is not supported. cnnviz can import")
+    assert str(refused.value).count("squeeze") == 1 and str(refused.value).count("not supported") == 1
     after_relu = keras.Sequential(
         [
             keras.Input((16, 16, 3)),
@@ -206,12 +212,85 @@ def test_pytorch_onnx_reproduces_every_layer(torch_model, tmp_path, fold_constan
     assert network.layers[-1].kind == "softmax" and "added a softmax" in notes
 
 
+@pytest.mark.onnx
+def test_pytorch_padding_of_half_the_kernel_with_stride_two_is_reproduced(tmp_path):
+    """`padding=k // 2` with stride 2 on an even size pads both sides, where Keras' 'same' pads only the end: the
+    engine takes PyTorch's own amounts, and every layer equals PyTorch's."""
+    torch = pytest.importorskip("torch", reason="PyTorch tests need the `import` extra (torch, onnx)")
+    onnx = pytest.importorskip("onnx", reason="ONNX tests need the `import` extra (onnx)")
+    nn = torch.nn
+    torch.manual_seed(1)
+    model = nn.Sequential(
+        collections.OrderedDict(
+            conv1=nn.Conv2d(3, 4, 3, stride=2, padding=1),
+            relu1=nn.ReLU(),
+            conv2=nn.Conv2d(4, 5, 5, stride=2, padding=2),
+            pool=nn.MaxPool2d(3, stride=2, padding=1),
+            flatten=nn.Flatten(),
+            fc=nn.Linear(5 * 4 * 4, 3),
+        )
+    ).eval()
+    path = tmp_path / "strided.onnx"
+    export_onnx(model, path, fold_constants=True)
+    imported = import_model(path)
+    paddings = [layer.padding for layer in imported.network.layers if hasattr(layer, "padding")]
+    assert paddings == [((1, 1), (1, 1)), ((2, 2), (2, 2)), ((1, 1), (1, 1))]
+    batch = images((32, 32, 3), seed=4)
+    ours, expected = engine_outputs(imported.network, batch), torch_layer_outputs(model, batch)
+    module_of = {output: node.name.split("/")[1] for node in onnx.load(str(path)).graph.node for output in node.output}
+    compared = {module_of[tensor]: engine_name for engine_name, tensor in imported.sources.items()}
+    for name in ("conv1", "relu1", "conv2", "pool", "fc"):
+        np.testing.assert_allclose(ours[compared[name]], expected[name], atol=TOLERANCE, err_msg=name)
+    check_explanations(imported.network.trace(batch[0]))
+    loaded = Network.load(imported.network.save(tmp_path / "strided.npz"))
+    np.testing.assert_array_equal(loaded.predict(batch), imported.network.predict(batch))
+
+
+@pytest.mark.onnx
+@pytest.mark.parametrize("auto_pad", ["SAME_UPPER", "SAME_LOWER"])
+def test_onnx_auto_padding_is_reproduced(tmp_path, auto_pad):
+    onnx = pytest.importorskip("onnx", reason="ONNX tests need the `import` extra (onnx)")
+    from onnx import helper, numpy_helper
+    from onnx.reference import ReferenceEvaluator
+
+    rng = np.random.default_rng(2)
+    weight, bias = rng.normal(size=(4, 3, 3, 3)).astype(np.float32), rng.normal(size=4).astype(np.float32)
+    dense = rng.normal(size=(4 * 5 * 5, 2)).astype(np.float32)
+    nodes = [
+        helper.make_node("Conv", ["x", "w", "b"], ["c"], name="conv", strides=[2, 2], auto_pad=auto_pad),
+        helper.make_node("Flatten", ["c"], ["f"], name="flat"),
+        helper.make_node("MatMul", ["f", "d"], ["y"], name="dense"),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "g",
+        [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1, 3, 10, 10])],
+        [helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [1, 2])],
+        [numpy_helper.from_array(array, name) for array, name in ((weight, "w"), (bias, "b"), (dense, "d"))],
+    )
+    path, model = tmp_path / "auto.onnx", helper.make_model(graph)
+    onnx.save(model, str(path))
+    network = import_model(path).network
+    assert network.layers[0].padding == ("same" if auto_pad == "SAME_UPPER" else ((1, 0), (1, 0)))  # extra pixel first
+    batch = images((10, 10, 3), count=1)
+    (logits,) = ReferenceEvaluator(model).run(None, {"x": batch.transpose(0, 3, 1, 2)})
+    np.testing.assert_allclose(engine_outputs(network, batch)[network.layers[-2].name], logits, atol=TOLERANCE)
+
+
 def export_with_dynamo(model, path) -> None:
     """PyTorch's default exporter since 2.9 (torch.export based; needs onnxscript)."""
     import torch
 
     pytest.importorskip("onnxscript", reason="PyTorch's default ONNX exporter needs onnxscript")
     torch.onnx.export(model, (torch.zeros(1, 3, 32, 32),), str(path), verbose=False)
+
+
+def export_by(exporter: str, model, path) -> None:
+    """PyTorch's torch.export-based exporter ("dynamo") or its older TorchScript one, constants left as they are."""
+    if exporter == "dynamo":
+        export_with_dynamo(model, path)
+    else:
+        export_onnx(model, path, fold_constants=False)
 
 
 @pytest.mark.onnx
@@ -224,10 +303,7 @@ def test_onnx_reference_evaluator_agrees_layer_by_layer(torch_model, tmp_path, e
     from onnx.reference import ReferenceEvaluator
 
     path = tmp_path / "net.onnx"
-    if exporter == "dynamo":
-        export_with_dynamo(torch_model, path)
-    else:
-        export_onnx(torch_model, path, fold_constants=False)
+    export_by(exporter, torch_model, path)
     imported = import_model(path)
     model = onnx.load(str(path))
     wanted = [tensor for tensor in imported.sources.values() if tensor not in {o.name for o in model.graph.output}]
@@ -250,22 +326,55 @@ def test_onnx_reference_evaluator_agrees_layer_by_layer(torch_model, tmp_path, e
 
 
 @pytest.mark.onnx
+@pytest.mark.parametrize("exporter", ["torchscript", "dynamo"])
+def test_numbered_pytorch_modules_get_names_by_kind_and_order(tmp_path, exporter):
+    """nn.Sequential numbers its modules ("0", "features.3"); the columns of the views need names people read."""
+    torch = pytest.importorskip("torch", reason="PyTorch tests need the `import` extra (torch, onnx)")
+    pytest.importorskip("onnx", reason="ONNX tests need the `import` extra (onnx)")
+    nn = torch.nn
+    features = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(4, 4, 3))
+    model = nn.Sequential(
+        collections.OrderedDict(
+            features=features,
+            leaky=nn.LeakyReLU(),
+            pool=nn.AvgPool2d(2),
+            head=nn.Sequential(nn.Flatten(), nn.Dropout(), nn.Linear(4 * 6 * 6, 8), nn.ReLU(), nn.Linear(8, 3)),
+        )
+    ).eval()
+    path = tmp_path / "numbered.onnx"
+    export_by(exporter, model, path)
+    imported = import_model(path)
+    assert imported.network.layer_names == (
+        "conv_1", "relu_1", "max_pool_1", "conv_2", "leaky" if exporter == "torchscript" else "leaky_relu_1",
+        "pool" if exporter == "torchscript" else "avg_pool_1", "flatten", "dense_1", "relu_2", "dense_2", "softmax",
+    )  # fmt: skip
+    if exporter == "torchscript":
+        assert "batch normalisation batch_norm_1 folded into conv_1" in " ".join(imported.notes)
+
+
+@pytest.mark.onnx
 def test_onnx_branches_and_unknown_operators_are_refused(tmp_path):
     onnx = pytest.importorskip("onnx", reason="ONNX tests need the `import` extra (onnx)")
     helper = onnx.helper
     image = helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1, 3, 8, 8])
     out = helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [1, 3, 8, 8])
     for nodes, message in (
-        ([helper.make_node("Sigmoid", ["x"], ["y"], name="squash")], r"squash \(Sigmoid\).*cnnviz can import"),
+        ([helper.make_node("Sigmoid", ["x"], ["y"], name="squash")], "Node squash (Sigmoid) is not supported. "),
+        ([helper.make_node("Sigmoid", ["x"], ["y"])], "A Sigmoid node is not supported. "),
+        (  # PyTorch's names end in the operator: said once
+            [helper.make_node("Sigmoid", ["x"], ["y"], name="/features/features.3/Sigmoid")],
+            "Node features/features.3 (Sigmoid) is not supported. ",
+        ),
         (
             [helper.make_node("Relu", ["x"], ["r"], name="r"), helper.make_node("Add", ["r", "x"], ["y"], name="skip")],
-            "skip reads an earlier tensor x",
+            "Node skip (Add) reading an earlier tensor x (a branch) is not supported. ",
         ),
     ):
         path = tmp_path / "bad.onnx"
         onnx.save(helper.make_model(helper.make_graph(nodes, "g", [image], [out])), str(path))
-        with pytest.raises(ModelImportError, match=message):
+        with pytest.raises(ModelImportError) as refused:
             import_model(path)
+        assert str(refused.value).startswith(message) and "cnnviz can import: Conv2D" in str(refused.value)
 
 
 # -- the command ---------------------------------------------------------------------------------------------
@@ -287,7 +396,9 @@ def test_cnnviz_import_writes_weights_the_engine_loads(torch_model, tmp_path, ca
     [
         ("missing.onnx", None, "There is no model file at"),
         ("broken.onnx", b"not a protobuf at all", "is not a readable ONNX model"),
-        ("broken.keras", b"PK\x03\x04 truncated", "Keras cannot read broken.keras"),
+        ("broken.keras", b"PK\x03\x04 truncated", "broken.keras is not a readable Keras model: a .keras file is a zip"),
+        ("notes.keras", b"a text file, renamed", "notes.keras is not a readable Keras model: a .keras file is a zip"),
+        ("noise.h5", bytes(range(256)) * 8, "noise.h5 is not a readable Keras model: a .h5 file is an HDF5 file"),
         ("weights.txt", b"hello", "is not a model file cnnviz knows"),
         ("tiny.npz", b"PK", "is a cnnviz weights file already"),
     ],
@@ -295,8 +406,6 @@ def test_cnnviz_import_writes_weights_the_engine_loads(torch_model, tmp_path, ca
 def test_bad_model_files_get_one_sentence(tmp_path, capsys, name, content, message):
     if name.endswith(".onnx"):
         pytest.importorskip("onnx", reason="ONNX tests need the `import` extra (onnx)")
-    if name.endswith(".keras"):
-        pytest.importorskip("keras", reason="Keras imports need the `train` extra (TensorFlow)")
     path = tmp_path / name
     if content is not None:
         path.write_bytes(content)
@@ -304,6 +413,25 @@ def test_bad_model_files_get_one_sentence(tmp_path, capsys, name, content, messa
     error = capsys.readouterr().err
     assert message in error and "Traceback" not in error
     assert error.count("\n") == 1
+
+
+@pytest.mark.train
+def test_a_zip_that_is_no_keras_model_gets_one_sentence(tmp_path, capsys):
+    pytest.importorskip("keras", reason="Keras imports need the `train` extra (TensorFlow)")
+    path = tmp_path / "photos.keras"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("cat.txt", "not a model")
+    assert main(["import", str(path)]) == 2
+    error = capsys.readouterr().err
+    assert "photos.keras is not a readable Keras model (" in error and error.count("\n") == 1
+
+
+def test_a_renamed_file_as_the_explained_model_is_named(tmp_path):
+    """The app's route (Explainer(network=path)) says the same sentence as the CLI, naming the file."""
+    path = tmp_path / "mine.keras"
+    path.write_bytes(np.random.default_rng(0).bytes(3000))
+    with pytest.raises(ModelImportError, match=r"^mine\.keras is not a readable Keras model: a \.keras file is a zip"):
+        explained_model(path)
 
 
 def test_the_app_never_imports_a_training_or_import_framework():

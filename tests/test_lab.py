@@ -4,15 +4,25 @@ from __future__ import annotations
 
 import base64
 import json
+from dataclasses import replace
 
 import numpy as np
+import panel as pn
 import pytest
 from panel.io.location import Location
 
 from cnnviz.engine import Network
-from cnnviz.engine.experiments import CLASSIC_KERNELS, WhatIf, apply
+from cnnviz.engine.experiments import CLASSIC_KERNELS, WhatIf, apply, compare
 from cnnviz.examples import build_catalog
-from cnnviz.lab_state import changes_in_words, describe_experiment, model_card_path, parse_experiment, shared_history
+from cnnviz.lab_state import (
+    AS_TRAINED,
+    changes_in_words,
+    describe_experiment,
+    model_card_path,
+    parse_experiment,
+    pooling_choices,
+    shared_history,
+)
 from cnnviz.resources import default_weights_path, shared_network
 from cnnviz.state import ExplainerState, SharedLink
 from cnnviz.views.lab import Lab
@@ -163,7 +173,108 @@ def test_lab_widgets_write_the_experiment_and_undo_it(lab, state):
     assert "back on" in lab.silence.label
     assert state.trace.predicted_class in lab.prediction.object
     lab.reset.clicks += 1
-    assert state.experiment == "" and lab.activation.value == 0.0 and lab.pooling.value == "max"
+    assert state.experiment == "" and lab.activation.value == lab.pooling.value == AS_TRAINED
+    assert lab.pooling.options == {"max (as trained)": AS_TRAINED, "average": "average", "min": "min"}
+    assert lab.activation.options == {"ReLU (as trained)": AS_TRAINED, "leaky ReLU": 0.1, "identity": 1.0}
+
+
+def pooled(mode_of_each: tuple[str, ...]) -> Network:
+    """A small network whose pooling layers pool as given (average only, max then average), or has none."""
+    from cnnviz.engine import Conv2D, Dense, Flatten, ReLU, Softmax
+    from cnnviz.training.architecture import Architecture
+
+    if not mode_of_each:
+        rng = np.random.default_rng(0)
+        layers = [Conv2D("conv", rng.normal(size=(3, 3, 3, 2)), np.zeros(2)), ReLU("relu"), Flatten("flatten")]
+        layers += [Dense("output", rng.normal(size=(30 * 30 * 2, 2)), np.zeros(2)), Softmax("softmax")]
+        return Network(layers, (32, 32, 3), ("a", "b"))
+    architecture = Architecture(conv_blocks=len(mode_of_each), convs_per_block=1, filters=4)
+    network = architecture.engine_network((32, 32, 3), ("a", "b"))
+    modes = iter(mode_of_each)
+    layers = [replace(layer, mode=next(modes)) if layer.kind == "maxpool2d" else layer for layer in network.layers]
+    return Network(layers, network.input_shape, network.class_names)
+
+
+@pytest.mark.parametrize(
+    ("modes", "choices", "heading"),
+    [
+        (("average", "average"), ["average (as trained)", "max", "min"], "Why average? Pool with"),
+        (("max", "average"), ["max + average (as trained)", "max", "average", "min"], "Why max and average?"),
+        ((), [], None),
+    ],
+)
+def test_the_pooling_switch_names_the_networks_own_pooling_and_switches_away_from_it(tmp_path, modes, choices, heading):
+    """An average-pooled network said "max (as trained)", and its "max" button changed nothing."""
+    network = pooled(modes)
+    state = ExplainerState(network, build_catalog(tmp_path, network))
+    lab = Lab(state)
+    lab.card.collapsed = False
+    workbench = lab.workbench
+    assert list(workbench.pooling.options) == choices
+    headings = " ".join(pane.object or "" for pane in workbench.tabs[1].select(pn.pane.HTML))
+    assert (heading in headings) if heading else ("Pool with" not in headings)
+    if not modes:
+        assert pooling_choices(network) == {}
+        return
+    assert workbench.pooling.value == AS_TRAINED
+    trained = state.trace
+    workbench.pooling.value = "max"
+    assert state.what_if == (WhatIf(pooling="max") if "average" in modes else WhatIf())
+    pools = [layer for layer in state.active_network.layers if layer.kind == "maxpool2d"]
+    assert [layer.mode for layer in pools] == ["max"] * len(modes)
+    assert not np.array_equal(state.trace.probabilities, trained.probabilities)
+    assert changes_in_words(state.what_if, None) == "max pooling" and state.experiment == "pool:max"
+    workbench.pooling.value = AS_TRAINED
+    assert state.experiment == "" and state.what_if.changes_nothing
+    np.testing.assert_array_equal(state.trace.probabilities, trained.probabilities)
+    if modes == ("average", "average"):  # the network's own mode is no change, whichever way it is written
+        state.what_if = WhatIf(pooling="average")
+        assert state.experiment == "" and parse_experiment("pool:average", network) == WhatIf()
+        assert workbench.pooling.value == AS_TRAINED
+
+
+def with_slopes(*slopes: float) -> Network:
+    """Two conv blocks whose activations have these negative slopes (0: ReLU, 0.2: a leaky ReLU)."""
+    from cnnviz.training.architecture import Architecture
+
+    network = Architecture(convs_per_block=1, filters=4).engine_network((32, 32, 3), ("a", "b"))
+    kept = iter(slopes)
+    layers = [replace(layer, negative_slope=next(kept)) if layer.kind == "relu" else layer for layer in network.layers]
+    return Network(layers, network.input_shape, network.class_names)
+
+
+@pytest.mark.parametrize(
+    ("slopes", "choices", "heading"),
+    [
+        ((0.2, 0.2), ["leaky ReLU 0.2 (as trained)", "ReLU", "leaky ReLU", "identity"], "Why leaky ReLU 0.2?"),
+        ((0.1, 0.1), ["leaky ReLU (as trained)", "ReLU", "identity"], "Why leaky ReLU? Replace every activation by"),
+        ((0.1, 0.0), ["leaky ReLU + ReLU (as trained)", "ReLU", "leaky ReLU", "identity"], "Why leaky ReLU and ReLU"),
+    ],
+)
+def test_the_activation_switch_names_the_networks_own_activation_and_switches_away_from_it(
+    tmp_path, slopes, choices, heading
+):
+    """A leaky-ReLU network said "ReLU (as trained)", and its "ReLU" button changed nothing."""
+    network = with_slopes(*slopes)
+    state = ExplainerState(network, build_catalog(tmp_path, network))
+    lab = Lab(state)
+    lab.card.collapsed = False
+    workbench = lab.workbench
+    assert list(workbench.activation.options) == choices and workbench.activation.value == AS_TRAINED
+    assert workbench.activation.orientation == ("vertical" if len(choices) > 3 else "horizontal")  # 4 overflow a row
+    assert heading in " ".join(pane.object or "" for pane in workbench.tabs[1].select(pn.pane.HTML))
+    trained = state.trace
+    workbench.activation.value = 0.0
+    assert state.what_if == WhatIf(activation_slope=0.0) and state.experiment == "relu:0.0"
+    relus = [layer.negative_slope for layer in state.active_network.layers if layer.kind == "relu"]
+    assert relus == [0.0, 0.0] and changes_in_words(state.what_if, None) == "ReLU"
+    assert any(difference.changed_channels for difference in compare(trained, state.trace))
+    workbench.activation.value = AS_TRAINED
+    assert state.experiment == "" and state.what_if.changes_nothing
+    if len(set(slopes)) == 1:  # its own slope is no change, whichever way it is written
+        assert parse_experiment(f"relu:{slopes[0]}", network) == WhatIf()
+    state.experiment = "relu:0.3"  # a linked slope no button offers: none is pressed
+    assert workbench.activation.value is None and state.what_if == WhatIf(activation_slope=0.3)
 
 
 def test_lab_kernel_editor_changes_the_selected_kernel(lab, state):
@@ -227,3 +338,25 @@ def test_the_saliency_input_draws_for_a_grey_network_too():
         image = np.random.default_rng(0).random((28, 28, channels)).astype(np.float32)
         figure = hv.render(input_picture(image), backend="bokeh")  # raised IndexError for one channel
         assert figure.renderers[0].data_source.data["image"][0].shape == (28, 28)
+
+
+@pytest.mark.parametrize("epochs", [2, 8, 120])
+def test_the_accuracy_chart_shows_0_to_100_percent_over_whole_epochs_from_0(epochs):
+    """No tick at epoch −2 (a short training made the axis start there), none above 100 %, dots on an edge whole."""
+    from pathlib import Path
+
+    import holoviews as hv
+    import holoviews.plotting.bokeh  # rendering needs the backend
+
+    from cnnviz.lab_state import Checkpoint, TrainingHistory
+    from cnnviz.plots.lab import epoch_marker, training_curves
+
+    tested = [Checkpoint(epoch, Path(f"epoch_{epoch}.npz"), min(1.0, 0.1 + epoch / 2)) for epoch in range(epochs + 1)]
+    curves = {"epoch": tuple(range(1, epochs + 1)), "accuracy": (1.0,) * epochs, "holdout_accuracy": (0.9,) * epochs}
+    history = TrainingHistory(tuple(tested), curves, epochs, epochs, 1.0)
+    figure = hv.render(training_curves(history, hv.DynamicMap(lambda: epoch_marker(None, history))), backend="bokeh")
+    assert figure.y_range.start == 0 and 100 < figure.y_range.end <= 103  # room for the dot at 100 %
+    assert list(figure.yaxis[0].ticker.ticks) == [0, 20, 40, 60, 80, 100]
+    assert -0.05 * epochs - 0.25 <= figure.x_range.start < 0 and epochs < figure.x_range.end <= 1.05 * epochs + 0.25
+    if epochs <= 10:
+        assert list(figure.xaxis[0].ticker.ticks) == list(range(epochs + 1))

@@ -48,6 +48,36 @@ def test_a_good_folder_is_read_into_balanced_train_and_test_splits(tmp_path):
     assert not set(data.train.files) & set(data.val.files)
 
 
+def test_files_that_are_not_images_are_skipped_and_said_once_counted(tmp_path):
+    root = write_class_folder(tmp_path / "images")
+    strays = ["circle/notes.txt", "circle/labels.csv", "square/old/readme.md", "square/scan.pdf", "triangle/a.txt",
+              "triangle/b.txt", "triangle/Thumbs.db"]  # fmt: skip
+    for stray in strays:
+        (root / stray).parent.mkdir(exist_ok=True)
+        (root / stray).write_text("not an image")
+    (root / "circle" / ".DS_Store").write_bytes(b"\0")  # hidden: the system's, not the person's
+    said: list[str] = []
+    data = load_folder(root, size=32, say=said.append)
+    assert len(data.train.labels) + len(data.val.labels) == 36
+    assert said == [
+        "Skipped 7 files that are not images: circle/labels.csv, circle/notes.txt, square/old/readme.md, "
+        "square/scan.pdf, triangle/Thumbs.db and 2 more; cnnviz reads jpg, jpeg, png, gif, bmp, webp, tif, tiff."
+    ]
+    (root / "square" / "scan.pdf").unlink()
+    for stray in ("circle", "triangle"):
+        for path in (root / stray).iterdir():
+            if path.suffix not in (".png", ".jpg"):
+                path.unlink()
+    said.clear()
+    scan_folder(root, say=said.append)
+    assert said == ["Skipped 1 file that is not an image: square/old/readme.md; cnnviz reads jpg, jpeg, png, gif, "
+                    "bmp, webp, tif, tiff."]  # fmt: skip
+    said.clear()
+    (root / "square" / "old" / "readme.md").unlink()
+    scan_folder(root, say=said.append)
+    assert said == []
+
+
 def test_grey_images_are_detected_and_colour_can_be_forced(tmp_path):
     root = write_class_folder(tmp_path / "grey", grey=True)
     assert load_folder(root, size=32).train.images.shape[3] == 1
@@ -124,9 +154,12 @@ def test_cnnviz_train_refuses_a_bad_folder_with_exit_code_2(tmp_path, capsys, ki
 def test_cnnviz_train_on_a_folder_writes_everything_the_app_needs(tmp_path, capsys):
     pytest.importorskip("tensorflow", reason="training needs the `train` extra (TensorFlow)")
     root, out = write_class_folder(tmp_path / "images"), tmp_path / "out"
+    (root / "square" / "notes.txt").write_text("taken on holiday")
     arguments = ["train", "--data", str(root), "--out", str(out), "--input-size", "32", "--epochs", "2"]
     assert main([*arguments, "--filters", "4", "--padding", "same", "--kernel-size", "5", "--batch-size", "8"]) == 0
-    assert "cnnviz serve --weights" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "cnnviz serve --weights" in printed
+    assert printed.count("Skipped 1 file that is not an image: square/notes.txt;") == 1
     network = Network.load(out / "model.npz")
     assert network.input_shape == (32, 32, 3) and network.class_names == ("circle", "square", "triangle")
     assert network.layer("conv_1_1").kernel.shape == (5, 5, 3, 4)

@@ -20,6 +20,7 @@ from cnnviz.errors import CnnvizError
 from cnnviz.images import ImageError, read_image, to_network_input
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".gif", ".bmp", ".webp", ".tif", ".tiff")
+IMAGE_KINDS = ", ".join(suffix[1:] for suffix in IMAGE_SUFFIXES)
 MIN_CLASSES, MAX_CLASSES = 2, 20
 MIN_IMAGES_PER_CLASS = 10  # enough for a few to fit, one to select the epoch and a couple to test on
 INPUT_SIZES = (32, 128)
@@ -38,8 +39,15 @@ def _no_progress(items: Iterable[T], total: int, label: str) -> Iterator[T]:
     return iter(items)
 
 
-def scan_folder(root: str | os.PathLike) -> dict[str, list[Path]]:
-    """Class name → its image files (sorted), checked for the number of classes and images."""
+def _quiet(message: str) -> None:
+    """The default for `say`: a library caller that wants the notices passes `print` or its own logger."""
+
+
+def scan_folder(root: str | os.PathLike, say: Callable[[str], None] = _quiet) -> dict[str, list[Path]]:
+    """Class name → its image files (sorted), checked for the number of classes and images.
+
+    Other files in the class folders (notes, labels, a stray PDF) are left out, and `say` is told which, once.
+    """
     root = Path(root)
     if not root.is_dir():
         raise FolderError(f"{root} is not a folder; pass a folder with one sub-folder of images per class.")
@@ -57,24 +65,37 @@ def scan_folder(root: str | os.PathLike) -> dict[str, list[Path]]:
             f"{root} has {len(folders)} class folder{'s' * (len(folders) != 1)} ({listed}); "
             f"cnnviz trains on {MIN_CLASSES} to {MAX_CLASSES} classes, one sub-folder each."
         )
-    classes = {
-        folder.name: sorted(
-            p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".")
-        )
+    found = {
+        folder.name: sorted(p for p in folder.rglob("*") if p.is_file() and not p.name.startswith("."))
         for folder in folders
     }
+    classes = {name: [p for p in paths if p.suffix.lower() in IMAGE_SUFFIXES] for name, paths in found.items()}
+    skipped = [
+        p.relative_to(root).as_posix()
+        for paths in found.values()
+        for p in paths
+        if p.suffix.lower() not in IMAGE_SUFFIXES
+    ]
     for name, files in classes.items():
         if not files:
             raise FolderError(
-                f"The class folder {root / name} holds no images ({', '.join(s[1:] for s in IMAGE_SUFFIXES)}); "
-                "add images or remove the folder."
+                f"The class folder {root / name} holds no images ({IMAGE_KINDS}); add images or remove the folder."
             )
         if len(files) < MIN_IMAGES_PER_CLASS:
             raise FolderError(
                 f"The class {name!r} has only {len(files)} image{'s' * (len(files) != 1)}; every class needs at "
                 f"least {MIN_IMAGES_PER_CLASS} (a few hundred train a much better model)."
             )
+    if skipped:
+        say(skipped_sentence(skipped))
     return classes
+
+
+def skipped_sentence(skipped: list[str], shown: int = 5) -> str:
+    """'Skipped 3 files that are not images: cat/notes.txt, …': counted, the first few named, said once."""
+    listed = ", ".join(skipped[:shown]) + (f" and {len(skipped) - shown} more" if len(skipped) > shown else "")
+    what = "file that is not an image" if len(skipped) == 1 else "files that are not images"
+    return f"Skipped {len(skipped)} {what}: {listed}; cnnviz reads {IMAGE_KINDS}."
 
 
 def _decode(path: Path, size: int) -> np.ndarray:
@@ -98,6 +119,7 @@ def load_folder(
     test_fraction: float = 0.2,
     seed: int = 0,
     progress: Progress = _no_progress,
+    say: Callable[[str], None] = _quiet,
 ) -> PreparedData:
     """Decode every image of `root` at size × size; `test_fraction` of each class (≥ 1 image) becomes the test set.
 
@@ -109,7 +131,7 @@ def load_folder(
         raise FolderError(f"--colour must be one of {', '.join(COLOUR_CHOICES)}, not {colour!r}.")
     if not 0 < test_fraction < 1:
         raise FolderError(f"--test-fraction must be between 0 and 1, not {test_fraction}.")
-    classes = scan_folder(root)
+    classes = scan_folder(root, say)
     files = [(path, label) for label, paths in enumerate(classes.values()) for path in paths]
     images = np.stack([_decode(path, size) for path, _ in progress(files, len(files), "Reading images")])
     labels = np.array([label for _, label in files], np.int64)

@@ -26,8 +26,8 @@ CLASSIC_KERNELS = {  # 3×3 image-processing kernels a learner may know, to drop
 class WhatIf:
     """One or more changes to the network; the default changes nothing."""
 
-    activation_slope: float = 0.0  # 0: ReLU as trained, 0.1: leaky ReLU, 1: no activation (identity)
-    pooling: str = "max"  # "max" as trained, or "min" / "average"
+    activation_slope: float | None = None  # None: each as trained; else all: 0 ReLU, 0.1 leaky ReLU, 1 identity
+    pooling: str | None = None  # None: each pooling layer as trained; "max" / "average" / "min": all of them so
     silenced: frozenset[tuple[str, int]] = frozenset()  # (layer, channel) forced to zero
     kernels: tuple[tuple[str, int, int, tuple[float, ...]], ...] = field(default=())  # (layer, neuron, channel, 9 w)
 
@@ -55,9 +55,9 @@ def apply(network: Network, what_if: WhatIf) -> Network:
 
 
 def _changed(layer: Layer, what_if: WhatIf) -> Layer:
-    if isinstance(layer, ReLU) and what_if.activation_slope != layer.negative_slope:
+    if isinstance(layer, ReLU) and what_if.activation_slope not in (None, layer.negative_slope):
         return ReLU(layer.name, what_if.activation_slope)
-    if isinstance(layer, MaxPool2D) and what_if.pooling != layer.mode:
+    if isinstance(layer, MaxPool2D) and what_if.pooling not in (None, layer.mode):
         return MaxPool2D(layer.name, layer.size, layer.stride, layer.padding, what_if.pooling)
     if isinstance(layer, Conv2D):
         edits = [k for k in what_if.kernels if k[0] == layer.name]
@@ -67,6 +67,27 @@ def _changed(layer: Layer, what_if: WhatIf) -> Layer:
                 kernel[:, :, channel, neuron] = np.reshape(weights, kernel.shape[:2])
             return Conv2D(layer.name, kernel, layer.bias, layer.stride, layer.padding)
     return layer
+
+
+def pooling_modes(network: Network) -> tuple[str, ...]:
+    """How the network's pooling layers pool, each mode once in order: ("max",), ("average",), ("max", "average")."""
+    return tuple(dict.fromkeys(layer.mode for layer in network.layers if isinstance(layer, MaxPool2D)))
+
+
+def activation_slopes(network: Network) -> tuple[float, ...]:
+    """The negative slopes of the network's ReLU layers, each once in order: (0.0,) for plain ReLUs."""
+    return tuple(dict.fromkeys(layer.negative_slope for layer in network.layers if isinstance(layer, ReLU)))
+
+
+def without_no_ops(what_if: WhatIf, network: Network) -> WhatIf:
+    """The experiment without a switch to what every such layer does already: "max" on a max-pooled network is
+    the trained network, and must say so (no change), not "max pooling"; the same for the activation."""
+    unchanged = {}
+    if what_if.pooling is not None and pooling_modes(network) in ((), (what_if.pooling,)):
+        unchanged["pooling"] = None
+    if what_if.activation_slope is not None and activation_slopes(network) in ((), (what_if.activation_slope,)):
+        unchanged["activation_slope"] = None
+    return replace(what_if, **unchanged) if unchanged else what_if
 
 
 @dataclass(frozen=True)

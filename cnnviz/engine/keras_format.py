@@ -37,6 +37,14 @@ KERAS_LEAKY_ACTIVATION_SLOPE = 0.2
 KERAS_LEAKY_LAYER_SLOPE = 0.3  # the LeakyReLU layer's default differs from the activation function's
 
 
+class UnsupportedKerasLayer(ValueError):
+    """A Keras layer the engine cannot rebuild; `what` names it once, with what about it is unsupported."""
+
+    def __init__(self, what: str) -> None:
+        super().__init__(f"{what} is not supported by the engine")
+        self.what = what
+
+
 def _activation(name: str, activation: str | None) -> list[Layer]:
     """The engine layer(s) for a Keras activation, named as Keras would show them."""
     if activation in (None, "linear"):
@@ -47,17 +55,25 @@ def _activation(name: str, activation: str | None) -> list[Layer]:
         return [ReLU(name, negative_slope=KERAS_LEAKY_ACTIVATION_SLOPE)]
     if activation == "softmax":
         return [Softmax(name)]
-    raise ValueError(f"activation {activation!r} is not supported by the engine")
+    raise ValueError(f"with activation {activation!r}")
 
 
 def layers_from_keras(class_name: str, config: dict[str, Any], weights: list[np.ndarray]) -> list[Layer]:
     """Engine layers for one Keras layer (an activation folded into a layer becomes its own layer)."""
+    try:
+        return _engine_layers(class_name, config, weights)
+    except ValueError as error:  # the reason alone: the layer is named once, here
+        detail = f" {error}" if str(error) else ""
+        raise UnsupportedKerasLayer(f"Layer {config['name']} ({class_name}{detail})") from None
+
+
+def _engine_layers(class_name: str, config: dict[str, Any], weights: list[np.ndarray]) -> list[Layer]:
     name = config["name"]
     if class_name in INFERENCE_NO_OPS:
         return []
     if class_name == "Conv2D":
         if tuple(config.get("dilation_rate", (1, 1))) != (1, 1) or config.get("groups", 1) != 1:
-            raise ValueError(f"{name}: dilated or grouped convolutions are not supported")
+            raise ValueError("with dilation or groups")
         kernel = weights[0]
         bias = weights[1] if config.get("use_bias", True) else np.zeros(kernel.shape[3], np.float32)
         conv = Conv2D(name, kernel, bias, stride=config.get("strides", 1), padding=config.get("padding", "valid"))
@@ -74,7 +90,7 @@ def layers_from_keras(class_name: str, config: dict[str, Any], weights: list[np.
         return _activation(name, config["activation"])
     if class_name == "ReLU":
         if config.get("max_value") is not None or config.get("threshold", 0):
-            raise ValueError(f"{name}: only the ReLU without a cap or threshold is supported")
+            raise ValueError("with a cap or threshold")
         return [ReLU(name, negative_slope=float(config.get("negative_slope") or 0.0))]
     if class_name == "LeakyReLU":
         slope = config.get("negative_slope", config.get("alpha", KERAS_LEAKY_LAYER_SLOPE))
@@ -83,12 +99,12 @@ def layers_from_keras(class_name: str, config: dict[str, Any], weights: list[np.
         return [Softmax(name)]
     if class_name in ("MaxPooling2D", "AveragePooling2D"):
         padding, mode = config.get("padding", "valid"), "max" if class_name == "MaxPooling2D" else "average"
-        if mode == "average" and padding != "valid":  # Keras averages over the real pixels only; we do not
-            raise ValueError(f"{name}: average pooling is supported with 'valid' padding only")
+        if mode == "average" and padding != "valid":
+            raise ValueError(f"with {padding!r} padding, where Keras averages only the real pixels at the border")
         return [MaxPool2D(name, config.get("pool_size", 2), config.get("strides"), padding, mode)]
     if class_name == "Flatten":
         return [Flatten(name)]
-    raise ValueError(f"Keras layer {class_name} ({name}) is not supported by the engine")
+    raise ValueError("")
 
 
 def load_tfjs_layers_model(directory: str | os.PathLike, class_names: tuple[str, ...] = ()) -> Network:

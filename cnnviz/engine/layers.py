@@ -25,6 +25,26 @@ def _pair(value: int | tuple[int, int] | list[int]) -> tuple[int, int]:
     return int(rows), int(cols)
 
 
+Padding = str | tuple[tuple[int, int], tuple[int, int]]  # 'valid', 'same' or ((top, bottom), (left, right))
+
+
+def checked_padding(padding: Any, name: str) -> Padding:
+    """'valid', 'same' (Keras' names), or explicit zeros ((top, bottom), (left, right)) as PyTorch and ONNX
+    give them: PyTorch's `padding=1` with stride 2 pads differently from 'same', so it needs its own amounts."""
+    if isinstance(padding, str) and padding in ("valid", "same"):
+        return padding
+    try:
+        (top, bottom), (left, right) = padding
+        amounts = (int(top), int(bottom)), (int(left), int(right))
+    except (TypeError, ValueError):
+        raise ValueError(
+            f"{name}: padding must be 'valid', 'same' or ((top, bottom), (left, right)), not {padding!r}"
+        ) from None
+    if min(*amounts[0], *amounts[1]) < 0:
+        raise ValueError(f"{name}: padding cannot be negative, not {padding!r}")
+    return "valid" if amounts == ((0, 0), (0, 0)) else amounts
+
+
 def same_padding(size: int, window: int, stride: int) -> tuple[int, int]:
     """Keras' 'same' padding along one axis: output = ceil(size / stride), extra pixel at the end."""
     out = -(-size // stride)
@@ -73,17 +93,19 @@ class _Windowed(Layer):
 
     window: tuple[int, int]
     stride: tuple[int, int]
-    padding: str
+    padding: Padding
     pad_value: ClassVar[float] = 0.0
 
     def pad_amounts(self, height: int, width: int) -> tuple[tuple[int, int], tuple[int, int]]:
         """(top, bottom), (left, right) padding for an input of this size."""
         if self.padding == "valid":
             return (0, 0), (0, 0)
-        return (
-            same_padding(height, self.window[0], self.stride[0]),
-            same_padding(width, self.window[1], self.stride[1]),
-        )
+        if self.padding == "same":
+            return (
+                same_padding(height, self.window[0], self.stride[0]),
+                same_padding(width, self.window[1], self.stride[1]),
+            )
+        return self.padding
 
     def padded(self, x: np.ndarray) -> np.ndarray:
         """The batch with this layer's padding applied (no copy for 'valid')."""
@@ -128,7 +150,7 @@ class Conv2D(_Windowed):
     kernel: np.ndarray  # (rows, cols, in_channels, out_channels), Keras layout
     bias: np.ndarray  # (out_channels,)
     stride: tuple[int, int] = (1, 1)
-    padding: str = "valid"
+    padding: Padding = "valid"
 
     kind: ClassVar[str] = "conv2d"
     formula: ClassVar[str] = (
@@ -139,8 +161,7 @@ class Conv2D(_Windowed):
         self.kernel = np.asarray(self.kernel, np.float32)
         self.bias = np.asarray(self.bias, np.float32)
         self.stride = _pair(self.stride)
-        if self.padding not in ("valid", "same"):
-            raise ValueError(f"{self.name}: padding must be 'valid' or 'same', not {self.padding!r}")
+        self.padding = checked_padding(self.padding, self.name)
         if self.kernel.ndim != 4 or self.bias.shape != (self.kernel.shape[3],):
             raise ValueError(f"{self.name}: kernel {self.kernel.shape} and bias {self.bias.shape} do not fit")
 
@@ -201,7 +222,7 @@ class MaxPool2D(_Windowed):
     name: str
     size: tuple[int, int] = (2, 2)
     stride: tuple[int, int] | None = None
-    padding: str = "valid"
+    padding: Padding = "valid"
     mode: str = "max"
 
     kind: ClassVar[str] = "maxpool2d"
@@ -210,8 +231,7 @@ class MaxPool2D(_Windowed):
     def __post_init__(self) -> None:
         self.size = _pair(self.size)
         self.stride = self.size if self.stride is None else _pair(self.stride)
-        if self.padding not in ("valid", "same"):
-            raise ValueError(f"{self.name}: padding must be 'valid' or 'same', not {self.padding!r}")
+        self.padding = checked_padding(self.padding, self.name)
         if self.mode not in self.MODES:
             raise ValueError(f"{self.name}: pooling mode must be one of {self.MODES}, not {self.mode!r}")
 
@@ -227,8 +247,9 @@ class MaxPool2D(_Windowed):
 
     @property
     def pad_value(self) -> float:  # type: ignore[override]
-        """Padding never wins: -inf for max, +inf for min (average pooling is only used with 'valid')."""
-        return np.inf if self.mode == "min" else -np.inf
+        """Padding never wins: -inf for max, +inf for min. An average counts it as zeros (PyTorch's default), so
+        that "what if average?" on a padded max pooling gives numbers, not -inf."""
+        return {"max": -np.inf, "min": np.inf}.get(self.mode, 0.0)
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         windows = self.windows(x)

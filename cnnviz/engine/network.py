@@ -17,6 +17,7 @@ from .layers import Layer, Shape, layer_from_config
 
 FORMAT_VERSION = 1
 INPUT_NAME = "input"
+KERAS_SUFFIXES, ONNX_SUFFIXES = (".keras", ".h5", ".hdf5"), (".onnx",)  # model files `cnnviz import` reads
 
 
 class WeightsError(CnnvizError, RuntimeError):
@@ -160,6 +161,13 @@ class Network:
             raise WeightsError(
                 f"Weights file not found: {path}. Train with `cnnviz train` or point to an existing .npz file."
             )
+        if path.suffix.lower() in KERAS_SUFFIXES + ONNX_SUFFIXES:
+            raise WeightsError(
+                f"Weights file {path} is a model file, not cnnviz weights: import it first (cnnviz import {path}), "
+                "then use the .npz it writes."
+            )
+        if not zipfile.is_zipfile(path):  # numpy would try it as a pickle and say so, which helps nobody
+            raise WeightsError(f"Weights file {path} is damaged or not a cnnviz .npz file (it is no zip archive).")
         try:
             with np.load(path, allow_pickle=False) as archive:
                 arrays = {key: archive[key] for key in archive.files}

@@ -16,15 +16,14 @@ from typing import Any
 import numpy as np
 
 from cnnviz.engine import Conv2D, Dense, Layer, Network, Softmax
+from cnnviz.engine.network import KERAS_SUFFIXES, ONNX_SUFFIXES
 from cnnviz.errors import CnnvizError
 
 SUPPORTED = (
-    "Conv2D / Conv (any stride, 'valid' or 'same' padding, no dilation or groups) with a ReLU, leaky ReLU or "
-    "no activation; ReLU; LeakyReLU; max and average pooling; Flatten; Dense / Gemm / MatMul; Softmax; "
+    "Conv2D / Conv (any stride, 'valid', 'same' or explicit zero padding, no dilation or groups) with a ReLU, "
+    "leaky ReLU or no activation; ReLU; LeakyReLU; max and average pooling; Flatten; Dense / Gemm / MatMul; Softmax; "
     "Dropout (dropped); batch normalisation right after a convolution or dense layer (folded into it)"
 )
-KERAS_SUFFIXES = (".keras", ".h5", ".hdf5")
-ONNX_SUFFIXES = (".onnx",)
 NORMALISATION = "pixel / 255"
 
 

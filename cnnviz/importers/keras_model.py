@@ -3,19 +3,26 @@
 from __future__ import annotations
 
 import os
+import zipfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from cnnviz.engine import layers_from_keras
+from cnnviz.engine.keras_format import UnsupportedKerasLayer
 from cnnviz.importers import Imported, LayerChain, ModelImportError, unsupported
 
 PIXEL_SCALE = 1 / 255
+HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 
 
 def import_keras_file(path: str | os.PathLike, class_names: tuple[str, ...] = ()) -> Imported:
     """Load a `.keras` / `.h5` file with Keras (no training state needed) and import it."""
+    path = Path(path)
+    container = _container_problem(path)
+    if container:
+        raise ModelImportError(f"{path.name} is not a readable Keras model: {container}.")
     try:
         import keras
     except ImportError:
@@ -26,8 +33,30 @@ def import_keras_file(path: str | os.PathLike, class_names: tuple[str, ...] = ()
         model = keras.models.load_model(path, compile=False, safe_mode=True)
     except Exception as error:  # Keras raises many types for a bad file; all mean "cannot read it"
         reason = str(error).strip().splitlines()[0][:200] if str(error).strip() else type(error).__name__
-        raise ModelImportError(f"Keras cannot read {Path(path).name}: {reason}") from None
-    return import_keras_model(model, class_names, source=f"imported from {Path(path).name}")
+        raise ModelImportError(f"{path.name} is not a readable Keras model ({reason}).") from None
+    return import_keras_model(model, class_names, source=f"imported from {path.name}")
+
+
+def _container_problem(path: Path) -> str:
+    """Why the file cannot be a Keras model at all, or "": Keras itself says "File not found" for these."""
+    if path.suffix.lower() == ".keras" and not zipfile.is_zipfile(path):
+        return "a .keras file is a zip archive, and this one is not"
+    if path.suffix.lower() != ".keras" and not _is_hdf5(path):
+        return f"a {path.suffix} file is an HDF5 file, and this one is not"
+    return ""
+
+
+def _is_hdf5(path: Path) -> bool:
+    """HDF5's signature sits at byte 0, or after a user block of 512, 1024, 2048, … bytes."""
+    size = path.stat().st_size
+    with path.open("rb") as file:
+        for offset in (0, *(512 << doubling for doubling in range(size.bit_length()))):
+            if offset >= size:
+                break
+            file.seek(offset)
+            if file.read(len(HDF5_SIGNATURE)) == HDF5_SIGNATURE:
+                return True
+    return False
 
 
 def import_keras_model(model: Any, class_names: tuple[str, ...] = (), source: str = "") -> Imported:
@@ -49,8 +78,8 @@ def import_keras_model(model: Any, class_names: tuple[str, ...] = (), source: st
         else:
             try:
                 built = layers_from_keras(kind, config, layer.get_weights())
-            except ValueError as error:
-                raise unsupported(f"Layer {layer.name} ({kind}: {error})") from None
+            except UnsupportedKerasLayer as error:
+                raise unsupported(error.what) from None
             for engine_layer in built:
                 chain.add(engine_layer)
             if built:

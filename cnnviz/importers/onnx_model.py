@@ -9,6 +9,7 @@ layer after a channels-first flatten gets its weight rows reordered, so every ou
 from __future__ import annotations
 
 import os
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,12 +17,13 @@ from typing import Any
 import numpy as np
 
 from cnnviz.engine import Conv2D, Dense, Flatten, MaxPool2D, ReLU, Softmax
-from cnnviz.engine.layers import same_padding
+from cnnviz.engine.layers import Padding, same_padding
 from cnnviz.importers import Imported, LayerChain, ModelImportError, unsupported
 
 SKIPPED = {"Dropout", "Identity"}
 SHAPE_OPS = {"Shape", "Gather", "Unsqueeze", "Squeeze", "Concat", "Constant", "Cast", "Slice", "ConstantOfShape"}
 LEAKY_DEFAULT = 0.01  # ONNX LeakyRelu's default alpha
+ONE_OF_A_KIND = {"flatten", "softmax"}  # named without a number, as in Tiny VGG (a second one gets "_2")
 
 
 def import_onnx_file(
@@ -53,6 +55,7 @@ class OnnxReader:
     shape: tuple[int, ...] = ()  # the current tensor's (H, W, C) or (features,), without the batch
     seen: set[str] = field(default_factory=set)  # data tensors already passed
     flatten_from: tuple[int, ...] | None = None  # (C, H, W) of a channels-first flatten awaiting its dense layer
+    numbered: Counter[str] = field(default_factory=Counter)  # layers named by kind so far, per kind
 
     def read(self, class_names: tuple[str, ...], source: str) -> Imported:
         from onnx import numpy_helper
@@ -94,22 +97,22 @@ class OnnxReader:
         data = [name for name in node.input if name == self.current]
         stale = [name for name in node.input if name in self.seen and name != self.current]
         if stale:
-            raise unsupported(f"Node {node.name or node.op_type} reads an earlier tensor {stale[0]} (a branch)")
+            raise _refused(node, f"reading an earlier tensor {stale[0]} (a branch)")
         if not data:
             if node.op_type in SHAPE_OPS or node.op_type in SKIPPED:
                 self._constant(node)
                 return
-            raise unsupported(f"Node {node.name or node.op_type} ({node.op_type}) off the main chain")
+            raise _refused(node, "off the main chain")
         if node.op_type == "Shape":
             return  # only feeds a Reshape's target shape
         if node.op_type in SKIPPED:
             if node.op_type == "Dropout":
-                self.chain.notes.append(f"Dropout {self._name(node)} dropped (it only acts during training)")
+                self.chain.notes.append(f"Dropout {self._name(node, 'dropout')} dropped (it only acts during training)")
             self.current = node.output[0]
             return
         handler = getattr(self, f"_{node.op_type.lower()}", None)
         if handler is None:
-            raise unsupported(f"Node {node.name or node.op_type} ({node.op_type})")
+            raise _refused(node)
         handler(node, _attributes(node))
         self.seen.add(self.current)
         self.current = node.output[0]
@@ -131,37 +134,43 @@ class OnnxReader:
         try:
             return np.asarray(self.constants[node.input[index]], np.float32)
         except KeyError:
-            raise unsupported(f"Node {node.name or node.op_type} with a computed weight {node.input[index]}") from None
+            raise _refused(node, f"with a computed weight {node.input[index]}") from None
 
-    def _name(self, node: Any) -> str:
-        """A readable layer name: PyTorch's "/features/conv1/Conv" becomes "features_conv1"."""
+    def _name(self, node: Any, kind: str) -> str:
+        """The PyTorch module's own name ("/features/features.conv1/Conv" → "features_conv1"), or else the kind
+        and its number ("/features/features.3/Conv" → "conv_2"): the views' column titles are for people.
+
+        The dynamo exporter names nodes after operators ("node_linear_1"), not modules: those get kind names too.
+        """
         parts = [part for part in (node.name or "").split("/") if part and part != node.op_type]
-        name = "_".join(parts).replace(".", "_").removeprefix("node_")  # the dynamo exporter's "node_relu"
-        return name or node.op_type.lower()
+        module = "" if not parts or node.name.startswith("node_") else parts[-1]
+        if module and not module.rsplit(".", 1)[-1].isdigit():
+            return module.replace(".", "_")
+        self.numbered[kind] += 1
+        return kind if kind in ONE_OF_A_KIND else f"{kind}_{self.numbered[kind]}"
 
     def _need_image(self, node: Any) -> None:
         if len(self.shape) != 3:
-            raise unsupported(f"Node {node.name or node.op_type} ({node.op_type}) after the flatten")
+            raise _refused(node, "after the flatten")
         if self.layout != "nchw":
-            raise unsupported(f"Node {node.name or node.op_type} ({node.op_type}) on a channels-last tensor")
+            raise _refused(node, "on a channels-last tensor")
 
-    def _padding(self, node: Any, attributes: dict[str, Any], window: tuple[int, int], stride: tuple[int, int]) -> str:
-        """'valid' or 'same' (extra pixel at the end, as Keras); other explicit paddings are refused."""
+    def _padding(self, attributes: dict[str, Any], window: tuple[int, int], stride: tuple[int, int]) -> Padding:
+        """'valid', 'same' (extra pixel at the end, as Keras) where the pads are those, else the pads themselves:
+        PyTorch's `padding=k // 2` with stride 2 pads both sides equally, which 'same' does not on even sizes."""
         auto = attributes.get("auto_pad", "NOTSET")
-        pads = list(attributes.get("pads", [0, 0, 0, 0]))
-        if auto == "VALID" or (auto == "NOTSET" and not any(pads)):
+        top, left, bottom, right = attributes.get("pads", [0, 0, 0, 0])
+        if auto == "VALID" or (auto == "NOTSET" and not any((top, left, bottom, right))):
             return "valid"
-        height, width = self.shape[:2]
-        (top, bottom), (left, right) = (
-            same_padding(height, window[0], stride[0]),
-            same_padding(width, window[1], stride[1]),
+        same = (
+            same_padding(self.shape[0], window[0], stride[0]),
+            same_padding(self.shape[1], window[1], stride[1]),
         )
-        if auto == "SAME_UPPER" or (auto == "NOTSET" and pads == [top, left, bottom, right]):
+        if auto == "SAME_UPPER" or (auto == "NOTSET" and ((top, bottom), (left, right)) == same):
             return "same"
-        raise unsupported(
-            f"Node {node.name or node.op_type} pads {pads or auto} on a {height}×{width} input, which is neither "
-            f"'valid' nor 'same' (here [{top}, {left}, {bottom}, {right}])"
-        )
+        if auto != "NOTSET":  # SAME_LOWER: the extra pixel at the start
+            return tuple((amount - amount // 2, amount // 2) for amount in map(sum, same))
+        return (top, bottom), (left, right)
 
     def _append(self, layer: Any, node: Any) -> None:
         self.chain.add(layer, node.output[0])
@@ -172,46 +181,47 @@ class OnnxReader:
         self._need_image(node)
         weight = self._weight(node, 1)
         if attributes.get("group", 1) != 1 or any(d != 1 for d in attributes.get("dilations", [1, 1])):
-            raise unsupported(f"Node {node.name or 'Conv'} (grouped or dilated convolution)")
+            raise _refused(node, "with groups or dilation")
         if weight is None or weight.ndim != 4:
-            raise unsupported(f"Node {node.name or 'Conv'} (not a 2-D convolution)")
+            raise _refused(node, "that is not a 2-D convolution")
         bias = self._weight(node, 2)
         kernel = weight.transpose(2, 3, 1, 0)  # (out, in, rows, cols) → (rows, cols, in, out)
         stride = tuple(attributes.get("strides", [1, 1]))
-        padding = self._padding(node, attributes, kernel.shape[:2], stride)
+        padding = self._padding(attributes, kernel.shape[:2], stride)
         bias = np.zeros(kernel.shape[3], np.float32) if bias is None else bias
-        self._append(Conv2D(self._name(node), kernel, bias, stride=stride, padding=padding), node)
+        self._append(Conv2D(self._name(node, "conv"), kernel, bias, stride=stride, padding=padding), node)
 
     def _batchnormalization(self, node: Any, attributes: dict[str, Any]) -> None:
         scale, offset, mean, variance = (self._weight(node, index) for index in (1, 2, 3, 4))
-        self.chain.fold_batch_norm(self._name(node), scale, offset, mean, variance, attributes.get("epsilon", 1e-5))
+        self.chain.fold_batch_norm(
+            self._name(node, "batch_norm"), scale, offset, mean, variance, attributes.get("epsilon", 1e-5)
+        )
         self.chain.sources[self.chain.layers[-1].name] = node.output[0]
 
     def _relu(self, node: Any, attributes: dict[str, Any]) -> None:
-        self._append(ReLU(self._name(node)), node)
+        self._append(ReLU(self._name(node, "relu")), node)
 
     def _leakyrelu(self, node: Any, attributes: dict[str, Any]) -> None:
         slope = float(attributes.get("alpha", LEAKY_DEFAULT))
         if not 0 <= slope <= 1:
-            raise unsupported(f"Node {node.name or 'LeakyRelu'} (leaky ReLU with slope {slope}, outside 0–1)")
-        self._append(ReLU(self._name(node), negative_slope=slope), node)
+            raise _refused(node, f"with slope {slope}, outside 0–1")
+        self._append(ReLU(self._name(node, "leaky_relu"), negative_slope=slope), node)
 
     def _pool(self, node: Any, attributes: dict[str, Any], mode: str) -> None:
         self._need_image(node)
         window = tuple(attributes["kernel_shape"])
         stride = tuple(attributes.get("strides", [1, 1]))
         if any(d != 1 for d in attributes.get("dilations", [1, 1])) or len(node.output) > 1:
-            raise unsupported(f"Node {node.name or node.op_type} (dilated pooling or pooling with indices)")
-        padding = self._padding(node, attributes, window, stride)
+            raise _refused(node, "with dilation or indices")
+        padding = self._padding(attributes, window, stride)
         if mode == "average" and padding != "valid":
-            raise unsupported(f"Node {node.name or node.op_type} (average pooling with padding)")
-        layer = MaxPool2D(self._name(node), window, stride, padding, mode)
+            raise _refused(node, "averaging over padding")
+        layer = MaxPool2D(self._name(node, "max_pool" if mode == "max" else "avg_pool"), window, stride, padding, mode)
         if attributes.get("ceil_mode", 0):
+            rows, cols = map(sum, layer.pad_amounts(*self.shape[:2]))
             floor_rows = layer.output_shape(self.shape)[0]
-            if (self.shape[0] - window[0]) % stride[0] or (self.shape[1] - window[1]) % stride[1]:
-                raise unsupported(
-                    f"Node {node.name or node.op_type} (ceil_mode pooling that adds a row, not {floor_rows})"
-                )
+            if (self.shape[0] + rows - window[0]) % stride[0] or (self.shape[1] + cols - window[1]) % stride[1]:
+                raise _refused(node, f"in ceil_mode where it adds a row or column (floor mode gives {floor_rows})")
         self._append(layer, node)
 
     def _maxpool(self, node: Any, attributes: dict[str, Any]) -> None:
@@ -228,41 +238,42 @@ class OnnxReader:
         elif len(self.shape) == 3 and perm == [0, 2, 3, 1] and self.layout == "nchw":
             self.layout = "nhwc"
         else:
-            raise unsupported(f"Node {node.name or 'Transpose'} (transpose {perm})")
+            raise _refused(node, f"to {perm}")
 
     def _flatten(self, node: Any, attributes: dict[str, Any]) -> None:
         if attributes.get("axis", 1) != 1:
-            raise unsupported(f"Node {node.name or 'Flatten'} (flatten from axis {attributes['axis']})")
+            raise _refused(node, f"from axis {attributes['axis']}")
         if len(self.shape) == 3:
+            name = self._name(node, "flatten")
             if self.layout == "nchw":
                 height, width, channels = self.shape
                 self.flatten_from = (channels, height, width)
                 self.chain.notes.append(
-                    f"{self._name(node)}: PyTorch-style flatten (channel by channel) turned into cnnviz's "
+                    f"{name}: PyTorch-style flatten (channel by channel) turned into cnnviz's "
                     "(pixel by pixel); the next dense layer's weights are reordered to match"
                 )
-            self._append(Flatten(self._name(node)), node)
+            self._append(Flatten(name), node)
 
     def _reshape(self, node: Any, attributes: dict[str, Any]) -> None:
         target = self.constants.get(node.input[1]) if len(node.input) > 1 else None
         if target is not None and len(target) != 2:
-            raise unsupported(f"Node {node.name or 'Reshape'} (reshape to {list(target)}, not a flatten)")
+            raise _refused(node, f"to {list(target)}, which is not a flatten")
         self._flatten(node, {})
 
     def _dense(self, node: Any, kernel: np.ndarray, bias: np.ndarray | None) -> None:
         """A dense layer with kernel (inputs, units); rows reordered after a channels-first flatten."""
         if len(self.shape) != 1 or kernel.ndim != 2 or kernel.shape[0] != self.shape[0]:
-            raise unsupported(f"Node {node.name or node.op_type} ({node.op_type} that is not a dense layer here)")
+            raise _refused(node, "that is not a dense layer here")
         if self.flatten_from is not None:
             channels, height, width = self.flatten_from
             kernel = kernel.reshape(channels, height, width, -1).transpose(1, 2, 0, 3).reshape(kernel.shape)
             self.flatten_from = None
         bias = np.zeros(kernel.shape[1], np.float32) if bias is None else np.broadcast_to(bias, kernel.shape[1])
-        self._append(Dense(self._name(node), kernel, bias), node)
+        self._append(Dense(self._name(node, "dense"), kernel, bias), node)
 
     def _gemm(self, node: Any, attributes: dict[str, Any]) -> None:
         if attributes.get("transA", 0):
-            raise unsupported(f"Node {node.name or 'Gemm'} (Gemm with transA)")
+            raise _refused(node, "with transA")
         weight, bias = self._weight(node, 1), self._weight(node, 2)
         kernel = weight.T if attributes.get("transB", 0) else weight
         bias = None if bias is None else bias * attributes.get("beta", 1.0)
@@ -276,14 +287,21 @@ class OnnxReader:
         bias = self._weight(node, 1 if node.input[0] == self.current else 0)
         previous = self.chain.layers[-1] if self.chain.layers else None
         if not isinstance(previous, Dense) or bias is None or bias.size not in (1, previous.bias.size):
-            raise unsupported(f"Node {node.name or 'Add'} (an addition that is not a dense layer's bias)")
+            raise _refused(node, "that is not a dense layer's bias")
         previous.bias = (previous.bias + bias.reshape(-1)).astype(np.float32)
         self.chain.sources[previous.name] = node.output[0]
 
     def _softmax(self, node: Any, attributes: dict[str, Any]) -> None:
         if len(self.shape) != 1 or attributes.get("axis", -1) not in (-1, 1):
-            raise unsupported(f"Node {node.name or 'Softmax'} (softmax over an image)")
-        self._append(Softmax(self._name(node)), node)
+            raise _refused(node, "over an image")
+        self._append(Softmax(self._name(node, "softmax")), node)
+
+
+def _refused(node: Any, detail: str = "") -> ModelImportError:
+    """ "Node features/3 (Sigmoid) …": the node's name and its operator once each (PyTorch's names end in it)."""
+    name = (node.name or "").removesuffix(f"/{node.op_type}").strip("/")
+    described = f"Node {name} ({node.op_type})" if name and name != node.op_type else f"A {node.op_type} node"
+    return unsupported(f"{described} {detail}".rstrip())
 
 
 def _attributes(node: Any) -> dict[str, Any]:

@@ -565,6 +565,14 @@ def conv_summary(trace: Trace, layer: str, neuron: int) -> str:
     if conv.padding == "same":  # Keras' rule: the output has ceil(input / stride) rows and columns
         keeps = "keeps the size" if (sr, sc) == (1, 1) else f"leaves the size ÷ {stride}, rounded up"
         padding = f"'same' padding: a border of zeros {keeps}"
+    elif conv.padding != "valid":  # explicit amounts, as PyTorch's padding=p gives them
+        (top, bottom), (left, right) = conv.padding
+        sides = {top, bottom, left, right}
+        padding = (
+            f"{top} ring{'s' * (top != 1)} of zeros around the input"
+            if len(sides) == 1
+            else f"zeros padded {top} above, {bottom} below, {left} left and {right} right"
+        )
     return (
         f"{layer} neuron {neuron + 1} = sum of {channels} intermediate results + bias "
         f"{number_text(float(conv.bias[neuron]))}; max {number_text(float(output.max()))} at ({row}, {col}), min "

@@ -18,6 +18,8 @@ PREDICTION_HEIGHT = 250
 SALIENCY_SIZE = 210
 SERIES_COLORS = {"training images": "#9aa5b1", "held-out images": "#2f3e4e", "test images": "#e8710a"}
 MARKER_COLOR = "#c23b3b"
+EDGE_MARGIN = 0.02  # of each axis' span, beyond the data, so that dots on the edge are not cut in half
+FEW_EPOCHS = 10  # up to here every epoch gets a tick; Bokeh's own ticks would fall between them
 
 
 def training_curves(history: TrainingHistory, marker: hv.DynamicMap) -> hv.DynamicMap:
@@ -38,11 +40,15 @@ def training_curves(history: TrainingHistory, marker: hv.DynamicMap) -> hv.Dynam
             color=SERIES_COLORS["test images"], size=7, tools=["hover"]
         )
     )
+    total = max(history.total_epochs, 1)
+    margin = max(total * EDGE_MARGIN, 0.25)  # a dot at epoch 0 or at 100 % shows whole; no tick beyond the data
     return (hv.Overlay(elements) * marker).opts(
         height=CURVE_HEIGHT,
         responsive=True,
-        ylim=(0, 100),
-        xlim=(-2, history.total_epochs + 2),
+        ylim=(0, 100 + 100 * EDGE_MARGIN),
+        yticks=[(percent, str(percent)) for percent in range(0, 101, 20)],
+        xlim=(-margin, total + margin),
+        xticks=list(range(total + 1)) if total <= FEW_EPOCHS else None,  # whole epochs, never 0.5
         legend_position="bottom_right",
         toolbar=None,
         show_grid=True,

@@ -70,8 +70,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
             f"--{setting.name.replace('_', '-')}",
             type=type(setting.default),
             default=None,
-            help=f"{setting.metadata['help']} (default: {setting.default})",
+            help=f"{setting.metadata['help']} (default: {_recipe_defaults(setting.name)})",
         )
+
+
+def _recipe_defaults(name: str) -> str:
+    """'6; 4 for --data, 0 for --shapes': the default of each image source's recipe, where it differs."""
+    default = getattr(TrainingSettings(), name)
+    others = [
+        f"{getattr(recipe, name)} for {option}"
+        for option, recipe in (("--data", FOLDER_RECIPE), ("--shapes", SHAPES_RECIPE))
+        if getattr(recipe, name) != default
+    ]
+    return "; ".join([str(default), ", ".join(others)] if others else [str(default)])
 
 
 @dataclass(frozen=True, eq=False)
@@ -113,7 +124,9 @@ def plan(args: argparse.Namespace) -> Job:
         data = None
         if not args.replot:
             _check_size(size, architecture)
-            data = load_folder(args.data, size, args.colour, args.test_fraction, settings.seed, progress=_tqdm)
+            data = load_folder(
+                args.data, size, args.colour, args.test_fraction, settings.seed, progress=_tqdm, say=print
+            )
         return Job(data, settings, target, out, args.plot or out / "training_curves.png", gallery=True)
     if args.input_size not in (None, IMAGE_SHAPE[0]) or architecture != Architecture():
         raise CnnvizError("Tiny ImageNet trains the Tiny VGG at 64 px; use --data or --shapes for other models.")

@@ -32,7 +32,9 @@ class TrainingSettings:
     weight_decay: float = field(default=5e-3, metadata={"help": "AdamW decoupled weight decay (kernels only)"})
     label_smoothing: float = field(default=0.1, metadata={"help": "share of the target spread over all classes"})
     holdout_fraction: float = field(default=0.1, metadata={"help": "share of each class held out for selection"})
-    crop_padding: int = field(default=6, metadata={"help": "reflect-pad by this many pixels, then crop 64×64"})
+    crop_padding: int = field(
+        default=6, metadata={"help": "reflect-pad by this many pixels, then crop a random input-sized square"}
+    )
     colour_jitter: float = field(
         default=0.2, metadata={"help": "max relative change of brightness/contrast/saturation"}
     )

@@ -20,9 +20,16 @@ from panel.custom import JSComponent
 from panel.viewable import Viewer
 
 from cnnviz.engine import Network
-from cnnviz.engine.experiments import CLASSIC_KERNELS, WhatIf
+from cnnviz.engine.experiments import CLASSIC_KERNELS, WhatIf, activation_slopes, pooling_modes
 from cnnviz.engine.gradients import saliency
-from cnnviz.lab_state import changes_in_words
+from cnnviz.lab_state import (
+    AS_TRAINED,
+    LEAKY_SLOPE,
+    activation_choices,
+    activation_name,
+    changes_in_words,
+    pooling_choices,
+)
 from cnnviz.plots.lab import (
     epoch_marker,
     first_layer_kernels,
@@ -36,10 +43,8 @@ from cnnviz.state import ExplainerState
 from cnnviz.views.controls import enlarged_png
 
 HERE = Path(__file__).parent
-LEAKY_SLOPE = 0.1
 KERNELS_WIDTH = 285
-ACTIVATIONS = {"ReLU (as trained)": 0.0, "leaky ReLU": LEAKY_SLOPE, "identity": 1.0}
-POOLINGS = {"max (as trained)": "max", "average": "average", "min": "min"}
+MAX_BUTTONS_IN_A_ROW = 3
 FINAL_LABEL = "final"
 CHOOSE_KERNEL = "classic kernel…"
 COLOR_CHANNELS = ("red", "green", "blue")
@@ -59,6 +64,14 @@ CANVAS_CSS = """
   border: 1px solid #ccc; border-radius: 4px; display: block; }
 .lab-paint-tools { display: flex; gap: 6px; margin-top: 4px; align-items: center; }
 """
+
+
+def _switch_buttons(options: dict[str, object]) -> pn.widgets.RadioButtonGroup:
+    """A What-if switch with "(as trained)" pressed; four buttons stack, side by side they overflow the column."""
+    orientation = "vertical" if len(options) > MAX_BUTTONS_IN_A_ROW else "horizontal"
+    return pn.widgets.RadioButtonGroup(
+        options=options, value=AS_TRAINED, color="light", variant="outline", orientation=orientation
+    )
 
 
 def _rgb_bytes(image: np.ndarray) -> str:
@@ -186,8 +199,8 @@ class Workbench:
         self.epoch_readout = pn.pane.HTML(sizing_mode="stretch_width", stylesheets=[LAB_CSS])
 
         # -- what if?
-        self.activation = pn.widgets.RadioButtonGroup(options=ACTIVATIONS, color="light", variant="outline")
-        self.pooling = pn.widgets.RadioButtonGroup(options=POOLINGS, color="light", variant="outline")
+        self.activation = _switch_buttons(activation_choices(state.network))
+        self.pooling = _switch_buttons(pooling_choices(state.network))
         self.silence = pn.widgets.Button(label="Switch off the selected neuron", disabled=True, width=300)
         self.silenced = pn.pane.HTML(stylesheets=[LAB_CSS], sizing_mode="stretch_width")
         self.kernel_target = pn.pane.HTML(stylesheets=[LAB_CSS], sizing_mode="stretch_width")
@@ -235,8 +248,8 @@ class Workbench:
         self._redraw()
 
         self.player.param.watch(self._choose_epoch, "value")
-        self.activation.param.watch(lambda e: self._change(activation_slope=e.new), "value")
-        self.pooling.param.watch(lambda e: self._change(pooling=e.new), "value")
+        for switch, setting in ((self.activation, "activation_slope"), (self.pooling, "pooling")):
+            switch.param.watch(lambda event, setting=setting: self._switch(setting, event.new), "value")
         self.silence.on_click(self._toggle_silenced)
         self.kernel_channel.param.watch(self._choose_kernel_channel, "value")
         self.classic_kernel.param.watch(self._use_classic_kernel, "value")
@@ -282,11 +295,15 @@ class Workbench:
         def heading(text: str) -> pn.pane.HTML:
             return pn.pane.HTML(f"<p class='lab-heading'>{text}</p>", stylesheets=[LAB_CSS], margin=(0, 5))
 
+        network = self.state.network
+        modes, slopes = pooling_modes(network), [activation_name(slope) for slope in activation_slopes(network)]
+        replace_by = f"Replace every activation by (leaky: slope {LEAKY_SLOPE})"
+        switches = [  # each only where the network has such layers
+            (slopes, f"Why {' and '.join(slopes)}? {replace_by}", self.activation),
+            (modes, f"Why {' and '.join(modes)}? Pool with", self.pooling),
+        ]
         change = pn.Column(
-            heading(f"Why ReLU? Replace every ReLU by (leaky: slope {LEAKY_SLOPE})"),
-            self.activation,
-            heading("Why max? Pool with"),
-            self.pooling,
+            *(shown for trained, text, switch in switches if trained for shown in (heading(text), switch)),
             heading("Switch off a neuron (click one in the overview)"),
             self.silence,
             self.silenced,
@@ -312,6 +329,12 @@ class Workbench:
 
     def _change(self, **changes) -> None:
         self.state.what_if = replace(self.state.what_if, **changes)
+
+    def _switch(self, setting: str, value: object) -> None:
+        """A What-if switch pressed: its "(as trained)" button is None in the experiment. No button pressed (a
+        linked slope the switch does not offer) changes nothing."""
+        if value is not None:
+            self._change(**{setting: None if value == AS_TRAINED else value})
 
     def _toggle_silenced(self, _event) -> None:
         neuron = (self.state.layer, self.state.neuron)
@@ -386,8 +409,9 @@ class Workbench:
     def _follow_experiment(self, *_events) -> None:
         what_if = self.state.what_if
         with pn.io.hold():
-            self.activation.value = what_if.activation_slope if what_if.activation_slope in ACTIVATIONS.values() else 0
-            self.pooling.value = what_if.pooling
+            for switch, value in ((self.activation, what_if.activation_slope), (self.pooling, what_if.pooling)):
+                value = AS_TRAINED if value is None else value
+                switch.value = value if value in switch.options.values() else None  # a linked slope it does not offer
             self.silenced.object = self._silenced_html(what_if)
             self._follow_selection()
             if not what_if.changes_nothing:

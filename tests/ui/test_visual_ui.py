@@ -10,6 +10,8 @@ import pytest
 from pages import SKIP_TOUR, edge_problems, gallery_shot, looks_like, open_app, pixels, text_problems
 from playwright.sync_api import expect
 
+from cnnviz.plots.overview import bars_element, overview_layout
+
 pytestmark = pytest.mark.ui
 
 SIZES = {"1440x900": (1440, 900), "1280x800": (1280, 800), "390x844": (390, 844)}
@@ -250,4 +252,26 @@ def test_an_open_conv_view_is_not_replayed_by_a_colour_change_or_by_back(browser
     wait_until(lambda: app.sessions[-1].state.level == "elastic")
     page.locator(".el-view .el-title").wait_for()
     assert not app.sessions[-1].elastic.panes["conv2d"].playing, "Back replayed the sweep"
+    context.close()
+
+
+def test_every_class_bar_ends_before_its_value_in_backward_mode_on_a_phone(browser, app, wait_until):
+    """Backward mode writes p − y after each bar ("−0.099", the longest value); on the narrowest overview the
+    prediction's bar ran into it. Measured on the page: each bar's right end against its value's left edge."""
+    context = browser.new_context(viewport={"width": 390, "height": 844}, has_touch=True)
+    context.add_init_script(SKIP_TOUR)
+    page = context.new_page()
+    open_app(page, app.url, "?mode=backward")
+    state = app.sessions[-1].state
+    values = page.locator(".ov-class-value")
+    wait_until(lambda: values.first.inner_text().startswith("−"))  # the prediction's p − y, negative
+    layout = overview_layout(state.network)
+    bars = bars_element(layout, state.trace.probabilities, state.trace.predicted_index).dframe()
+    frame = page.locator(".ov-frame").bounding_box()
+    for index, bar_right in enumerate(bars["x1"]):
+        value = values.nth(index).bounding_box()
+        bar_end = frame["x"] + frame["width"] * bar_right / layout.width
+        assert bar_end + 2 <= value["x"], (
+            f"class {index}: the bar ends at {bar_end:.0f} px, its value starts at {value['x']:.0f}"
+        )
     context.close()

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 import panel as pn
 from bokeh.document import Document
+from panel.io.resources import get_dist_path
 from panel.viewable import Viewer
 
 from cnnviz.engine import Network, Trace
@@ -131,6 +132,7 @@ class Explainer(Viewer):
     def page(self) -> pn.template.BaseTemplate:
         self.sync_url()
         if pn.state.curdoc is not None and pn.state.curdoc.session_context is not None:
+            _styles_from_this_server(pn.state.curdoc)
             pn.state.on_session_destroyed(return_memory_when_session_ends)
             self.state.requests.schedule = document_scheduler(pn.state.curdoc)  # a burst of clicks: newest only
             self.state.requests.batch = partial(one_model_walk, pn.state.curdoc)  # one walk per flush, not per plot
@@ -147,6 +149,16 @@ class Explainer(Viewer):
             main=[self._layout, self.article, ReloadFromUrl(height=0, margin=0)],
         )
         return template
+
+
+def _styles_from_this_server(doc: Document) -> None:
+    """Panel's stylesheets come from this server, also for a session built when its websocket arrives.
+
+    Panel writes the server's address for its stylesheets (`dist_url`) into a session while it renders the page's
+    HTML for it. A session built later, when its websocket arrives (every tab's with `reuse_sessions`, as `cnnviz
+    serve` runs; any tab whose first session expired before the browser connected), never had that HTML, and
+    Panel pointed its stylesheets at its CDN: in a classroom without internet the page lost Panel's styles."""
+    doc.template_variables.setdefault("dist_url", get_dist_path(cdn=False))
 
 
 URL_WINDOW_REST_MS = 300

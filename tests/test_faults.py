@@ -95,6 +95,15 @@ def panel_serve() -> Iterator:
             process.kill()
 
 
+def test_a_session_built_when_its_websocket_arrives_takes_no_style_from_the_internet(panel_serve):
+    """Every tab's session under `cnnviz serve` is built when its websocket arrives (the HTML comes from one kept
+    session), as `served_document` builds this one; Panel pointed such a session's stylesheets at its CDN, and a
+    classroom without internet lost Panel's styles."""
+    page, _log = panel_serve()
+    assert "static/extensions/panel/" in page
+    assert "cdn.holoviz.org" not in page
+
+
 def test_panel_serve_with_bad_weights_shows_why_instead_of_a_traceback(bad_weights, panel_serve):
     for case, (path, words) in bad_weights.items():
         page, log = panel_serve(CNNVIZ_WEIGHTS=str(path))

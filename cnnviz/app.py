@@ -152,13 +152,14 @@ class Explainer(Viewer):
 
 
 def _styles_from_this_server(doc: Document) -> None:
-    """Panel's stylesheets come from this server, also for a session built when its websocket arrives.
+    """Panel's stylesheets come from this server (where it serves them), also for a session built when its
+    websocket arrives.
 
     Panel writes the server's address for its stylesheets (`dist_url`) into a session while it renders the page's
     HTML for it. A session built later, when its websocket arrives (every tab's with `reuse_sessions`, as `cnnviz
     serve` runs; any tab whose first session expired before the browser connected), never had that HTML, and
     Panel pointed its stylesheets at its CDN: in a classroom without internet the page lost Panel's styles."""
-    doc.template_variables.setdefault("dist_url", get_dist_path(cdn=False))
+    doc.template_variables.setdefault("dist_url", get_dist_path())  # the CDN only where Panel uses it (export)
 
 
 URL_WINDOW_REST_MS = 300

@@ -9,19 +9,25 @@ What the plain Panel extension gets wrong for this app in JupyterLab and Noteboo
 - a change made while an output is still rendering can be lost: Panel retries each such message on a timer, and
   once the output's comm opens a later message can overtake an earlier one, so *Run All* leaves the view stale
   while the kernel has moved on. Here each output's messages wait, in order, until the browser says the output is
-  on screen.
+  on screen;
+- JupyterLab 4.4+ and Notebook 7 send each comm's messages on a kernel subshell (ipykernel 7), so Panel would run
+  a click's callbacks, and open an output's comm, in a thread of their own, beside the main thread running the
+  cells: Bokeh documents and Panel's held messages are not thread-safe, and an update could be lost. Here the
+  messages of the view's comms are handled on the main shell, in order with the cells, as in classic kernels.
 """
 
 from __future__ import annotations
 
 import base64
 import re
+import threading
 from typing import Any
 
 import panel as pn
 from bokeh.models import UIElement
 from panel import reactive as panel_reactive
 from panel.io import resources as panel_resources
+from panel.io.notebook import JupyterCommJSBinary
 from panel.io.resources import CDN_DIST, DIST_DIR, LOCAL_DIST
 from pyviz_comms import JupyterComm
 
@@ -46,21 +52,42 @@ class CommHeldUntilRendered(JupyterComm):
         super().__init__(*args, **kwargs)
         self._held: list[tuple[Any, Any, list]] | None = []
         self._comm = _NotYetOpen()
+        # the output's comm may open on another thread than the cell sending (a kernel subshell): one at a time
+        self._lock = threading.RLock()
 
     def init(self) -> None:
-        super().init()
-        held, self._held = self._held or [], None
-        for data, metadata, buffers in held:
-            self._comm.send(data, metadata=metadata, buffers=buffers)
+        with self._lock:
+            super().init()
+            held, self._held = self._held or [], None
+            for data, metadata, buffers in held:
+                self._comm.send(data, metadata=metadata, buffers=buffers)
 
     def send(self, data: Any = None, metadata: Any = None, buffers: Any = ()) -> None:
-        if self._held is not None:
-            if len(self._held) < MAX_HELD_MESSAGES:
-                self._held.append((data, metadata, list(buffers)))
-                return
-            self._held = None  # never drawn (a headless run): stop holding, and open now as Panel would
-            super().init()
-        self._comm.send(data, metadata=metadata, buffers=list(buffers))
+        with self._lock:
+            if self._held is not None:
+                if len(self._held) < MAX_HELD_MESSAGES:
+                    self._held.append((data, metadata, list(buffers)))
+                    return
+                self._held = None  # never drawn (a headless run): stop holding, and open now as Panel would
+                super().init()
+            self._comm.send(data, metadata=metadata, buffers=list(buffers))
+
+
+def _on_the_main_shell(_data: Any, _subshell_id: str | None) -> None:
+    """ipykernel's routing hook for a comm's incoming messages: the main shell (no subshell)."""
+    return None
+
+
+class ClientCommOnMainShell(JupyterCommJSBinary):
+    """Panel's client comm (the browser's events: clicks, pointer moves), its messages handled on the kernel's main
+    shell. JupyterLab 4.4+ and Notebook 7 send them on a subshell of their own, and ipykernel 7 would run Panel's
+    handler there, in another thread than the cells: it changes the same Bokeh documents and sends on the same
+    comms as they do, with no lock. ipykernel asks a comm's `_reply_subshell_for(data, subshell_id)` where to
+    send each of its messages; kernels without subshells never ask."""
+
+    def _handle_open(self, comm: Any, msg: Any) -> None:
+        comm._reply_subshell_for = _on_the_main_shell
+        super()._handle_open(comm, msg)
 
 
 def _inline_after_patch(stylesheet: Any, dist_url: str) -> None:
@@ -122,6 +149,8 @@ def extension(*extensions: str, **config: Any) -> None:
     if manager.server_comm is not JupyterComm and manager.server_comm is not CommHeldUntilRendered:
         return  # Jupyter only; other front ends keep their comms and styles
     manager.server_comm = CommHeldUntilRendered
+    if issubclass(ClientCommOnMainShell, manager.client_comm):
+        manager.client_comm = ClientCommOnMainShell
     # Panel's components (each new model) and designs call it by these two names
     panel_reactive.patch_stylesheet = panel_resources.patch_stylesheet = _inline_after_patch
     if _narrow_rules_follow_the_cell not in pn.viewable.Viewable._preprocessing_hooks:

@@ -97,3 +97,43 @@ def test_stylesheets_panel_would_link_from_its_cdn_come_inline():
     elsewhere = ImportedStyleSheet(url="https://example.org/theirs.css")
     _inline_after_patch(elsewhere, CDN_DIST)
     assert elsewhere.url == "https://example.org/theirs.css"  # not Panel's: left alone
+
+
+def test_held_messages_are_sent_once_in_order_when_the_comm_opens_on_another_thread():
+    """The output's comm may open on a kernel subshell's thread while a cell still sends (JupyterLab 4.4+)."""
+    import threading
+
+    from cnnviz.notebook import CommHeldUntilRendered
+
+    sent: list = []
+
+    class Opened:
+        def send(self, data, metadata=None, buffers=()):
+            sent.append(data)
+
+    comm = CommHeldUntilRendered()
+    comm._comm_opened = Opened()
+    # JupyterComm.init would open an ipykernel comm: stand in for it
+
+    def fake_init(self) -> None:
+        self._comm = self._comm_opened
+
+    jupyter_comm = CommHeldUntilRendered.__mro__[1]
+    original = jupyter_comm.init
+    jupyter_comm.init = fake_init
+    try:
+        sender = threading.Thread(target=lambda: [comm.send(index) for index in range(2000)])
+        sender.start()
+        comm.init()
+        sender.join()
+    finally:
+        jupyter_comm.init = original
+    assert sent == list(range(2000))
+
+
+def test_the_views_comm_messages_are_handled_on_the_main_shell():
+    """ipykernel 7 routes a comm's messages by its `_reply_subshell_for`: Panel's handler stays off subshells."""
+    from cnnviz.notebook import ClientCommOnMainShell, _on_the_main_shell
+
+    assert _on_the_main_shell({"data": 1}, "a-subshell-id") is None
+    assert "_handle_open" in ClientCommOnMainShell.__dict__

@@ -37,15 +37,7 @@ FRONT_ENDS = {"jupyterlab": ("jupyterlab", "lab/tree"), "notebook7": ("notebook"
 NO_NEWS = {"@jupyterlab/apputils-extension/notification.jupyterlab-settings": {"fetchNews": "false"}}
 
 
-# Notebook 7's kernel websocket sometimes reconnects mid-run, and the view then misses the kernel's updates
-# (issue 18): its run is recorded, not required, until that is fixed; JupyterLab's run is strict.
-RECONNECTS = pytest.mark.xfail(reason="Notebook 7 may lose the view's updates on a kernel websocket reconnect")
-
-
-@pytest.fixture(
-    scope="module",
-    params=[pytest.param(name, marks=RECONNECTS) if name == "notebook7" else name for name in FRONT_ENDS],
-)
+@pytest.fixture(scope="module", params=list(FRONT_ENDS))
 def jupyter_server(request, tmp_path_factory) -> Iterator[str]:
     """JupyterLab or Notebook 7 on a free loopback port, on a copy of the notebook (autosave never touches the
     tracked one); yields the notebook's URL."""
@@ -188,16 +180,12 @@ def check_view(page, screenshot, name: str) -> None:
 def click_changes_the_image(page) -> None:
     """The second example replaces the gradient: the click reaches the kernel and the update comes back.
 
-    Known to fail intermittently (most often in Notebook 7): when the kernel's websocket drops and reconnects
-    ("Connection lost, reconnecting" in the console), the kernel still gets the click and changes the state, but
-    the view never receives the update. Recorded as an expected failure until that is fixed (issue 18)."""
+    JupyterLab 4.4+ and Notebook 7 send the click on a kernel subshell; cnnviz.notebook has the kernel handle it on
+    its main shell (Panel's handler is not thread-safe), which this checks end to end."""
     page.locator(".jp-OutputArea-output .thumb").nth(1).click()
-    try:
-        page.locator(".jp-OutputArea-output .image-caption").filter(has_not_text=LAST_IMAGE_TITLE).first.wait_for(
-            timeout=60_000
-        )
-    except PlaywrightTimeout:
-        pytest.xfail("the click after Restart & Run All reached the kernel but the view was not updated")
+    page.locator(".jp-OutputArea-output .image-caption").filter(has_not_text=LAST_IMAGE_TITLE).first.wait_for(
+        timeout=60_000
+    )
 
 
 def run_all(page, screenshot) -> None:

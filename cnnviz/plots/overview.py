@@ -39,6 +39,7 @@ from cnnviz.colors import (
 )
 from cnnviz.engine import Network, Trace
 from cnnviz.plots import no_pan_or_zoom
+from cnnviz.plots.formula import _half_range
 
 TILE = 1.0  # every heatmap is drawn 1 × 1 data unit, whatever its resolution
 ROW_PITCH = 1.25
@@ -242,15 +243,10 @@ def maps_element(layout: OverviewLayout, trace: Trace, ranges: dict[str, float])
 
 def gradient_element(layout: OverviewLayout, gradients: dict[str, np.ndarray]) -> hv.Image:
     """Backward mode: each hidden layer's ∂L/∂output in the gradient colours, each layer in its own range."""
-    ranges = {column.name: _extent(gradients[column.name]) for column in map_columns(layout)}
+    ranges = {column.name: _half_range(gradients[column.name]) for column in map_columns(layout)}
     canvas, bounds = maps_picture(layout, gradients, ranges)
     indices = canvas.astype(np.uint16) + GRADIENTS
     return _framed_maps(layout.width, layout.height).clone(indices, bounds=bounds)
-
-
-def _extent(values: np.ndarray) -> float:
-    extent = float(np.abs(values).max()) if np.size(values) else 0.0
-    return extent if extent > 0 else 1.0
 
 
 def input_element(layout: OverviewLayout, trace: Trace) -> hv.Image:

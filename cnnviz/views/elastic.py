@@ -253,7 +253,7 @@ class ConvElastic(Viewer):
             return
         ranges = color_ranges(state.trace, state.color_mode)
         new_selection = (state.layer, state.neuron) != self._selection
-        laid_out = None if self.explained is None else self.explained.layout
+        previous_layout = None if self.explained is None else self.explained.layout
         with pn.io.hold():
             if backward is None:
                 self.explained = explain_conv(state.trace, state.layer, state.neuron, ranges)
@@ -275,7 +275,7 @@ class ConvElastic(Viewer):
                     state.param.update(row=row, col=col)
             self.opened += 1
             redrawn = [self._new_picture]
-            if self.explained.layout != laid_out or new_selection:  # a new neuron of the layer: new click hints
+            if self.explained.layout != previous_layout:  # another layer (or the first): new click targets
                 self.laid_out += 1
                 redrawn.append(self._new_layout)
             hv.streams.Stream.trigger(redrawn)

@@ -1,8 +1,9 @@
 """The Overview: every neuron of every layer on HoloViews, linked to the session's state by Bokeh streams.
 
-The plot overlays a few elements (see `plots/overview.py`): the heatmaps, the input and the class bars follow
-the trace and the colour mode through one `streams.Params` DynamicMap (an image switch updates their data in place,
-never the plot). A tap anywhere (`streams.Tap`) is mapped back to (layer, neuron) and selects it.
+The plot overlays a few elements (see `plots/overview.py`) from two DynamicMaps on one `streams.Params` of the
+trace: the heatmaps (which also follow the colour mode and backward mode), and the input with the class bars. An
+image switch updates their data in place, in one refresh, never the plot. A tap anywhere (`streams.Tap`) is mapped
+back to (layer, neuron) and selects it.
 
 `OverviewKeys` is the browser-side layer over the plot: focusable neuron buttons (arrow keys, Enter selects),
 layer labels that jump to the article, the hover readout and edges, and the selection's outline. That outline

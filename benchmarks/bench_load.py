@@ -128,7 +128,7 @@ def wait_until_up(url: str, process: subprocess.Popen) -> None:
 
 
 # as `cnnviz serve` and deploy/classroom.sh run: the page's HTML from one kept session, each tab's built once
-SESSION_ARGS = ["--reuse-sessions", "--check-unused-sessions", "500"]
+SESSION_ARGS = ["--reuse-sessions", "--warm", "--check-unused-sessions", "500"]
 SESSION_ARGS += ["--unused-session-lifetime", str(SESSION_LIFETIME_MS)]
 
 

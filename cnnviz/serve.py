@@ -210,33 +210,47 @@ def run(args: argparse.Namespace) -> int:
     scheme = "https" if args.ssl_certfile else "http"
     prefix = f"/{args.prefix.strip('/')}" if args.prefix else ""
     options = classroom_options(args)
-    # Without this, each page load builds the tab's page twice when the class joins at once: once for the HTML
-    # and again when its websocket comes, because the first was dropped as unused while the server was busy with
-    # the others (measured: 10 tabs at once, 14.2 s of server CPU; with it, 6.8 s). With it, the page's HTML comes
-    # from one kept session (it holds no student's data: the document itself travels over the websocket).
-    pn.config.reuse_sessions = True
-    try:
-        server = pn.serve(
-            {"explainer": create_app},
-            port=args.port,
-            address=args.address,
-            show=args.show,
-            num_procs=args.num_procs,
-            compress_response=True,  # gzip the page and its JavaScript: a quarter of the bytes on first load
-            **CONNECTION_SETTINGS,
-            title="cnnviz",
-            start=False,
-            verbose=False,  # the line below says where, with the app's path
-            **options,
-        )
-    except OSError as error:  # the port is taken, or the address is not this machine's
-        raise CnnvizError(f"cannot listen on {args.address}:{args.port} ({error.strerror or error}).") from error
-    print(
-        f"Serving cnnviz with {network.parameter_count:,} weights on {scheme}://{args.address}:{server.port}{prefix}/explainer"
-    )
-    server.start()
-    server.io_loop.start()
+    # Panel's reuse_sessions: without it, each page load builds the tab's page twice when the class joins at once:
+    # once for the HTML and again when its websocket comes, because the first was dropped as unused while the server
+    # was busy with the others (measured: 10 tabs at once, 14.2 s of server CPU; with it, 6.8 s). With it, every
+    # tab's HTML comes from one kept session, and each tab's page is built once, when its websocket arrives.
+    # Set for this server only: a test that calls run() leaves Panel's configuration as it found it.
+    with pn.config.set(reuse_sessions=True):
+        try:
+            server = pn.serve(
+                {"explainer": create_app},
+                port=args.port,
+                address=args.address,
+                show=args.show,
+                num_procs=args.num_procs,
+                compress_response=True,  # gzip the page and its JavaScript: a quarter of the bytes on first load
+                **CONNECTION_SETTINGS,
+                title="cnnviz",
+                start=False,
+                verbose=False,  # the line below says where, with the app's path
+                **options,
+            )
+        except OSError as error:  # the port is taken, or the address is not this machine's
+            message = f"cannot listen on {args.address}:{args.port} ({error.strerror or error})."
+            raise CnnvizError(message) from error
+        url = f"{scheme}://{args.address}:{server.port}{prefix}/explainer"
+        print(f"Serving cnnviz with {network.parameter_count:,} weights on {url}")
+        server.start()
+        server.io_loop.add_callback(build_the_kept_session, url.replace("://0.0.0.0:", "://127.0.0.1:"))
+        server.io_loop.start()
     return 0
+
+
+async def build_the_kept_session(url: str) -> None:
+    """Ask the server for its page once, before any student does, so that the session kept for every tab's HTML
+    is nobody's: Panel otherwise keeps the first student's own session for that, for as long as the server runs.
+    """
+    from tornado.httpclient import AsyncHTTPClient, HTTPClientError
+
+    try:
+        await AsyncHTTPClient().fetch(url, validate_cert=False, request_timeout=300)
+    except (OSError, HTTPClientError):  # behind a login, say: the first student's session is kept, as by default
+        pass
 
 
 def classroom_options(args: argparse.Namespace) -> dict[str, object]:

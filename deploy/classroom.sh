@@ -62,7 +62,7 @@ servers=""
 for ((i = 0; i < processes; i++)); do
   backend=$((backend_port + i))
   "$python" -m panel serve "$repo/apps/explainer.py" --address 127.0.0.1 --port "$backend" --liveness \
-    --use-xheaders --reuse-sessions "${origin_args[@]}" "$@" >"$run_dir/panel-$backend.log" 2>&1 &
+    --use-xheaders --reuse-sessions --warm "${origin_args[@]}" "$@" >"$run_dir/panel-$backend.log" 2>&1 &
   pids+=("$!")
   echo "$!" >"$run_dir/panel-$backend.pid"
   servers+="        server 127.0.0.1:$backend;"$'\n'

@@ -132,7 +132,6 @@ def test_serve_builds_each_tab_once_the_page_html_coming_from_one_kept_session(m
 
     from cnnviz import serve
 
-    monkeypatch.setattr(pn.config, "reuse_sessions", False)
     seen = {}
 
     def fake_serve(*_args, **_kwargs):
@@ -145,3 +144,4 @@ def test_serve_builds_each_tab_once_the_page_html_coming_from_one_kept_session(m
     with pytest.raises(CnnvizError):
         serve.run(parser.parse_args(["--port", "1"]))
     assert seen == {"reuse": True}
+    assert pn.config.reuse_sessions is False  # for that server only: the other servers of this process build as before

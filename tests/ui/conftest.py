@@ -3,7 +3,8 @@
 - `browser`: one headless Chromium for the whole session (skips with the reason when it cannot start).
 - `page`: a fresh page per test that FAILS the test on a console error, an uncaught exception, or any request
   that leaves the machine (the app must work offline: no CDN).
-- `serve(factory) -> url`: a Panel server on a free port, one session per page load, stopped after the test.
+- `serve(factory) -> url`: a Panel server on a free port, set up as `cnnviz serve` sets it up (the HTML of every page
+  comes from one kept session; each tab gets its own session when its websocket arrives), stopped after the test.
 - `wait_until(condition)`: poll a Python condition (e.g. server-side state) until it holds.
 - `screenshot(page_or_locator, name)`: save a PNG under `test-artifacts/` for a human to look at.
 """
@@ -117,8 +118,9 @@ def new_page(browser) -> Iterator[Callable[..., object]]:
 
 
 @pytest.fixture
-def serve() -> Iterator[Callable[[Callable[[], object]], str]]:
+def serve(monkeypatch) -> Iterator[Callable[[Callable[[], object]], str]]:
     """Start a Panel server for `factory` (called once per session, like `panel serve`) and return its URL."""
+    monkeypatch.setattr(pn.config, "reuse_sessions", True)  # as `cnnviz serve`: a tab's page is built once
 
     def start(factory: Callable[[], object]) -> str:
         server_id = uuid.uuid4().hex

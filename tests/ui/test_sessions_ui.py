@@ -145,7 +145,8 @@ def test_closed_tabs_release_their_sessions(app, new_page, wait_until, monkeypat
     # A closing tab can make Panel write to a dead socket; asyncio logs that error with a traceback that reaches
     # the session's document, and pytest's log capture would keep that record (and so the session) alive.
     monkeypatch.setattr(logging.getLogger("asyncio"), "propagate", False)
-    # as `cnnviz serve` does at start-up (in a thread: Playwright's loop runs in this one): the HTML's session is nobody's
+    # as `cnnviz serve` does at start-up, so the session kept for the HTML is nobody's (in a thread: Playwright's
+    # event loop runs in this one)
     with ThreadPoolExecutor(1) as thread:
         thread.submit(asyncio.run, build_the_kept_session(app.url)).result()
     assert len(app.states) == 1

@@ -286,11 +286,12 @@ def test_websocket_pings_close_half_open_connections_under_both_servers(monkeypa
     if not WEIGHTS.is_file():
         pytest.skip(f"needs the trained weights at {WEIGHTS}")
     served: dict = {}
+    scheduled: list[tuple] = []
 
     class NotListening:  # what pn.serve(start=False) returns, minus the listening
         port = 0
         start = staticmethod(lambda: None)
-        io_loop = argparse.Namespace(start=lambda: None)
+        io_loop = argparse.Namespace(start=lambda: None, add_callback=lambda *call: scheduled.append(call))
 
     def record(*_args, **kwargs) -> NotListening:
         served.update(kwargs)
@@ -301,3 +302,5 @@ def test_websocket_pings_close_half_open_connections_under_both_servers(monkeypa
     serve.add_arguments(parser)
     assert serve.run(parser.parse_args(["--port", "0", "--address", "127.0.0.1"])) == 0
     assert served["websocket_ping_interval"] == 20 and served["websocket_ping_timeout"] == 30
+    # and, once listening, the session kept for every tab's HTML is built before any student comes
+    assert scheduled == [(serve.build_the_kept_session, "http://127.0.0.1:0/explainer")]

@@ -144,7 +144,10 @@ def test_the_summary_says_the_layers_real_kernel_stride_and_padding(view):
         assert ("'same' padding" in summary) == (conv.padding == "same")
         channels = state.trace.input_of(layer).shape[2]
         assert f"sum of {channels} intermediate results" in summary
-        assert len(view._explain.objects) == channels + 1  # a lead text and one button per channel
+        # a lead text and one button shown per input channel (buttons are kept across layers, relabelled)
+        shown = [button for button in view._explain.objects[1:] if button.visible]
+        assert [button.description for button in shown] == [f"Open the formula of {name}" for name in view.names]
+        assert len(shown) == channels
 
 
 def test_the_sweep_steps_through_the_map_at_the_chosen_speed_and_survives_an_image_change(view):

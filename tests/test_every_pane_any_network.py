@@ -166,7 +166,8 @@ def test_every_conv_layer_opens_from_its_tile_and_describes_its_own_kernel_strid
         for caption in (f"{source_title(source)}\n{rows}×{cols}×{channels}", f"kernels\n{kr}×{kc} each",
                         f"intermediate\nresults {output}", f"{layer}, neuron {neuron + 1}\n{output}"):  # fmt: skip
             assert caption in texts, (caption, texts)
-        assert len(pane._explain.objects) == channels + 1  # a lead text and one button per input channel
+        shown = [button for button in pane._explain.objects[1:] if button.visible]  # a lead text, then the buttons
+        assert len(shown) == channels  # one shown per input channel: buttons are kept across layers, relabelled
     # pointing at the last layer's last output cell: the readout and the marker follow, with the engine's numbers
     layout = pane.explained.layout
     point(pane.pointer, cell_box(layout.output_box(), layout.output_size, out_rows - 1, out_cols - 1))

@@ -141,6 +141,7 @@ class ConvElastic(Viewer):
         self._key: tuple | None = None  # (trace, layer, neuron, colour mode, backward pass) drawn
         self._selection: tuple | None = None  # (layer, neuron) on screen, to restart the sweep for a new one
         self._buttons_for = ""  # the layer whose input channels the formula buttons open
+        self._channel_buttons: list[pn.widgets.Button] = []  # kept across layers, relabelled: new ones cost a third
         self._sweep: pn.io.callbacks.PeriodicCallback | None = None
         # An image switch redraws the picture and its texts only: the click targets and the marker stay where the
         # layout puts them. A new neuron redraws all three in ONE refresh of the plot (`_refresh` triggers both
@@ -282,17 +283,27 @@ class ConvElastic(Viewer):
             self._show_readout()
 
     def _build_explain_buttons(self) -> None:
-        """One button per input channel: the keyboard's way to what a click on an intermediate result opens."""
+        """One button per input channel: the keyboard's way to what a click on an intermediate result opens.
+
+        Buttons are made only for channels no earlier layer had (of a click on a neuron of another layer, making
+        them anew was a third of the work); the others are relabelled, and those beyond this layer's hidden.
+        """
         short = self.explained.layout.source == INPUT_NAME  # "red channel"; else "channel 3" (the layer is said)
-        buttons = [pn.pane.HTML('<span class="el-speed">Open the formula of:</span>', stylesheets=[CSS], margin=(8, 4))]
-        for channel, name in enumerate(self.names):
-            button = pn.widgets.Button(
-                label=name if short else f"channel {channel + 1}", description=f"Open the formula of {name}",
-                color="light", margin=(2, 3), css_classes=["el-explain-button"],
-            )  # fmt: skip
+        made = len(self._channel_buttons)
+        for channel in range(made, len(self.names)):
+            button = pn.widgets.Button(color="light", margin=(2, 3), css_classes=["el-explain-button"])
             button.on_click(lambda _event, channel=channel: self.open_formula(channel))
-            buttons.append(button)
-        self._explain.objects = buttons
+            self._channel_buttons.append(button)
+        for channel, button in enumerate(self._channel_buttons):
+            if channel < len(self.names):
+                name = self.names[channel]
+                label = name if short else f"channel {channel + 1}"
+                button.param.update(label=label, description=f"Open the formula of {name}", visible=True)
+            else:
+                button.visible = False
+        if len(self._channel_buttons) > made:
+            lead = pn.pane.HTML('<span class="el-speed">Open the formula of:</span>', stylesheets=[CSS], margin=(8, 4))
+            self._explain.objects = [lead, *self._channel_buttons]
         self._buttons_for = self.explained.layout.layer
 
     # -- what the learner does ----------------------------------------------------------------------------

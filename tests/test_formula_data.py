@@ -323,6 +323,22 @@ def test_what_if_experiments_change_the_title_equation_and_numbers(what_if, relu
     assert ("fv-max" in html) == (what_if.pooling != "average")  # the average keeps no single cell
 
 
+def test_only_the_layers_an_experiment_switched_are_marked_what_if():
+    """A network's own average pooling and leaky ReLU are no experiment; max pooling or a plain ReLU put in their
+    place by the Lab's What-if are."""
+    own = small_network((12, 12, 3), 3, "valid", 1, 2)
+    own.layer("p1").mode, own.layer("r1").negative_slope = "average", 0.2  # as a model trained that way
+    trace = own.trace(np.random.default_rng(2).random(own.input_shape, dtype=np.float32))
+    ranges = color_ranges(trace, "unit")
+    assert explain(trace, "p1", 0, 0, ranges).title.startswith("Average pooling ·")
+    assert explain(trace, "r1", 0, 0, ranges).title.startswith("Leaky ReLU ·")
+    switched = apply(own, WhatIf(pooling="max", activation_slope=0.0))
+    trace = switched.trace(np.random.default_rng(2).random(own.input_shape, dtype=np.float32))
+    titles = {name: explain(trace, name, 0, 0, ranges).title for name in ("p1", "p2", "r1", "r2")}
+    assert titles["p1"].startswith("Max pooling (what if?) ·") and titles["r1"].startswith("ReLU (what if?) ·")
+    assert titles["p2"].startswith("Max pooling ·") and titles["r2"].startswith("ReLU ·")  # trained as they are
+
+
 def test_there_is_no_formula_view_for_a_dense_layer():
     network = tiny_vgg_with_biases()
     trace = network.trace(np.zeros(network.input_shape, np.float32))

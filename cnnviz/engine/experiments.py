@@ -42,6 +42,10 @@ class WhatIf:
         return replace(self, kernels=(*kept, (layer, neuron, channel, values)))
 
 
+SWITCHED_LAYERS = "what_if_switched"
+"""Metadata key: the layers whose operation the experiment switched (their views mark it "(what if?)")."""
+
+
 def apply(network: Network, what_if: WhatIf) -> Network:
     """The network with the experiment's changes; the original network is untouched."""
     if what_if.changes_nothing:
@@ -50,7 +54,12 @@ def apply(network: Network, what_if: WhatIf) -> Network:
     silenced: dict[str, set[int]] = {}
     for layer_name, channel in what_if.silenced:
         silenced.setdefault(layer_name, set()).add(channel)
-    metadata = {**network.metadata, "what_if": repr(what_if)}
+    switched = [
+        new.name
+        for old, new in zip(network.layers, layers, strict=True)
+        if new is not old and isinstance(old, ReLU | MaxPool2D)  # an operation switched, not a kernel edited
+    ]
+    metadata = {**network.metadata, "what_if": repr(what_if), SWITCHED_LAYERS: switched}
     return Network(layers, network.input_shape, network.class_names, metadata, silenced)
 
 

@@ -24,6 +24,7 @@ import numpy as np
 
 from cnnviz.colors import DIVERGING, GRADIENT, GREYS, ORANGES, WEIGHTS, diverging_indices, grey_indices
 from cnnviz.engine import Layer, Network, Trace
+from cnnviz.engine.experiments import SWITCHED_LAYERS
 from cnnviz.engine.explain import ConvSweep, conv_sweep, pool_step, relu_step, softmax_terms
 from cnnviz.engine.network import INPUT_NAME
 
@@ -289,18 +290,18 @@ def _input_name(trace: Trace, layer_name: str, channel: int) -> str:
 def activation_title(slope: float) -> str:
     if slope == 0:
         return "ReLU"
-    return "No activation (what if?)" if slope == 1 else "Leaky ReLU (what if?)"
+    return "No activation" if slope == 1 else "Leaky ReLU"
 
 
-POOLING_TITLES = {"max": "Max pooling", "min": "Min pooling (what if?)", "average": "Average pooling (what if?)"}
+POOLING_TITLES = {"max": "Max pooling", "min": "Min pooling", "average": "Average pooling"}
 WHAT_IF = " (what if?)"
 
 
 def operation_title(network: Network, layer: Layer) -> str:
-    """What a ReLU or pooling layer computes, marked "(what if?)" only when an experiment made it so: a network may
-    have a leaky ReLU or average pooling of its own (`engine.experiments.apply` records the experiment)."""
+    """What a ReLU or pooling layer computes, marked "(what if?)" only where an experiment switched it: a network
+    may have a leaky ReLU or average pooling of its own, and max pooling is an experiment on an average-pooled one."""
     title = activation_title(layer.negative_slope) if layer.kind == "relu" else POOLING_TITLES[layer.mode]
-    return title if "what_if" in network.metadata else title.removesuffix(WHAT_IF)
+    return title + WHAT_IF if layer.name in network.metadata.get(SWITCHED_LAYERS, ()) else title
 
 
 def explain(trace: Trace, layer_name: str, neuron: int, input_channel: int, half_ranges: dict[str, float]) -> Explained:

@@ -11,9 +11,9 @@ import panel as pn
 import pytest
 from panel.io.location import Location
 
-from cnnviz.engine import Network
+from cnnviz.engine import Conv2D, Dense, Flatten, Network, ReLU, Softmax
 from cnnviz.engine.experiments import CLASSIC_KERNELS, WhatIf, apply, compare
-from cnnviz.examples import build_catalog
+from cnnviz.examples import Example, ExampleCatalog, build_catalog
 from cnnviz.lab_state import (
     AS_TRAINED,
     changes_in_words,
@@ -287,6 +287,36 @@ def test_lab_kernel_editor_changes_the_selected_kernel(lab, state):
     lab.weights[4].value = 2.5
     lab.use_weights.clicks += 1
     assert state.active_network.layer("conv_1_1").kernel[1, 1, 2, 7] == 2.5
+
+
+def test_the_kernel_editor_takes_the_size_of_the_selected_layers_kernels():
+    """5×5 kernels get 25 inputs in five columns and no classic (3×3) kernels; a 3×3 layer gets them back."""
+    rng = np.random.default_rng(3)
+    layers = [
+        Conv2D("wide", rng.normal(0, 0.3, (5, 5, 3, 2)).astype(np.float32), np.zeros(2, np.float32), 1, "same"),
+        ReLU("relu"),
+        Conv2D("narrow", rng.normal(0, 0.3, (3, 3, 2, 2)).astype(np.float32), np.zeros(2, np.float32), 1, "valid"),
+        Flatten("flatten"),
+        Dense("dense", rng.normal(0, 0.1, (6 * 6 * 2, 2)).astype(np.float32), np.zeros(2, np.float32)),
+        Softmax("softmax"),
+    ]
+    network = Network(layers, (8, 8, 3), ("a", "b"))
+    image = rng.random(network.input_shape, dtype=np.float32)
+    image.flags.writeable = False
+    state = ExplainerState(network, ExampleCatalog((Example("noise", "Noise", "random pixels", image, None, ""),), ""))
+    outer = Lab(state)
+    outer.card.collapsed = False
+    lab = outer.workbench
+    state.select("wide", 1)
+    assert lab.kernel_editor.visible and not lab.classic_kernel.visible
+    assert len(lab.weights) == 25 and lab._weight_grid.ncols == 5 and lab.use_weights.label == "Use these 25 weights"
+    kernel = network.layer("wide").kernel[:, :, 0, 1]
+    assert [widget.value for widget in lab.weights] == [round(float(weight), 4) for weight in kernel.ravel()]
+    lab.weights[12].value = 3.0  # the centre
+    lab.use_weights.clicks += 1
+    assert state.active_network.layer("wide").kernel[2, 2, 0, 1] == 3.0
+    state.select("narrow", 0)
+    assert len(lab.weights) == 9 and lab._weight_grid.ncols == 3 and lab.classic_kernel.visible
 
 
 def test_painting_and_dropping_a_colour_change_the_input_until_restored(lab, state):

@@ -47,6 +47,9 @@ KERNELS_WIDTH = 285
 MAX_BUTTONS_IN_A_ROW = 3
 FINAL_LABEL = "final"
 CHOOSE_KERNEL = "classic kernel…"
+CLASSIC_KERNEL_SIZE = np.shape(next(iter(CLASSIC_KERNELS.values())))
+WEIGHT_GRID_WIDTH = 360  # the kernel editor's inputs share it, as many in a row as the kernel has columns
+MAX_WEIGHT_WIDTH = 86
 COLOR_CHANNELS = ("red", "green", "blue")
 TABS = ("Watch it learn", "What if?", "Why this class?")
 LAB_CSS = """
@@ -208,11 +211,12 @@ class Workbench:
         self.classic_kernel = pn.widgets.Select(
             label="Use a classic kernel", options=[CHOOSE_KERNEL, *CLASSIC_KERNELS], width=170
         )
-        self.weights = [pn.widgets.FloatInput(value=0.0, step=0.1, width=86, margin=2) for _ in range(9)]
-        self.use_weights = pn.widgets.Button(label="Use these 9 weights", color="primary", width=170)
+        self.weights: list[pn.widgets.FloatInput] = []  # one per kernel weight, made for the selected layer's size
+        self._weight_grid = pn.GridBox(ncols=1, width=WEIGHT_GRID_WIDTH)
+        self.use_weights = pn.widgets.Button(color="primary", width=170)
         self.kernel_editor = pn.Column(
             pn.Row(self.kernel_channel, self.classic_kernel),
-            pn.GridBox(*self.weights, ncols=3, width=280),
+            self._weight_grid,
             self.use_weights,
             visible=False,
         )
@@ -434,13 +438,7 @@ class Workbench:
                 return
             layer, neuron, channel = target
             kernel = state.active_network.layer(layer).kernel[:, :, channel, neuron]
-            if kernel.size != len(self.weights):  # the editor and its classic kernels are 3×3
-                self.kernel_editor.visible = False
-                rows, cols = kernel.shape
-                self.kernel_target.object = (
-                    f"<p class='lab-note'>The kernel editor edits 3×3 kernels; {layer}'s are {rows}×{cols}.</p>"
-                )
-                return
+            self._fit_editor(*kernel.shape)
             self.kernel_target.object = (
                 f"<p class='lab-note'>Kernel of <b>{layer} · neuron {neuron + 1}</b> on input channel {channel + 1}; "
                 "its feature map in the overview follows.</p>"
@@ -451,6 +449,17 @@ class Workbench:
             self.classic_kernel.value = CHOOSE_KERNEL
             for widget, weight in zip(self.weights, kernel.ravel(), strict=True):
                 widget.value = round(float(weight), 4)
+
+    def _fit_editor(self, rows: int, cols: int) -> None:
+        """One input per weight of the selected layer's kernels, laid out as the kernel is; the classic kernels
+        only where they fit. Made anew only when the kernel size changes."""
+        if len(self.weights) == rows * cols and self._weight_grid.ncols == cols:
+            return
+        width = min(MAX_WEIGHT_WIDTH, WEIGHT_GRID_WIDTH // cols - 4)
+        self.weights = [pn.widgets.FloatInput(value=0.0, step=0.1, width=width, margin=2) for _ in range(rows * cols)]
+        self._weight_grid.param.update(objects=self.weights, ncols=cols)
+        self.use_weights.label = f"Use these {rows * cols} weights"
+        self.classic_kernel.visible = (rows, cols) == CLASSIC_KERNEL_SIZE
 
     def _follow_image(self, *_events) -> None:
         self.canvas.image = _rgb_bytes(self.state.image)

@@ -308,7 +308,7 @@ def test_the_kernel_editor_takes_the_size_of_the_selected_layers_kernels():
     outer.card.collapsed = False
     lab = outer.workbench
     state.select("wide", 1)
-    assert lab.kernel_editor.visible and not lab.classic_kernel.visible
+    assert lab.kernel_editor.visible and lab.classic_kernel.disabled
     assert len(lab.weights) == 25 and lab._weight_grid.ncols == 5 and lab.use_weights.label == "Use these 25 weights"
     kernel = network.layer("wide").kernel[:, :, 0, 1]
     assert [widget.value for widget in lab.weights] == [round(float(weight), 4) for weight in kernel.ravel()]
@@ -316,7 +316,7 @@ def test_the_kernel_editor_takes_the_size_of_the_selected_layers_kernels():
     lab.use_weights.clicks += 1
     assert state.active_network.layer("wide").kernel[2, 2, 0, 1] == 3.0
     state.select("narrow", 0)
-    assert len(lab.weights) == 9 and lab._weight_grid.ncols == 3 and lab.classic_kernel.visible
+    assert len(lab.weights) == 9 and lab._weight_grid.ncols == 3 and not lab.classic_kernel.disabled
 
 
 def test_painting_and_dropping_a_colour_change_the_input_until_restored(lab, state):

@@ -48,8 +48,13 @@ MAX_BUTTONS_IN_A_ROW = 3
 FINAL_LABEL = "final"
 CHOOSE_KERNEL = "classic kernel…"
 CLASSIC_KERNEL_SIZE = np.shape(next(iter(CLASSIC_KERNELS.values())))
-WEIGHT_GRID_WIDTH = 360  # the kernel editor's inputs share it, as many in a row as the kernel has columns
+WHAT_TO_CHANGE_WIDTH = 330  # the What-if tab's first column: a phone's width
+WEIGHT_GRID_WIDTH = 310  # the kernel editor's inputs share it, as many in a row as the kernel has columns
 MAX_WEIGHT_WIDTH = 86
+WEIGHT_CSS = ".bk-input { padding: 0 2px 0 5px !important; }"
+# past three kernel columns the digits need the spin buttons' room; the keyboard's arrows still step
+NO_SPIN_BUTTONS_CSS = ".bk-spin-btn { display: none !important; }"
+ROOM_FOR_SPIN_BUTTONS = 3
 COLOR_CHANNELS = ("red", "green", "blue")
 TABS = ("Watch it learn", "What if?", "Why this class?")
 LAB_CSS = """
@@ -314,7 +319,7 @@ class Workbench:
             heading("Edit a kernel (click a convolution neuron)"),
             self.kernel_target,
             self.kernel_editor,
-            width=370,
+            width=WHAT_TO_CHANGE_WIDTH,
         )
         paint = pn.Column(
             heading("Paint on the input"),
@@ -324,8 +329,11 @@ class Workbench:
             self.reset,
             width=215,
         )
-        result = pn.Column(self.prediction, self.comparison, self.changes, sizing_mode="stretch_width", min_width=300)
-        return pn.Row(change, paint, result, sizing_mode="stretch_width")
+        result = pn.Column(
+            self.prediction, self.comparison, self.changes, sizing_mode="stretch_width", min_width=300,
+            styles={"flex": "1 1 300px"},  # beside the others while they fit, else below them
+        )  # fmt: skip
+        return pn.FlexBox(change, paint, result, flex_wrap="wrap", sizing_mode="stretch_width")
 
     # -- from the widgets to the state ------------------------------------------------------------------
     def _choose_epoch(self, event: param.parameterized.Event) -> None:
@@ -439,9 +447,15 @@ class Workbench:
             layer, neuron, channel = target
             kernel = state.active_network.layer(layer).kernel[:, :, channel, neuron]
             self._fit_editor(*kernel.shape)
+            classic_rows, classic_cols = CLASSIC_KERNEL_SIZE
+            classic = (
+                ""
+                if kernel.shape == CLASSIC_KERNEL_SIZE
+                else f" (the classic kernels are {classic_rows}×{classic_cols})"
+            )
             self.kernel_target.object = (
                 f"<p class='lab-note'>Kernel of <b>{layer} · neuron {neuron + 1}</b> on input channel {channel + 1}; "
-                "its feature map in the overview follows.</p>"
+                f"its feature map in the overview follows{classic}.</p>"
             )
             # counted from 1 on screen, like every other view
             self.kernel_channel.options = {str(c + 1): c for c in range(state.network.layer(layer).kernel.shape[2])}
@@ -455,11 +469,16 @@ class Workbench:
         only where they fit. Made anew only when the kernel size changes."""
         if len(self.weights) == rows * cols and self._weight_grid.ncols == cols:
             return
-        width = min(MAX_WEIGHT_WIDTH, WEIGHT_GRID_WIDTH // cols - 4)
-        self.weights = [pn.widgets.FloatInput(value=0.0, step=0.1, width=width, margin=2) for _ in range(rows * cols)]
+        stylesheets = [WEIGHT_CSS] if cols <= ROOM_FOR_SPIN_BUTTONS else [WEIGHT_CSS, NO_SPIN_BUTTONS_CSS]
+        width = min(MAX_WEIGHT_WIDTH, WEIGHT_GRID_WIDTH // cols - 4)  # 4: the margins
+        self.weights = [
+            pn.widgets.FloatInput(value=0.0, step=0.1, width=width, margin=2, stylesheets=stylesheets)
+            for _ in range(rows * cols)
+        ]
         self._weight_grid.param.update(objects=self.weights, ncols=cols)
         self.use_weights.label = f"Use these {rows * cols} weights"
-        self.classic_kernel.visible = (rows, cols) == CLASSIC_KERNEL_SIZE
+        # disabled, not hidden or removed: either, inside the editor as it appears, raised an error in BokehJS
+        self.classic_kernel.disabled = (rows, cols) != CLASSIC_KERNEL_SIZE
 
     def _follow_image(self, *_events) -> None:
         self.canvas.image = _rgb_bytes(self.state.image)

@@ -139,3 +139,26 @@ def test_saliency_overlay_follows_the_chosen_class(app, page, wait_until, screen
     page.locator(".ov-class").nth(2).click(force=True)
     wait_until(lambda: note.inner_text() == state.network.class_names[2])
     screenshot(page.locator(".card").filter(has_text="Lab: watch it learn").first, "lab-saliency")
+
+
+def test_the_what_if_tab_fits_a_phone_with_every_weight_readable(app, new_page, wait_until, screenshot):
+    page = new_page(390, 844, has_touch=True, is_mobile=True)
+    open_lab(page, app.url)
+    state = app.sessions[-1].state
+    page.locator(".bk-tab", has_text="What if?").tap()
+    page.locator(".ov-tile[data-layer='conv_1_2'][data-index='1']").tap(force=True)
+    wait_until(lambda: (state.layer, state.neuron) == ("conv_1_2", 1))
+    use = page.get_by_role("button", name="Use these 9 weights")
+    use.scroll_into_view_if_needed()
+    # the three columns stack: each lies within the screen, one below the other
+    parts = [use, page.locator(".lab-canvas"), page.locator(".lab-after")]
+    boxes = [part.bounding_box() for part in parts]
+    assert all(box["x"] >= 0 and box["x"] + box["width"] <= 390 for box in boxes), boxes
+    assert boxes[0]["y"] < boxes[1]["y"] < boxes[2]["y"], boxes
+    # every weight shows all its digits: the text is no wider than its box
+    inputs = page.locator(".bk-input-group input").filter(visible=True)
+    shown = inputs.evaluate_all(
+        "els => els.filter(e => /^-?\\d/.test(e.value)).map(e => e.scrollWidth <= e.clientWidth)"
+    )
+    assert len(shown) >= 9 and all(shown)
+    screenshot(page, "lab-what-if-phone")

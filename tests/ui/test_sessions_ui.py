@@ -43,9 +43,9 @@ window.WebSocket = class extends window.WebSocket {
 @pytest.fixture
 def app(serve, monkeypatch):
     """The real page with a fast session clean-up; `app.states` holds a weak reference to each session's state."""
-    # Bokeh destroys a session once no tab has used it for this long (default 15 s, checked every 17 s); it must stay
-    # longer than a page takes to connect, or the page's first session expires and the websocket makes a second one.
-    # 8 s: a page on a loaded 2-core machine (a full suite beside another CPU-heavy job) can take seconds to connect.
+    # Bokeh destroys a session once no tab has used it for this long (default 15 s, checked every 17 s): how soon a
+    # closed tab's session goes. A tab's session is built when its websocket arrives (the server reuses sessions for
+    # the HTML, as `cnnviz serve` does), so no session can expire before its page connects, however slowly.
     fast_cleanup = {"check_unused_sessions_milliseconds": 500, "unused_session_lifetime_milliseconds": 8000}
     monkeypatch.setattr(pn, "serve", functools.partial(pn.serve, **fast_cleanup))
     states: list[weakref.ref[ExplainerState]] = []
@@ -59,7 +59,8 @@ def app(serve, monkeypatch):
         url = serve(page_factory)
 
         def latest_state(self) -> ExplainerState:
-            """The newest session's state (a page that connects slowly may have had a first session expire)."""
+            """The newest session's state: the last page's, once that page shows (its session is built when its
+            websocket arrives)."""
             state = states[-1]()
             assert state is not None, "the newest session was released while its tab is open"
             return state
@@ -180,8 +181,7 @@ def test_a_dropped_websocket_comes_back_to_the_same_view(app, page, wait_until, 
     page.evaluate("window.__sockets[0].close()")  # the page reloads once the server answers
     page.wait_for_event("load", timeout=20_000)
     expect(page.locator(".el-title")).to_contain_text("conv_1_2, neuron 4")  # the reloaded page shows the same view
-    # the session the page shows, asked for once it shows: on a busy machine the server may have built the page's
-    # first session for its HTML and dropped it before the websocket came, then built another for the websocket
+    # the session the page shows, asked for once it shows: the server builds it when the page's websocket arrives
     restored = app.latest_state()
     wait_until(lambda: (restored.example, restored.layer, restored.neuron) == (key, "conv_1_2", 3))
 
@@ -202,7 +202,7 @@ def test_a_reload_restores_the_image_and_selection_from_the_url(app, page, wait_
     page.reload()
     page.locator(".ov-class").first.wait_for()
 
-    def restored() -> bool:  # the newest session: a page that connects slowly may have had a first one expire
+    def restored() -> bool:  # the newest session, built when the reloaded page's websocket arrived
         state = app.latest_state()
         assert state is not before, "no new session yet"
         assert (state.example, state.layer, state.neuron) == (key, "max_pool_1", 2)

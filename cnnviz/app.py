@@ -140,6 +140,7 @@ class Explainer(Viewer):
         self._tour = Tour(self.state)
         template = Page(
             title=TITLE,
+            design=PageDesign,
             header_background="#2f3e4e",
             # Panel's busy spinner follows one server-wide counter: every click in any session would update the
             # spinner of every open session (work that grows with the class size, and a signal across sessions).
@@ -184,9 +185,28 @@ def when_resting(delay_ms: int) -> Callable[[Callable[[], None]], None]:
     return schedule
 
 
+class PageDesign(pn.theme.Bootstrap):
+    """Bootstrap, with only its modifiers (`theme/bootstrap.css`) in each part's shadow root, ever.
+
+    Panel's template gives its design to the page's parts after their models exist, with the modifiers only; a
+    part's next update then asks the design for its full stylesheets, which add Bootstrap itself (~230 KB of rules)
+    to that part. So the first update of each part re-sent its stylesheets, and the browser styled it anew: 0.3–0.8 s
+    on the first pointer move in a formula view. Bootstrap in every part from the start is no cure: the style work
+    of every later update grows (a conv formula hover: ~90 → ~150 ms). This design answers every part the way the
+    template applies it (`tests/test_page_updates.py`).
+    """
+
+    def params(self, viewable: pn.viewable.Viewable, doc: Document | None = None) -> tuple[dict, dict]:
+        modifiers, child_modifiers = self._get_modifiers(viewable, theme=self.theme, isolated=False)
+        # stylesheet URLs to models, one per URL and page, as Panel's own `params` keeps them
+        self._patch_modifiers(doc, modifiers, {} if doc is None else pn.state._stylesheets.setdefault(doc, {}))
+        return modifiers, child_modifiers
+
+
 class Page(pn.template.BootstrapTemplate):
-    """The served page. Panel adds its parts to the document one root at a time, and Bokeh walks every model of
-    the document after each one; frozen, the document takes stock once, at the end (about a sixth of the build)."""
+    """The served page (in `PageDesign`). Panel adds its parts to the document one root at a time, and Bokeh walks
+    every model of the document after each one; frozen, the document takes stock once, at the end (about a sixth of
+    the build)."""
 
     def server_doc(self, doc: Document | None = None, title: str | None = None, location: bool = True) -> Document:
         document = doc or pn.state.curdoc
@@ -256,7 +276,7 @@ def create_app() -> pn.viewable.Viewable:
     try:
         _load_shared_once()
         explainer = Explainer()
+        return explainer.page()
     except CnnvizError as error:  # weights, model card, example photos: damaged, missing or not answering
         logging.getLogger(__name__).error("cnnviz cannot start: %s", error)  # for whoever runs `panel serve`
         return error_page(error)
-    return explainer.page()

@@ -72,11 +72,6 @@ SWEEP_SECONDS = {"slow": 30, "normal": 15, "fast": 6}
 TICKS_PER_SECOND = 3  # each tick moves the window: a redraw of the picture's overlay on the server
 
 
-def _no_border(plot, _element) -> None:
-    """The picture fills its canvas edge to edge (plot coordinates map straight to pixels)."""
-    plot.state.update(min_border_left=0, min_border_right=0, min_border_top=0, min_border_bottom=0)
-
-
 STYLES = {
     "labels": (lambda: hv.Labels([], ["x", "y"], "text"),
                {"text_font_size": "9pt", "text_color": "#2f3e4e", "text_baseline": "middle"}),
@@ -90,7 +85,10 @@ STYLES = {
                "xaxis": None, "yaxis": None, "toolbar": None, "default_tools": [], "xlim": (0, VIEW_WIDTH),
                "ylim": (-VIEW_HEIGHT, 0), "responsive": "width", "aspect": VIEW_WIDTH / VIEW_HEIGHT,
                "min_width": MIN_PICTURE_WIDTH, "show_frame": False, "bgcolor": "#ffffff",
-               "hooks": [_no_border, no_pan_or_zoom]}),
+               # no border: the picture fills its canvas edge to edge (plot coordinates map straight to pixels).
+               # An option, not a hook: HoloViews sets `border` on every redraw, and a hook undoing it made every
+               # pointer move send four layout changes (a relayout of the figure in the browser)
+               "border": 0, "hooks": [no_pan_or_zoom]}),
 }  # fmt: skip
 """The texts, the click targets and the marker over the picture: every drawing clones a styled empty element."""
 

@@ -116,7 +116,9 @@ class FormulaView(Viewer):
         plot = maps * self.marks  # no `.opts` on the overlay: it would be re-applied on every pointer move
         self._maps = pn.Column(
             self._captions,
-            pn.pane.HoloViews(plot, sizing_mode="stretch_width", margin=0, linked_axes=False),
+            # its sizing follows the plot's options (`scale_width`): a sizing_mode given here would be undone by
+            # HoloViews on the first redraw, a relayout of the dialog in the browser on the first pointer move
+            pn.pane.HoloViews(plot, margin=0, linked_axes=False),
             max_width=MAPS_MAX_WIDTH,
             sizing_mode="stretch_width",
             align="center",

@@ -165,7 +165,10 @@ def _styles_from_this_server(doc: Document) -> None:
 
 URL_WINDOW_REST_MS = 300
 """How long the formula view's window rests before the URL shows its position."""
-ECHO_REST_MS = 120  # behind a formula view, the elastic marker and the overview's outline follow a resting pointer
+ECHO_REST_MS = 300
+"""Behind a formula view, the elastic marker and the overview's outline follow a pointer resting this long. Not
+shorter: a redraw of the conv view's marker (~40 ms of the server) then started between two pointer moves a person
+makes a tenth of a second apart, and the next move's numbers waited for it."""
 
 
 def when_resting(delay_ms: int) -> Callable[[Callable[[], None]], None]:

@@ -46,22 +46,23 @@ def test_pointer_moves_and_image_switches_change_no_parts_stylesheets_sizing_or_
         if opened_by_a_link:  # a link's view is restored before the page is built
             state.select(conv, 1, level="formula")
         explainer.page().server_doc(doc)
-        actions: list[tuple[str, Callable[[], object]]] = [
-            ("image switch", lambda: setattr(state, "example", keys[1])),
-            ("open the conv view", lambda: state.select(conv, 2)),
-            ("pointer move in the conv view", lambda: state.param.update(row=3, col=4)),
-            ("another pointer move in the conv view", lambda: state.param.update(row=5, col=4)),
-            ("image switch with the conv view open", lambda: setattr(state, "example", keys[2])),
-            ("open a formula view", lambda: state.select(conv, 2, level="formula")),
-            ("pointer move in the formula view", lambda: state.param.update(row=7, col=8)),
-            ("another pointer move in the formula view", lambda: state.param.update(row=9, col=8)),
-            ("image switch with the formula view open", lambda: setattr(state, "example", keys[3])),
+        # (what the learner does, whether it may change looks: opening a view lays the page out anew anyway)
+        actions: list[tuple[str, Callable[[], object], bool]] = [
+            ("image switch", lambda: setattr(state, "example", keys[1]), False),
+            ("open the conv view", lambda: state.select(conv, 2), True),
+            ("pointer move in the conv view", lambda: state.param.update(row=3, col=4), False),
+            ("another pointer move in the conv view", lambda: state.param.update(row=5, col=4), False),
+            ("image switch with the conv view open", lambda: setattr(state, "example", keys[2]), False),
+            ("open a formula view", lambda: state.select(conv, 2, level="formula"), True),
+            ("pointer move in the formula view", lambda: state.param.update(row=7, col=8), False),
+            ("another pointer move in the formula view", lambda: state.param.update(row=9, col=8), False),
+            ("image switch with the formula view open", lambda: setattr(state, "example", keys[3]), False),
         ]
-        for label, action in actions:
+        for label, action, opens in actions:
             before = _looks(doc)
             with one_model_walk(doc):
                 action()
             after = _looks(doc)
             changed = sorted(f"{doc.get_model_by_id(key[0])}.{key[1]}" for key in before.keys() & after.keys()
                              if before[key] != after[key])  # fmt: skip
-            assert not changed, f"{label} changed {changed}"
+            assert opens or not changed, f"{label} changed {changed}"

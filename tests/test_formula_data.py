@@ -328,12 +328,13 @@ def test_only_the_layers_an_experiment_switched_are_marked_what_if():
     place by the Lab's What-if are."""
     own = small_network((12, 12, 3), 3, "valid", 1, 2)
     own.layer("p1").mode, own.layer("r1").negative_slope = "average", 0.2  # as a model trained that way
-    trace = own.trace(np.random.default_rng(2).random(own.input_shape, dtype=np.float32))
+    image = np.random.default_rng(2).random(own.input_shape, dtype=np.float32)
+    trace = own.trace(image)
     ranges = color_ranges(trace, "unit")
     assert explain(trace, "p1", 0, 0, ranges).title.startswith("Average pooling ·")
     assert explain(trace, "r1", 0, 0, ranges).title.startswith("Leaky ReLU ·")
     switched = apply(own, WhatIf(pooling="max", activation_slope=0.0))
-    trace = switched.trace(np.random.default_rng(2).random(own.input_shape, dtype=np.float32))
+    trace = switched.trace(image)
     titles = {name: explain(trace, name, 0, 0, ranges).title for name in ("p1", "p2", "r1", "r2")}
     assert titles["p1"].startswith("Max pooling (what if?) ·") and titles["r1"].startswith("ReLU (what if?) ·")
     assert titles["p2"].startswith("Max pooling ·") and titles["r2"].startswith("ReLU ·")  # trained as they are

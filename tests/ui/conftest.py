@@ -139,7 +139,14 @@ def serve(monkeypatch) -> Iterator[Callable[[Callable[[], object]], str]]:
         return url
 
     yield start
-    pn.state.kill_all_servers()  # stops every thread once (stopping one twice raises)
+    threads = list(pn.state._threads.values())
+    pn.state.kill_all_servers()  # stops every thread once (stopping one twice raises), without waiting for them
+    # Wait until each server has shut down: Bokeh keeps one process-wide stack of the documents being worked on
+    # (`patch_curdoc`), so a stopping server's clean-up, still running beside the next test's server, could pick
+    # that server's document as its own and hand a model of one page to the other ("Models must be owned by only
+    # a single document"; one CI run, the next test's page never built).
+    for thread in threads:
+        thread.join(timeout=60)
     pn.state.reset()
 
 

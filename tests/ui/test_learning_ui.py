@@ -304,10 +304,11 @@ def test_a_formula_view_quizzes_on_its_own_layer_and_the_elastic_view_on_its_own
     wait_until(lambda: explainer.state.level != "formula")
     # the conv elastic view asks about its own layer's size
     conv = next(info.name for info in app_network().infos if info.kind == "conv2d")
-    explainer.state.select(conv, 0)
+    open_app(page, app.url, f"?layer={conv}&neuron=0&view=elastic")  # a link, as a session's state is changed
+    learning = app.sessions[-1].learning  # by its own page, never from the test's thread beside the server's
     view = page.locator(".el-view")
     view.get_by_role("button", name="Quiz me on this").click()
-    wait_until(lambda: learning.question is not question and learning.question.where["layer"] == conv)
+    wait_until(lambda: learning.question is not None and learning.question.where["layer"] == conv)
     assert learning.question.kind == "output-size"
     view.locator(".quiz-prompt").filter(has_text=learning.question.prompt).wait_for()
 

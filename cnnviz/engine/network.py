@@ -125,7 +125,7 @@ class Network:
         """From now on, keep the traces of the images traced last, up to about `megabytes` of outputs.
 
         For a network every session shares: a class clicks through the same few example images, and each
-        image's forward pass (about 35 ms for Tiny VGG) then runs once per process instead of once per student
+        image's forward pass (about 11 ms for Tiny VGG) then runs once per process instead of once per student
         and click. Traces are read-only, so one trace serves every session."""
         trace_bytes = sum(int(np.prod(info.shape)) for info in self.infos) * np.dtype(np.float32).itemsize
         self._recent_traces_kept = max(1, int(megabytes * 2**20 // trace_bytes))

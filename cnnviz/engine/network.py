@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
-import threading
 import zipfile
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -72,9 +72,8 @@ class Network:
         outputs = self.infos[-1].shape
         if self.class_names and outputs != (len(self.class_names),):
             raise ValueError(f"{len(self.class_names)} class names for an output of shape {outputs}")
-        self._recent_traces: OrderedDict[bytes, Trace] = OrderedDict()
+        self._recent_traces: OrderedDict[bytes, Trace] = OrderedDict()  # each operation on it is atomic
         self._recent_traces_kept = 0
-        self._recent_traces_lock = threading.Lock()  # sessions trace on the event loop, learning steps off it
 
     def _describe(self) -> tuple[LayerInfo, ...]:
         infos = [LayerInfo(INPUT_NAME, "input", self.input_shape)]
@@ -134,19 +133,20 @@ class Network:
         """Run one image (H, W, C, values as the model expects) and keep every layer's output."""
         x = self._check_input(np.asarray(image)[np.newaxis])
         key = hashlib.blake2b(x.tobytes(), digest_size=16).digest() if self._recent_traces_kept else b""
-        with self._recent_traces_lock:
-            if key in self._recent_traces:
-                self._recent_traces.move_to_end(key)
-                return self._recent_traces[key]
+        kept = self._recent_traces.get(key)
+        if kept is not None:
+            with contextlib.suppress(KeyError):  # forgotten meanwhile by another thread (learning steps trace off
+                self._recent_traces.move_to_end(key)  # the event loop): it is still the right trace
+            return kept
         outputs = {INPUT_NAME: x[0]}
         outputs.update((layer.name, output[0]) for layer, output in self.forward(x))
         for array in outputs.values():
             array.flags.writeable = False
         trace = Trace(self, outputs)
         if self._recent_traces_kept:
-            with self._recent_traces_lock:
-                self._recent_traces[key] = trace
-                while len(self._recent_traces) > self._recent_traces_kept:
+            self._recent_traces[key] = trace
+            while len(self._recent_traces) > self._recent_traces_kept:
+                with contextlib.suppress(KeyError):  # another thread forgot it first
                     self._recent_traces.popitem(last=False)
         return trace
 

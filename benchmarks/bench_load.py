@@ -206,7 +206,7 @@ class Student:
     The overview is a HoloViews plot inside `OverviewKeys`, the keyboard layer that carries every neuron's box
     and texts. An image switch is answered when the plot's heatmaps (its first image glyph's data) and the
     neurons' readouts have arrived; a click on a neuron is a Bokeh `tap` on the plot, answered when the
-    selection's outline (the overlay's last layer: pictures * mesh * selection) has moved.
+    selection's outline (`OverviewKeys.outline`, drawn by the browser layer) has moved.
     """
 
     def __init__(self, url: str) -> None:

@@ -81,15 +81,17 @@ def color_ranges(trace: Trace, mode: str) -> dict[str, float]:
     return ranges
 
 
-def diverging_indices(values: np.ndarray, half_range: float) -> np.ndarray:
-    """Palette indices (uint8) of `values` in the symmetric range ±half_range; zero maps to the white middle."""
+def diverging_indices(values: np.ndarray, half_range: float, levels: int = PALETTE_SIZE) -> np.ndarray:
+    """Indices (uint8) into a palette of `levels` (odd) colours of `values` in the symmetric range ±half_range;
+    zero maps to the white middle."""
+    middle = levels // 2
     scaled = np.clip(np.asarray(values, np.float32) / half_range, -1.0, 1.0)
-    return np.rint(scaled * MIDDLE + MIDDLE).astype(np.uint8)
+    return np.rint(scaled * middle + middle).astype(np.uint8)
 
 
-def grey_indices(values: np.ndarray) -> np.ndarray:
-    """Palette indices (uint8) of input values in [0, 1]."""
-    return np.rint(np.clip(np.asarray(values, np.float32), 0.0, 1.0) * 255).astype(np.uint8)
+def grey_indices(values: np.ndarray, levels: int = 256) -> np.ndarray:
+    """Indices (uint8) into a palette of `levels` greys of input values in [0, 1]."""
+    return np.rint(np.clip(np.asarray(values, np.float32), 0.0, 1.0) * (levels - 1)).astype(np.uint8)
 
 
 def diverging_color(value: float, half_range: float) -> str:

@@ -88,11 +88,18 @@ def default_weights_path() -> Path:
     return shipped if shipped.is_file() else Path.cwd() / "weights" / WEIGHTS_FILE
 
 
+SHARED_TRACES_MEGABYTES = 32
+"""The shared network keeps the traces of the images traced last, up to this much (Tiny VGG: ~40 images, its whole
+gallery): a class clicking through the examples computes each one's forward pass once."""
+
+
 @cache
 def shared_network(path: Path | None = None) -> Network:
     """The trained network, read once and shared read-only by every session (raises WeightsError)."""
     path = path or default_weights_path()
-    return within_time_limit(Network.load, path, what=f"the weights file {path}")
+    network = within_time_limit(Network.load, path, what=f"the weights file {path}")
+    network.keep_recent_traces(SHARED_TRACES_MEGABYTES)
+    return network
 
 
 def shared_catalog(data_dir: Path | None = None) -> ExampleCatalog:

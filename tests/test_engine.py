@@ -226,6 +226,23 @@ def test_shared_weights_are_read_only():
         network.layer("conv_1_1").kernel[0, 0, 0, 0] = 1.0
 
 
+def test_a_shared_network_traces_each_recent_image_once_and_forgets_the_oldest():
+    network = random_network(1, "valid", 1)
+    images = np.random.default_rng(8).random((3, *network.input_shape), np.float32)
+    assert network.trace(images[0]) is not network.trace(images[0])  # not kept unless asked
+    one_trace = sum(int(np.prod(info.shape)) for info in network.infos) * 4
+    network.keep_recent_traces(2.5 * one_trace / 2**20)  # room for two traces
+    first = network.trace(images[0])
+    assert network.trace(images[0].copy()) is first  # the same pixels, another array: the kept trace
+    np.testing.assert_array_equal(first[network.layer_names[-1]], network.predict(images[:1])[0])
+    second = network.trace(images[1])
+    assert network.trace(images[0]) is first  # now the most recent of the two
+    network.trace(images[2])  # a third image: the least recent (the second) is forgotten
+    assert network.trace(images[0]) is first
+    assert network.trace(images[1]) is not second
+    np.testing.assert_array_equal(network.trace(images[1])["c1"], second["c1"])
+
+
 @pytest.mark.parametrize(
     ("content", "message"),
     [(None, "not found"), (b"", "damaged"), (b"PK\x03\x04 not really a zip", "damaged"), (b"\x00" * 100, "damaged")],

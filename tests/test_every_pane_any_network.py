@@ -33,7 +33,15 @@ from cnnviz.engine.explain import conv_step, dense_step, flatten_index, pool_ste
 from cnnviz.examples import build_catalog
 from cnnviz.plots.elastic import cell_box, source_title
 from cnnviz.plots.formula import WHAT_IF, MapsLayout
-from cnnviz.plots.overview import OUTPUT_KIND, input_channel_name
+from cnnviz.plots.overview import (
+    BAR,
+    OUTPUT_KIND,
+    PREDICTED_BAR,
+    bar_boxes,
+    input_channel_name,
+    tile_pixels,
+    to_pixel,
+)
 from cnnviz.training.architecture import Architecture
 from cnnviz.views.elastic import ConvElastic
 from cnnviz.views.elastic_dense import FlattenElastic, SoftmaxElastic
@@ -124,9 +132,14 @@ def test_the_overview_draws_the_networks_columns_shapes_classes_and_probabilitie
         assert sum(n["layer"] == info.name for n in neurons) == info.shape[2], info.name
     # the probabilities: the bars' lengths and the texts beside them are the trace's
     trace = state.trace
-    bars = next(element for element in explainer.overview.pictures[()] if element.group == "Bars")
-    lengths = bars.dimension_values("x1") - bars.dimension_values("x0")
-    np.testing.assert_allclose(lengths / lengths.sum(), trace.probabilities, atol=1e-6)
+    layout = explainer.overview.layout
+    pixels = tile_pixels(layout)
+    picture = explainer.overview.picture[()]  # one row through the middle of each bar: as long as bar_boxes says
+    top = picture.bounds.lbrt()[3]
+    for index, (x0, y0, x1, y1) in enumerate(bar_boxes(layout, trace.probabilities)):
+        row = picture.data[to_pixel((top - (y0 + y1) / 2) * pixels)]
+        colour = PREDICTED_BAR if index == trace.predicted_index else BAR
+        assert np.count_nonzero(row == colour) == to_pixel((x1 - x0) * pixels)
     outputs = [i for i, n in enumerate(neurons) if n["name"]]
     assert [keys.values[i] for i in outputs] == [f"{100 * p:.1f}%" for p in trace.probabilities]
     assert keys.marked["ov-predicted"] == [outputs[trace.predicted_index]]

@@ -11,27 +11,36 @@ import panel as pn
 import pytest
 from bokeh.models import GlyphRenderer, Image
 
-from cnnviz.colors import MIDDLE, color_ranges, diverging_indices, grey_indices
+from cnnviz.colors import color_ranges, diverging_indices, grey_indices
 from cnnviz.engine import Network, tiny_vgg
 from cnnviz.examples import Example, ExampleCatalog
 from cnnviz.learning_state import LearningState
 from cnnviz.plots.overview import (
+    BAR,
+    BAR_SHARE,
     GRADIENTS,
+    GREY,
+    GREY_LEVELS,
     HATCH,
+    MAP_LEVELS,
+    MAP_PALETTE,
     MAX_ROWS,
+    NAME_SHARE,
     OUTPUT_KIND,
+    PREDICTED_BAR,
     PREDICTED_COLOR,
     TILE,
-    bars_element,
+    ZERO,
+    bar_boxes,
     connections,
-    input_picture,
     legend_data,
-    maps_picture,
     mesh_lines,
     neuron_stats,
     number_text,
     overview_layout,
+    overview_picture,
     tile_pixels,
+    to_pixel,
 )
 from cnnviz.state import ExplainerState
 from cnnviz.training.architecture import Architecture
@@ -127,8 +136,8 @@ def _tile(picture, layout, column, index):
     """The block of the picture where neuron `index` of `column` is drawn."""
     canvas, (left, _bottom, _right, top) = picture
     pixels = tile_pixels(layout)
-    row = round((column.tops[index] - (layout.height - top)) * pixels)  # the picture's top, measured downwards
-    col = round((column.left(index) - left) * pixels)
+    row = to_pixel((column.tops[index] - (layout.height - top)) * pixels)  # the picture's top, measured downwards
+    col = to_pixel((column.left(index) - left) * pixels)
     return canvas[row : row + pixels, col : col + pixels]
 
 
@@ -144,7 +153,7 @@ def test_every_tile_shows_the_engines_values_in_the_palette(network, mode):
     layout = overview_layout(network)
     trace = network.trace(np.random.default_rng(5).random(network.input_shape, np.float32))
     ranges = color_ranges(trace, mode)
-    picture = maps_picture(layout, trace, ranges)
+    picture = overview_picture(layout, trace, trace, ranges)
     pixels = tile_pixels(layout)
     assert picture[0].dtype == np.uint8  # one byte a pixel
     for column, index in neurons(layout):
@@ -153,32 +162,43 @@ def test_every_tile_shows_the_engines_values_in_the_palette(network, mode):
         values = trace[column.name][..., index]
         tile = _tile(picture, layout, column, index)
         if not values.any():
-            assert (tile == HATCH).any() and set(np.unique(tile)) <= {HATCH, MIDDLE}
+            assert (tile == HATCH).any() and set(np.unique(tile)) <= {HATCH, ZERO}
             continue
-        np.testing.assert_array_equal(tile, sampled(diverging_indices(values, ranges[column.name]), pixels))
+        np.testing.assert_array_equal(tile, sampled(diverging_indices(values, ranges[column.name], MAP_LEVELS), pixels))
         if pixels >= max(values.shape):  # every cell of the map is seen
             assert np.array_equal(np.unique(sampled(np.arange(values.size).reshape(values.shape), pixels)),
                                   np.arange(values.size))  # fmt: skip
+    assert MAP_PALETTE[ZERO] == "#ffffff"  # zero, and the picture between the tiles, is white
 
 
 def test_the_input_channels_are_grey_levels(network):
     layout = overview_layout(network)
     trace = network.trace(np.random.default_rng(6).random(network.input_shape, np.float32))
-    picture = input_picture(layout, trace)
+    picture = overview_picture(layout, trace, trace, color_ranges(trace, "unit"))
     column = layout.columns[0]
     pixels = tile_pixels(layout)
     for index in range(len(column.tops)):
         tile = _tile(picture, layout, column, index)
-        np.testing.assert_array_equal(tile, sampled(grey_indices(trace.image[..., index]), pixels))
+        np.testing.assert_array_equal(tile, GREY + sampled(grey_indices(trace.image[..., index], GREY_LEVELS), pixels))
+    assert (MAP_PALETTE[GREY], MAP_PALETTE[GREY + GREY_LEVELS - 1]) == ("#000000", "#ffffff")
 
 
 def test_bars_are_as_long_as_the_probabilities_and_the_winner_stands_out(network):
     layout = overview_layout(network)
     trace = network.trace(np.random.default_rng(7).random(network.input_shape, np.float32))
-    bars = bars_element(layout, trace.probabilities, trace.predicted_index).dframe()
-    lengths = (bars["x1"] - bars["x0"]).to_numpy()
-    np.testing.assert_allclose(lengths / lengths.sum(), trace.probabilities, rtol=1e-5)
-    assert list(bars["color"]).count(PREDICTED_COLOR) == 1 and bars["color"][trace.predicted_index] == PREDICTED_COLOR
+    canvas, (left, _bottom, _right, top) = overview_picture(layout, trace, trace, color_ranges(trace, "unit"))
+    pixels = tile_pixels(layout)
+    boxes = bar_boxes(layout, trace.probabilities)
+    output = layout.columns[-1]
+    span = output.width * (1 - NAME_SHARE) * BAR_SHARE  # a whole bar's length, right of the class name
+    for index, ((x0, y0, x1, y1), p) in enumerate(zip(boxes, trace.probabilities, strict=True)):
+        assert x1 - x0 == pytest.approx(max(p * span, 1 / pixels), abs=0.5 / pixels)  # to the pixel, ≥ 1 pixel
+        # the picture's pixels in the bar's row: the bar's colour exactly over its length, from its left edge
+        row = canvas[to_pixel((top - (y0 + y1) / 2) * pixels)]
+        colour = PREDICTED_BAR if index == trace.predicted_index else BAR
+        drawn = np.flatnonzero(row == colour)
+        assert drawn[0] == to_pixel((x0 - left) * pixels) and len(drawn) == to_pixel((x1 - x0) * pixels)
+    assert np.count_nonzero(canvas == PREDICTED_BAR) and MAP_PALETTE[PREDICTED_BAR] == PREDICTED_COLOR
 
 
 def test_the_mesh_joins_what_each_layer_reads(network):
@@ -283,10 +303,10 @@ def test_backward_mode_shows_the_gradients_in_their_own_colours(network):
     state = ExplainerState(network, catalog_for(network))
     learning = LearningState(state)
     overview = Overview(state, learning=learning)
-    assert overview.pictures[()].get(0).data.max() < GRADIENTS
+    assert overview.picture[()].data.max() < GRADIENTS
     learning.backward_mode = True
-    maps = overview.pictures[()].get(0)
-    assert maps.data.min() >= GRADIENTS  # the gradient half of the palette
+    picture = overview.picture[()]
+    assert picture.data.min() >= GRADIENTS  # the gradient half of the palette
     assert "loss" in overview._keys.hint
     backward = learning.backward
     slopes = [value for value in overview._keys.values if value]
@@ -294,4 +314,4 @@ def test_backward_mode_shows_the_gradients_in_their_own_colours(network):
     assert slopes == [number_text(p - y, 3) for p, y in pairs]
     assert any("gradient" in legend["title"] for legend in overview._keys.legends)
     learning.backward_mode = False
-    assert overview.pictures[()].get(0).data.max() < GRADIENTS
+    assert overview.picture[()].data.max() < GRADIENTS

@@ -1,12 +1,13 @@
 """The overview drawn: every neuron of every layer as a heatmap tile, in fixed data coordinates.
 
-Few HoloViews elements, whatever the network (each costs 35–70 ms of Python): the hidden layers' tiles are ONE
-picture (`maps_element`, palette indices, one byte a pixel, all-zero maps hatched), the input channels a second
-(`input_element`, grey), the class probabilities one `hv.Rectangles` of bars (`bars_element`). The resting mesh of
-connections (`mesh_lines`) and the selection's outline (`selection_boxes`) are no elements: never changing, or
-changing with every click, they are drawn by the browser over the plot, so they cost no HoloViews plot. A tap
-is mapped back to (layer, neuron) with `OverviewLayout.neuron_at`. Sizes, channel counts and classes all come
-from `Network.infos`; a layer with more channels than `MAX_ROWS` wraps into sub-columns.
+ONE HoloViews element, whatever the network (each element costs every image switch and every new page 20–60 ms
+of Python): the whole overview is one picture of palette indices (`overview_element`, one byte a pixel): the
+input's channels in grey, the hidden layers' tiles in diverging levels (all-zero maps hatched), and a bar per class
+as long as its probability (`bar_boxes`). The resting mesh of connections (`mesh_lines`) and the selection's
+outline (`selection_boxes`) are no elements: never changing, or changing with every click, they are drawn by the
+browser over the plot, so they cost no HoloViews plot. A tap is mapped back to (layer, neuron) with
+`OverviewLayout.neuron_at`. Sizes, channel counts and classes all come from `Network.infos`; a layer with more
+channels than `MAX_ROWS` wraps into sub-columns.
 
 Coordinates: x grows to the right; `tops` are measured downwards from the top of the plot, as in CSS (the
 keyboard layer places its buttons with them); the plot's y is `height - top`.
@@ -15,6 +16,7 @@ keyboard layer places its buttons with them); the plot's y is `height - top`.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from functools import cache
 from typing import Any
@@ -24,17 +26,14 @@ import holoviews.plotting.bokeh  # registers the Bokeh backend the options below
 import numpy as np
 
 from cnnviz.colors import (
-    DIVERGING,
     DIVERGING_STOPS,
-    GRADIENT,
+    GRADIENT_STOPS,
     GREY_STOPS,
-    GREYS,
     MAP_KINDS,
-    MIDDLE,
-    PALETTE_SIZE,
     color_ranges,
     diverging_indices,
     grey_indices,
+    interpolate,
     layer_groups,
 )
 from cnnviz.engine import Network, Trace
@@ -59,13 +58,22 @@ BAR_COLOR = "#9a9a9a"
 MESH_FAN_IN = 16  # at most this many resting lines into one neuron
 MIN_UNIT_PIXELS = 30  # the overview scrolls sideways rather than draw a tile smaller than this
 HATCH_COLOR = "#9aa5b1"
-HATCH = PALETTE_SIZE  # palette index of the hatching that marks an all-zero map (after the 255 colours)
 HATCH_PERIOD = 6  # pixels between two hatching lines
 MAX_TILE_PIXELS = 36  # a tile's side in the picture: about what a 1440-px screen shows of it (bytes!)
 INPUT_CHANNEL_NAMES = {1: ("grey",), 3: ("red", "green", "blue")}
-GRADIENTS = PALETTE_SIZE + 1  # where the gradient colours start in MAP_PALETTE
-MAP_PALETTE = [*DIVERGING, HATCH_COLOR, *GRADIENT, HATCH_COLOR]
-"""Activations (indices 0–255, one byte a pixel) and, in backward mode, gradients (256–511)."""
+# The whole overview is one picture of one byte a pixel: its 256 colours hold the maps' diverging levels (fewer
+# than the formula views' 255: steps of about 1 % of a range, as fine as a tile shows), the hatching, the input's
+# greys and the two bar colours. Backward mode adds GRADIENTS to every pixel (two bytes a pixel then).
+MAP_LEVELS = 189  # odd: the middle level is exactly zero
+ZERO = MAP_LEVELS // 2
+HATCH = MAP_LEVELS  # marks an all-zero map
+GREY_LEVELS = 64
+GREY = HATCH + 1  # where the input's greys start
+BAR, PREDICTED_BAR = GREY + GREY_LEVELS, GREY + GREY_LEVELS + 1
+GRADIENTS = 256  # where the backward-mode colours start: the same layout, the maps in gradient colours
+_REST = [HATCH_COLOR, *interpolate(GREY_STOPS, GREY_LEVELS), BAR_COLOR, PREDICTED_COLOR]
+MAP_PALETTE = [*interpolate(DIVERGING_STOPS, MAP_LEVELS), *_REST, *interpolate(GRADIENT_STOPS, MAP_LEVELS), *_REST]
+"""Activations, input and bars (indices 0–255, one byte a pixel) and, in backward mode, gradients (256–511)."""
 
 
 @dataclass(frozen=True)
@@ -175,27 +183,34 @@ def _sample(indices: np.ndarray, pixels: int) -> np.ndarray:
     return indices[rows.astype(int)][:, cols.astype(int)]
 
 
-def _paint(
-    layout: OverviewLayout, columns: list[Column], tiles, background: int, pixels: int
-) -> tuple[np.ndarray, tuple[float, float, float, float]]:
-    """Every tile of `columns` (`tiles(column, neuron)` gives its palette indices) in one uint8 picture.
+Block = tuple[float, float, np.ndarray]
+"""Part of the picture: its top (measured downwards) and left in plot units, and its palette indices."""
+
+
+Bounds = tuple[float, float, float, float]
+
+
+def to_pixel(position: float) -> int:
+    """The picture's pixel at `position` (in pixels): a block can sit half a pixel off the grid (a column of three
+    channels centred beside one of ten), and a half must round the same way whichever sum computed it."""
+    return round(round(position, 6))
+
+
+def _paint(layout: OverviewLayout, blocks: list[Block], pixels: int) -> tuple[np.ndarray, Bounds]:
+    """The blocks in one uint8 picture of `pixels` a plot unit, on the white of zero.
 
     Returns the picture (row 0 at the top) and its bounds (left, bottom, right, top) in plot coordinates.
     """
-    left = min(column.x for column in columns)
-    top = min(min(column.tops) for column in columns)
-    # each tile's pixel corner, rounded once: a canvas sized from the rounded extent could be a pixel short of it
-    corners = {
-        (column.name, neuron): (round((tile_top - top) * pixels), round((column.left(neuron) - left) * pixels))
-        for column in columns
-        for neuron, tile_top in enumerate(column.tops)
-    }
-    rows, cols = (max(corner[axis] for corner in corners.values()) + pixels for axis in (0, 1))
-    canvas = np.full((rows, cols), background, np.uint8)
-    for column in columns:
-        for neuron in range(len(column.tops)):
-            row, col = corners[column.name, neuron]
-            canvas[row : row + pixels, col : col + pixels] = tiles(column, neuron)
+    left = min(block_left for _top, block_left, _indices in blocks)
+    top = min(block_top for block_top, _left, _indices in blocks)
+    # each block's pixel corner, rounded once: a canvas sized from the rounded extent could be a pixel short of it
+    placed = [(to_pixel((block_top - top) * pixels), to_pixel((block_left - left) * pixels), indices)
+              for block_top, block_left, indices in blocks]  # fmt: skip
+    rows = max(row + indices.shape[0] for row, _col, indices in placed)
+    cols = max(col + indices.shape[1] for _row, col, indices in placed)
+    canvas = np.full((rows, cols), ZERO, np.uint8)
+    for row, col, indices in placed:
+        canvas[row : row + indices.shape[0], col : col + indices.shape[1]] = indices
     height, width = canvas.shape
     return canvas, (left, layout.height - top - height / pixels, left + width / pixels, layout.height - top)
 
@@ -205,66 +220,75 @@ def _hatched(indices: np.ndarray, values: np.ndarray, pixels: int) -> np.ndarray
     if np.any(values):
         return indices
     lines = (np.add.outer(np.arange(pixels), np.arange(pixels)) % HATCH_PERIOD) == 0
-    return np.where(lines, HATCH, MIDDLE).astype(np.uint8)
+    return np.where(lines, HATCH, ZERO).astype(np.uint8)
 
 
 def map_columns(layout: OverviewLayout) -> list[Column]:
     return [column for column in layout.columns if column.kind in MAP_KINDS]
 
 
-def maps_picture(
-    layout: OverviewLayout, maps: dict[str, np.ndarray] | Trace, ranges: dict[str, float]
-) -> tuple[np.ndarray, tuple[float, float, float, float]]:
-    """The hidden layers' tiles as indices into MAP_PALETTE (or GRADIENT_PALETTE), all-zero maps hatched."""
-    pixels = tile_pixels(layout)
-
-    def tile(column: Column, neuron: int) -> np.ndarray:
-        values = maps[column.name][..., neuron]
-        indices = diverging_indices(values, ranges[column.name])
-        return _hatched(_sample(indices, pixels), values, pixels)
-
-    return _paint(layout, map_columns(layout), tile, MIDDLE, pixels)
+def _tiles(columns: list[Column], tile: Callable[[Column, int], np.ndarray]) -> list[Block]:
+    return [(top, column.left(neuron), tile(column, neuron)) for column in columns
+            for neuron, top in enumerate(column.tops)]  # fmt: skip
 
 
-def input_picture(layout: OverviewLayout, trace: Trace) -> tuple[np.ndarray, tuple[float, float, float, float]]:
-    """The input's channels as grey levels (0 black, 1 white)."""
-    columns = [column for column in layout.columns if column.kind == "input"]
-    pixels = tile_pixels(layout)
-    return _paint(
-        layout, columns, lambda column, n: _sample(grey_indices(trace[column.name][..., n]), pixels), 255, pixels
-    )
-
-
-def maps_element(layout: OverviewLayout, trace: Trace, ranges: dict[str, float]) -> hv.Image:
-    """ONE element for every hidden-layer heatmap: a byte a pixel (an RGB picture would send four)."""
-    canvas, bounds = maps_picture(layout, trace, ranges)
-    return _framed_maps(layout.width, layout.height).clone(canvas, bounds=bounds)
-
-
-def gradient_element(layout: OverviewLayout, gradients: dict[str, np.ndarray]) -> hv.Image:
-    """Backward mode: each hidden layer's ∂L/∂output in the gradient colours, each layer in its own range."""
-    ranges = {column.name: _half_range(gradients[column.name]) for column in map_columns(layout)}
-    canvas, bounds = maps_picture(layout, gradients, ranges)
-    indices = canvas.astype(np.uint16) + GRADIENTS
-    return _framed_maps(layout.width, layout.height).clone(indices, bounds=bounds)
-
-
-def input_element(layout: OverviewLayout, trace: Trace) -> hv.Image:
-    canvas, bounds = input_picture(layout, trace)
-    return _styled("Image.Input").clone(canvas, bounds=bounds)
-
-
-def bars_element(layout: OverviewLayout, probabilities: np.ndarray, highlighted: int) -> hv.Rectangles:
-    """One bar per class, as long as its probability; the `highlighted` class (the prediction) in orange."""
+def bar_boxes(layout: OverviewLayout, probabilities: np.ndarray) -> list[tuple[float, float, float, float]]:
+    """(x0, y0, x1, y1) of each class's bar as drawn: as long as its probability, to the picture's pixel, and at
+    least one pixel (every class shows where its bar starts)."""
     column = next(column for column in layout.columns if column.kind == OUTPUT_KIND)
     bar_left = column.x + NAME_SHARE * column.width  # the class name sits left of the bar
     span = (column.width - (bar_left - column.x)) * BAR_SHARE
-    rows = []
-    for index, (top, p) in enumerate(zip(column.tops, probabilities, strict=True)):
+    pixels = tile_pixels(layout)
+    boxes = []
+    for top, p in zip(column.tops, probabilities, strict=True):
         x0, y0, _x1, y1 = layout.plot_box(bar_left, top + (TILE - BAR_HEIGHT) / 2, 0, BAR_HEIGHT)
-        color = PREDICTED_COLOR if index == highlighted else BAR_COLOR
-        rows.append((x0, y0, x0 + span * float(p), y1, color))
-    return _styled("Rectangles.Bars").clone(rows)
+        boxes.append((x0, y0, x0 + max(1, round(float(p) * span * pixels)) / pixels, y1))
+    return boxes
+
+
+def _bars(layout: OverviewLayout, probabilities: np.ndarray, highlighted: int) -> list[Block]:
+    """The class bars; the `highlighted` class (the prediction) in orange."""
+    pixels = tile_pixels(layout)
+    blocks = []
+    for index, (x0, y0, x1, y1) in enumerate(bar_boxes(layout, probabilities)):
+        shape = round((y1 - y0) * pixels), round((x1 - x0) * pixels)
+        blocks.append(
+            (layout.height - y1, x0, np.full(shape, PREDICTED_BAR if index == highlighted else BAR, np.uint8))
+        )
+    return blocks
+
+
+def overview_picture(
+    layout: OverviewLayout, trace: Trace, maps: dict[str, np.ndarray] | Trace, ranges: dict[str, float]
+) -> tuple[np.ndarray, Bounds]:
+    """The whole overview in palette indices: the input's channels in grey, the hidden layers' `maps` (the
+    trace's, or gradients) in diverging levels of their `ranges` (all-zero maps hatched), the class bars."""
+    pixels = tile_pixels(layout)
+
+    def grey(column: Column, channel: int) -> np.ndarray:
+        return GREY + _sample(grey_indices(trace[column.name][..., channel], GREY_LEVELS), pixels)
+
+    def diverging(column: Column, neuron: int) -> np.ndarray:
+        values = maps[column.name][..., neuron]
+        return _hatched(_sample(diverging_indices(values, ranges[column.name], MAP_LEVELS), pixels), values, pixels)
+
+    inputs = [column for column in layout.columns if column.kind == "input"]
+    blocks = _tiles(inputs, grey) + _tiles(map_columns(layout), diverging)
+    return _paint(layout, blocks + _bars(layout, trace.probabilities, trace.predicted_index), pixels)
+
+
+def overview_element(layout: OverviewLayout, trace: Trace, ranges: dict[str, float]) -> hv.Image:
+    """ONE element for the whole overview, a byte a pixel (an RGB picture would send four): each more element
+    would cost every image switch and every new page 20–60 ms of the server's Python."""
+    canvas, bounds = overview_picture(layout, trace, trace, ranges)
+    return _framed_maps(layout.width, layout.height).clone(canvas, bounds=bounds)
+
+
+def gradient_element(layout: OverviewLayout, trace: Trace, gradients: dict[str, np.ndarray]) -> hv.Image:
+    """Backward mode: each hidden layer's ∂L/∂output in the gradient colours, each layer in its own range."""
+    ranges = {column.name: _half_range(gradients[column.name]) for column in map_columns(layout)}
+    canvas, bounds = overview_picture(layout, trace, gradients, ranges)
+    return _framed_maps(layout.width, layout.height).clone(canvas.astype(np.uint16) + GRADIENTS, bounds=bounds)
 
 
 def connections(layout: OverviewLayout) -> list[list[tuple[int, int]]]:
@@ -324,36 +348,16 @@ def selection_boxes(
     return boxes
 
 
-STYLE = {
-    "Image.Maps": {"cmap": MAP_PALETTE, "clim": (0, len(MAP_PALETTE) - 1)},
-    "Image.Input": {"cmap": GREYS, "clim": (0, len(GREYS) - 1)},
-    "Rectangles.Bars": {"color": "color", "line_alpha": 0},
-}
-"""The elements' looks (Bokeh options), set once per kind of element (`_styled`), never on each drawing."""
-
-
-_BLANKS = {
-    "Image.Maps": lambda: hv.Image(np.zeros((1, 1)), kdims=["x", "y"], vdims=["index"], group="Maps"),
-    "Image.Input": lambda: hv.Image(np.zeros((1, 1)), kdims=["x", "y"], vdims=["level"], group="Input"),
-    "Rectangles.Bars": lambda: hv.Rectangles([], vdims=["color"], group="Bars"),
-}
-
-
 @cache
 def _framed_maps(width: float, height: float) -> hv.Image:
-    """The heatmaps' blank, which also carries the whole plot's options for a `width` × `height` overview: an
-    overlay takes its plot options from its layers, and clones share their original's options."""
+    """The picture's blank, with the whole plot's options for a `width` × `height` overview: every drawing is a
+    clone of it, and clones share its options, so an image switch costs no `.opts` call (HoloViews re-applies a
+    DynamicMap's `.opts` to every frame)."""
     frame = {"xlim": (0, width), "ylim": (0, height), "xaxis": None, "yaxis": None, "toolbar": None,
              "default_tools": [], "hooks": [no_pan_or_zoom], "responsive": True, "show_frame": False, "border": 0,
-             "bgcolor": None, "aspect": None, "data_aspect": None}  # fmt: skip
-    return _BLANKS["Image.Maps"]().opts(**STYLE["Image.Maps"], **frame)
-
-
-@cache
-def _styled(kind: str) -> hv.Element:
-    """An empty element of one kind with its looks: every drawing is a clone of it, and clones share its options,
-    so an image switch costs no `.opts` call (HoloViews re-applies a DynamicMap's `.opts` to every frame)."""
-    return _BLANKS[kind]().opts(**STYLE[kind])
+             "bgcolor": None, "aspect": None, "data_aspect": None, "title": ""}  # fmt: skip
+    blank = hv.Image(np.zeros((1, 1)), kdims=["x", "y"], vdims=["index"], group="Maps")
+    return blank.opts(cmap=MAP_PALETTE, clim=(0, len(MAP_PALETTE) - 1), **frame)
 
 
 def neuron_stats(trace: Trace, layout: OverviewLayout) -> dict[str, list[list[float]]]:

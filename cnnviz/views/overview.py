@@ -1,8 +1,8 @@
 """The Overview: every neuron of every layer on HoloViews, linked to the session's state by Bokeh streams.
 
-The plot overlays a few elements (see `plots/overview.py`) from two DynamicMaps on one `streams.Params` of the
-trace: the heatmaps (which also follow the colour mode and backward mode), and the input with the class bars. An
-image switch updates their data in place, in one refresh, never the plot. A tap anywhere (`streams.Tap`) is mapped
+The plot is ONE element (see `plots/overview.py`) from one DynamicMap on `streams.Params` of the trace, the
+colour mode and backward mode: the input, the heatmaps (or the gradients) and the class bars in one picture. An
+image switch updates its data in place, in one refresh, never the plot. A tap anywhere (`streams.Tap`) is mapped
 back to (layer, neuron) and selects it.
 
 `OverviewKeys` is the browser-side layer over the plot: focusable neuron buttons (arrow keys, Enter selects),
@@ -35,17 +35,15 @@ from cnnviz.plots.overview import (
     OUTPUT_KIND,
     TOP_MARGIN,
     OverviewLayout,
-    bars_element,
     connections,
     describe,
     gradient_element,
     input_channel_name,
-    input_element,
     legend_data,
-    maps_element,
     mesh_lines,
     neuron_stats,
     number_text,
+    overview_element,
     overview_layout,
     selection_boxes,
 )
@@ -137,21 +135,17 @@ class Overview(Viewer):
         self.learning = learning
         self.sections = sections or {}
         self.layout, self._geometry = _static_parts(state.network)
-        # one stream of the trace for both DynamicMaps: an image switch then refreshes the plot once, not twice
-        trace = hv.streams.Params(state, ["trace"])
-        map_streams = [trace, hv.streams.Params(state, ["color_mode"])]
+        map_streams = [hv.streams.Params(state, ["trace"]), hv.streams.Params(state, ["color_mode"])]
         if learning is not None:
             map_streams.append(hv.streams.Params(learning, ["backward"]))
-        # no `.opts` on these: it would be re-applied to every frame
-        maps = hv.DynamicMap(self._draw_maps, streams=map_streams)
-        # a stream's source must be a DynamicMap of one element: HoloViews finds no source in a returned overlay
-        self.tap = hv.streams.Tap(source=maps)  # anywhere on the plot: the maps' frame spans it
+        # no `.opts` on it: it would be re-applied to every frame
+        self.picture = hv.DynamicMap(self._draw, streams=map_streams)
+        self.tap = hv.streams.Tap(source=self.picture)  # anywhere on the plot: the picture's frame spans it
         self.tap.add_subscriber(self._on_tap)
-        self.pictures = maps * hv.DynamicMap(self._draw_input_and_bars, streams=[trace])
         self._keys = OverviewKeys(
             on_pick=self._on_pick,
             # never linked to another pane's axes (the formula view's maps share the dimension names x and y)
-            plot=pn.pane.HoloViews(self.pictures, sizing_mode="stretch_both", margin=0, linked_axes=False),
+            plot=pn.pane.HoloViews(self.picture, sizing_mode="stretch_both", margin=0, linked_axes=False),
             geometry=self._geometry,
             details=state.show_details,
             sizing_mode="stretch_width",
@@ -173,16 +167,11 @@ class Overview(Viewer):
         return backward_on_screen(self.learning)
 
     # -- drawing ------------------------------------------------------------------------------------------
-    def _draw_maps(self, trace, color_mode, backward=None) -> hv.Image:
-        """The heatmaps, or in backward mode the gradients."""
+    def _draw(self, trace, color_mode, backward=None) -> hv.Image:
+        """The input, the heatmaps (or in backward mode the gradients) and the class bars: one picture."""
         if self.backward is not None:
-            return gradient_element(self.layout, self.backward.gradients)
-        return maps_element(self.layout, trace, color_ranges(trace, color_mode))
-
-    def _draw_input_and_bars(self, trace) -> hv.Overlay:
-        """The input channels and the class bars."""
-        bars = bars_element(self.layout, trace.probabilities, trace.predicted_index)
-        return input_element(self.layout, trace) * bars
+            return gradient_element(self.layout, trace, self.backward.gradients)
+        return overview_element(self.layout, trace, color_ranges(trace, color_mode))
 
     def _follow_selection(self, *_events) -> None:
         """The outline follows the window only in a formula view: elsewhere a pointer move redraws nothing here."""

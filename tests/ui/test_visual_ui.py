@@ -10,7 +10,7 @@ import pytest
 from pages import SKIP_TOUR, edge_problems, gallery_shot, looks_like, open_app, pixels, text_problems
 from playwright.sync_api import expect
 
-from cnnviz.plots.overview import bars_element, overview_layout
+from cnnviz.plots.overview import bar_boxes, overview_layout
 
 pytestmark = pytest.mark.ui
 
@@ -266,9 +266,8 @@ def test_every_class_bar_ends_before_its_value_in_backward_mode_on_a_phone(brows
     values = page.locator(".ov-class-value")
     wait_until(lambda: values.first.inner_text().startswith("−"))  # the prediction's p − y, negative
     layout = overview_layout(state.network)
-    bars = bars_element(layout, state.trace.probabilities, state.trace.predicted_index).dframe()
     frame = page.locator(".ov-frame").bounding_box()
-    for index, bar_right in enumerate(bars["x1"]):
+    for index, (_x0, _y0, bar_right, _y1) in enumerate(bar_boxes(layout, state.trace.probabilities)):
         value = values.nth(index).bounding_box()
         bar_end = frame["x"] + frame["width"] * bar_right / layout.width
         assert bar_end + 2 <= value["x"], (

@@ -13,7 +13,12 @@ What the plain Panel extension gets wrong for this app in JupyterLab and Noteboo
 - JupyterLab 4.4+ and Notebook 7 send each comm's messages on a kernel subshell (ipykernel 7), so Panel would run
   a click's callbacks, and open an output's comm, in a thread of their own, beside the main thread running the
   cells: Bokeh documents and Panel's held messages are not thread-safe, and an update could be lost. Here the
-  messages of the view's comms are handled on the main shell, in order with the cells, as in classic kernels.
+  messages of the view's comms are handled on the main shell, in order with the cells, as in classic kernels;
+- Panel's comm sends each change the kernel makes back to the kernel once the browser has applied it. When two
+  changes of one property travel close together (*Run All* shows an example, then an array), the echo of the first
+  can arrive after the second and put the first back: the explainer then shows an image no cell asked for, and a
+  click on that image changes nothing. Here the browser sends only its own changes (`notebook_no_echo.js`), as
+  BokehJS does with a server; it also spares the kernel decoding each image it sent a second time.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from __future__ import annotations
 import base64
 import re
 import threading
+from pathlib import Path
 from typing import Any
 
 import panel as pn
@@ -112,6 +118,7 @@ _panel_patch_stylesheet = panel_resources.patch_stylesheet
 WIDTH_MEDIA_QUERY = re.compile(r"@media\s*(\((?:max|min)-width:[^)]*\))\s*\{")
 # the output area of a cell is the container those rules measure (JupyterLab and Notebook 7)
 CELL_CONTAINER_CSS = "<style>.jp-OutputArea-output { container-type: inline-size; }</style>"
+NO_ECHO_SCRIPT = Path(__file__).with_name("notebook_no_echo.js")
 
 
 def rules_for_the_cell(css: str) -> str:
@@ -157,4 +164,4 @@ def extension(*extensions: str, **config: Any) -> None:
         pn.viewable.Viewable._preprocessing_hooks.append(_narrow_rules_follow_the_cell)
     from IPython.display import HTML, display
 
-    display(HTML(CELL_CONTAINER_CSS))
+    display(HTML(f"{CELL_CONTAINER_CSS}<script>{NO_ECHO_SCRIPT.read_text(encoding='utf-8')}</script>"))

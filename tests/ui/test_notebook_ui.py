@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -35,6 +36,39 @@ pytest.importorskip("jupyterlab", reason="JupyterLab is not installed (pip insta
 FRONT_ENDS = {"jupyterlab": ("jupyterlab", "lab/tree"), "notebook7": ("notebook", "notebooks")}
 # JupyterLab's "get notified about Jupyter news?" toast would cover the view: answered "no" in its settings
 NO_NEWS = {"@jupyterlab/apputils-extension/notification.jupyterlab-settings": {"fetchNews": "false"}}
+
+
+# one property change in a Bokeh patch inside a kernel websocket frame; the patch may be a JSON string within the
+# Jupyter message's JSON, so each quote may come escaped
+CHANGED_PROPERTY = re.compile(rb'\\*"model\\*":\s*\{\\*"id\\*":\s*\\*"([\w-]+)\\*"\},\s*\\*"attr\\*":\s*\\*"(\w+)')
+
+
+class KernelTraffic:
+    """Which model properties the kernel changed in the page, and which the page sent to the kernel."""
+
+    def __init__(self) -> None:
+        self.from_kernel: set[tuple[bytes, bytes]] = set()
+        self.to_kernel: list[tuple[bytes, bytes]] = []
+
+    def watch(self, websocket) -> None:
+        if "/api/kernels/" in websocket.url:
+            websocket.on("framereceived", lambda frame: self.from_kernel.update(self._changes(frame)))
+            websocket.on("framesent", lambda frame: self.to_kernel.extend(self._changes(frame)))
+
+    @staticmethod
+    def _changes(frame: str | bytes) -> list[tuple[bytes, bytes]]:
+        data = frame.encode() if isinstance(frame, str) else frame
+        return [(match[1], match[2]) for match in CHANGED_PROPERTY.finditer(data)]
+
+    def echoes(self) -> list[str]:
+        """Properties the page sent back after the kernel set them: with no one touching the page, each is an echo."""
+        return sorted(
+            {
+                f"{attr.decode()} of {model.decode()}"
+                for model, attr in self.to_kernel
+                if (model, attr) in self.from_kernel
+            }
+        )
 
 
 @pytest.fixture(scope="module", params=list(FRONT_ENDS))
@@ -90,7 +124,7 @@ def jupyter_server(request, tmp_path_factory) -> Iterator[str]:
 
 
 @pytest.fixture
-def lab_page(browser, jupyter_server) -> Iterator[tuple[object, list[str]]]:
+def lab_page(browser, jupyter_server) -> Iterator[tuple[object, list[str], KernelTraffic]]:
     context = browser.new_context(viewport={"width": 1440, "height": 900})
     remote: list[str] = []
 
@@ -104,10 +138,12 @@ def lab_page(browser, jupyter_server) -> Iterator[tuple[object, list[str]]]:
 
     context.route("**/*", keep_local)
     page = context.new_page()
+    traffic = KernelTraffic()
+    page.on("websocket", traffic.watch)
     page.add_init_script("try { localStorage.setItem('cnnviz-tour-seen', 'yes') } catch (e) {}")
     page.goto(jupyter_server)
     page.wait_for_function("document.querySelector('.jp-Notebook .jp-Cell')", timeout=120_000)
-    yield page, remote
+    yield page, remote, traffic
     context.close()
 
 
@@ -205,10 +241,11 @@ def run_all(page, screenshot) -> None:
 
 @pytest.mark.timeout(900)
 def test_run_all_and_restart_run_all_end_on_the_last_image(lab_page, screenshot):
-    page, remote = lab_page
+    page, remote, traffic = lab_page
     name = "notebook7" if "/notebooks/" in page.url else "jupyterlab"
     run_all(page, screenshot)
     check_view(page, screenshot, f"{name}-run-all")
+    assert traffic.from_kernel, "no change from the kernel was seen: the frame pattern no longer matches"
 
     menu(page, "Kernel", "Restart Kernel and Run All Cells")
     page.locator(".jp-Dialog .jp-mod-accept").first.click()
@@ -221,4 +258,7 @@ def test_run_all_and_restart_run_all_end_on_the_last_image(lab_page, screenshot)
     check_view(page, screenshot, f"{name}-restart-run-all")
     # BokehJS, Panel's JavaScript and stylesheets, and the app all come inline
     assert remote == []
+    # the page sends the kernel only its own changes: a late echo of an older value would put it back
+    # (Run All's earlier example over its array), and a click on that example would then change nothing
+    assert traffic.echoes() == []
     click_changes_the_image(page)

@@ -69,14 +69,11 @@ function renderGallery(model, el) {
 function renderDropZone(model, el) {
   const zone = document.createElement("label");
   zone.className = "dropzone";
-  const input = document.createElement("input");
-  input.type = "file";
-  input.accept = model.accept;
+  const input = Object.assign(document.createElement("input"), { type: "file", accept: model.accept });
   input.className = "visually-hidden";
-  const text = document.createElement("span");
-  text.textContent = "Upload your own image: click or drop a file here";
+  const idleText = "Upload your own image: click or drop a file here";
+  const text = Object.assign(document.createElement("span"), { textContent: idleText });
   zone.append(input, text);
-  const idleText = text.textContent;
   // One file at a time, in pieces the server asks for (BrowserControl in controls.py): it announces name and
   // size, the server refuses an oversized file at once or replies with the offset of the next piece wanted.
   let pending = null;

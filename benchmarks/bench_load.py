@@ -132,9 +132,12 @@ SESSION_ARGS = ["--reuse-sessions", "--warm", "--check-unused-sessions", "500"]
 SESSION_ARGS += ["--unused-session-lifetime", str(SESSION_LIFETIME_MS)]
 
 
-def start_server(port: int, env: dict[str, str], processes: int = 1) -> subprocess.Popen:
+def start_server(port: int, env: dict[str, str], processes: int = 1, proxy_port: int | None = None) -> subprocess.Popen:
+    """`panel serve` on loopback; `proxy_port`: pages may also come through a proxy on that port."""
     command = [sys.executable, "-m", "panel", "serve", "apps/explainer.py", "--port", str(port)]
     command += ["--address", "127.0.0.1", "--allow-websocket-origin", f"127.0.0.1:{port}", "--liveness"]
+    if proxy_port is not None:
+        command += ["--allow-websocket-origin", f"127.0.0.1:{proxy_port}"]
     command += [*SESSION_ARGS, "--num-procs", str(processes)]
     server = subprocess.Popen(
         command, cwd=REPO, env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL

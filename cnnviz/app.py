@@ -24,6 +24,7 @@ from cnnviz.plots.overview import OUTPUT_KIND
 from cnnviz.resources import shared_catalog, shared_network, single_threaded_blas
 from cnnviz.serve import (
     close_half_open_connections,
+    compress_websocket_messages,
     document_scheduler,
     later_under_lock,
     one_model_walk,
@@ -258,6 +259,7 @@ def _prepare_server_process() -> None:
     trim_served_bundle()
     single_threaded_blas()
     close_half_open_connections()
+    compress_websocket_messages()
     skip_document_validation()
 
 

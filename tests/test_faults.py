@@ -304,3 +304,21 @@ def test_websocket_pings_close_half_open_connections_under_both_servers(monkeypa
     assert served["websocket_ping_interval"] == 20 and served["websocket_ping_timeout"] == 30
     # and, once listening, the session kept for every tab's HTML is built before any student comes
     assert scheduled == [(serve.build_the_kept_session, "http://127.0.0.1:0/explainer")]
+
+
+def test_websocket_messages_are_compressed_unless_the_server_was_given_a_level(monkeypatch):
+    """Neither server compresses its websocket messages by default; a level given (`--websocket-compression-level`)
+    is kept."""
+    from bokeh.server.views.ws import WSHandler
+
+    from cnnviz import serve
+
+    monkeypatch.setattr(WSHandler, "get_compression_options", WSHandler.get_compression_options)  # restored after
+    serve.compress_websocket_messages()
+
+    class Handler(WSHandler):
+        def __init__(self, level: int | None) -> None:  # no connection: only the level given matters here
+            self._compression_level, self._mem_level = level, None
+
+    assert Handler(None).get_compression_options() == {"compression_level": serve.WEBSOCKET_COMPRESSION_LEVEL}
+    assert Handler(6).get_compression_options()["compression_level"] == 6

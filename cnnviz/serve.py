@@ -53,7 +53,7 @@ def close_half_open_connections() -> None:
 
 WEBSOCKET_COMPRESSION_LEVEL = 1
 """zlib level of the websocket messages when the server was given none: the first page's messages shrink from
-~780 KB to ~180 KB (the overview's picture is mostly the white between its tiles) for ~9 ms of the server; higher
+~780 KB to ~180 KB (the overview's picture is mostly the white between its tiles) for ~6 ms of the server; higher
 levels save little more for twice the time."""
 
 

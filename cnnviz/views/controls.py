@@ -26,8 +26,12 @@ HERE = Path(__file__).parent
 ACCEPT = ".jpg,.jpeg,.png,.gif,.webp,.bmp,.tif,.tiff,image/*"
 COLOR_MODE_LABELS = {"Unit": "unit", "Module": "module", "Global": "global", "Layer": "layer"}
 PREVIEW_SIZE = 128
-GALLERY_HEIGHT = 156
+GALLERY_HEIGHT = 156  # at most (the list's max-height, 150 px in controls.css, and 6 px): a longer gallery scrolls
 SECTION_WIDTH = 300
+THUMB_SIZE, THUMB_GAP = 44, 4  # controls.css
+GALLERY_FRAME = 6  # the list's padding and border, both sides together (controls.css)
+PANE_MARGIN = 5  # Panel's default margin, on each side of the gallery pane
+PANE_SLACK = 6  # the pane's height beyond its list, as GALLERY_HEIGHT is beyond the list's max-height
 NARROW_SCREEN = "(max-width: 1199px)"  # below this the controls sit above the overview, in a row
 CONTROLS_LAYOUT_CSS = f"""
 :host {{ width: {SECTION_WIDTH + 10}px; flex: 0 0 auto; }}
@@ -206,6 +210,16 @@ def _figure(label: str, png: bytes, description: str, css_class: str = "") -> st
     )
 
 
+def gallery_height(count: int) -> int:
+    """The gallery pane's height in the side column: a short gallery (the probe images, before `cnnviz data`) gets
+    the rows it fills and no empty band under them; a long one scrolls."""
+    inner_width = SECTION_WIDTH - 2 * PANE_MARGIN - GALLERY_FRAME
+    per_row = max(1, (inner_width + THUMB_GAP) // (THUMB_SIZE + THUMB_GAP))
+    rows = max(1, -(-count // per_row))
+    list_height = rows * (THUMB_SIZE + THUMB_GAP) - THUMB_GAP + GALLERY_FRAME
+    return min(GALLERY_HEIGHT, list_height + PANE_SLACK)
+
+
 def original_preview(image: Image.Image, size: int = PREVIEW_SIZE) -> bytes:
     small = image.copy()
     small.thumbnail((size, size))
@@ -227,7 +241,7 @@ class ControlPanel(Viewer):
             value=state.example,
             shown=state.example,
             sizing_mode="stretch_width",
-            height=GALLERY_HEIGHT,
+            height=gallery_height(len(catalog.examples)),
         )
         self.dropzone = BrowserControl(kind="upload", sizing_mode="stretch_width", height=64)
         self.details = LabelledSwitch(label="Show details", value=state.show_details)

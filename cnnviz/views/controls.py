@@ -26,12 +26,13 @@ HERE = Path(__file__).parent
 ACCEPT = ".jpg,.jpeg,.png,.gif,.webp,.bmp,.tif,.tiff,image/*"
 COLOR_MODE_LABELS = {"Unit": "unit", "Module": "module", "Global": "global", "Layer": "layer"}
 PREVIEW_SIZE = 128
-GALLERY_HEIGHT = 156  # at most (the list's max-height, 150 px in controls.css, and 6 px): a longer gallery scrolls
 SECTION_WIDTH = 300
 THUMB_SIZE, THUMB_GAP = 44, 4  # controls.css
 GALLERY_FRAME = 6  # the list's padding and border, both sides together (controls.css)
+LIST_MAX_HEIGHT = 150  # controls.css: a longer gallery scrolls
 PANE_MARGIN = 5  # Panel's default margin, on each side of the gallery pane
-PANE_SLACK = 6  # the pane's height beyond its list, as GALLERY_HEIGHT is beyond the list's max-height
+PANE_SLACK = 6  # the gallery pane's height beyond its list
+GALLERY_HEIGHT = LIST_MAX_HEIGHT + PANE_SLACK  # at most
 NARROW_SCREEN = "(max-width: 1199px)"  # below this the controls sit above the overview, in a row
 CONTROLS_LAYOUT_CSS = f"""
 :host {{ width: {SECTION_WIDTH + 10}px; flex: 0 0 auto; }}

@@ -27,14 +27,17 @@ from cnnviz.resources import shared_network
 SKIP_TOUR = "try { localStorage.setItem('cnnviz-tour-seen', 'yes') } catch (error) {}"
 
 # Resolves with the time from the next pointer event to the frame after the numbers of window `expected` showed.
+# The numbers' pane (its shadow root, which outlives each update of its HTML) is found once, before the move: a
+# search through every shadow root on each frame took the page's main thread ~4 ms a frame, inside the figure.
 ARM_HOVER = """(expected) => { window.__hover = new Promise((resolve) => {
   const find = (root) => { for (const node of root.querySelectorAll('*')) {
       if (node.classList && node.classList.contains('fv-numbers')) return node;
       if (node.shadowRoot) { const found = find(node.shadowRoot); if (found) return found; } } return null; };
+  const pane = find(document).getRootNode();
   window.addEventListener('pointermove', (event) => {
     const start = event.timeStamp;
     const poll = () => {
-      const numbers = find(document);
+      const numbers = pane.querySelector('.fv-numbers');
       if (numbers && numbers.dataset.position === expected) {
         requestAnimationFrame(() => resolve(performance.now() - start));
       } else if (performance.now() - start > 5000) {

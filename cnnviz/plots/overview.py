@@ -37,7 +37,7 @@ from cnnviz.colors import (
     layer_groups,
 )
 from cnnviz.engine import Network, Trace
-from cnnviz.plots import no_pan_or_zoom
+from cnnviz.plots import picture_only
 from cnnviz.plots.formula import _half_range
 
 TILE = 1.0  # every heatmap is drawn 1 × 1 data unit, whatever its resolution
@@ -354,7 +354,7 @@ def _framed_maps(width: float, height: float) -> hv.Image:
     clone of it, and clones share its options, so an image switch costs no `.opts` call (HoloViews re-applies a
     DynamicMap's `.opts` to every frame)."""
     frame = {"xlim": (0, width), "ylim": (0, height), "xaxis": None, "yaxis": None, "toolbar": None,
-             "default_tools": [], "hooks": [no_pan_or_zoom], "responsive": True, "show_frame": False, "border": 0,
+             "default_tools": [], "hooks": [picture_only], "responsive": True, "show_frame": False, "border": 0,
              "bgcolor": None, "aspect": None, "data_aspect": None, "title": ""}  # fmt: skip
     blank = hv.Image(np.zeros((1, 1)), kdims=["x", "y"], vdims=["index"], group="Maps")
     return blank.opts(cmap=MAP_PALETTE, clim=(0, len(MAP_PALETTE) - 1), **frame)

@@ -1,4 +1,5 @@
-"""What the views share: one walk of the page's models per change, and a JSComponent that lets its children go."""
+"""What the views share: one walk of the page's models per change, the numbers of a window move sent first, and a
+JSComponent that lets its children go."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from functools import wraps
 from typing import TypeVar
 
 import panel as pn
+import param
 from bokeh.model import Model
 from panel.custom import Child, Children, JSComponent
 from panel.viewable import Viewable
@@ -32,6 +34,19 @@ def redraws_once(handler: Handler) -> Handler:
             return handler(*args, **kwargs)
 
     return frozen  # type: ignore[return-value]
+
+
+def move_window(state: param.Parameterized, row: int, col: int, show_numbers: Callable[[int, int], None]) -> None:
+    """Move a formula view's window to (row, col), the numbers first.
+
+    Two messages: Panel writes each as its `hold()` ends, so the numbers leave before HoloViews redraws the
+    outline that follows the state (~20 ms of the server), and the browser lays them out meanwhile; the outline
+    comes a frame or two later. The view's own watcher on the state then finds its numbers already shown.
+    """
+    with pn.io.hold():
+        show_numbers(row, col)
+    with pn.io.hold():
+        state.param.update(row=row, col=col)
 
 
 class ParentComponent(JSComponent):

@@ -31,7 +31,7 @@ from cnnviz.colors import color_ranges
 from cnnviz.engine.gradients import Backward
 from cnnviz.engine.network import INPUT_NAME
 from cnnviz.learning_state import LearningState, backward_on_screen
-from cnnviz.plots import no_pan_or_zoom
+from cnnviz.plots import picture_only
 from cnnviz.plots.elastic import (
     VIEW_HEIGHT,
     VIEW_WIDTH,
@@ -88,7 +88,7 @@ STYLES = {
                # no border: the picture fills its canvas edge to edge (plot coordinates map straight to pixels).
                # An option, not a hook: HoloViews sets `border` on every redraw, and a hook undoing it made every
                # pointer move send four layout changes (a relayout of the figure in the browser)
-               "border": 0, "hooks": [no_pan_or_zoom]}),
+               "border": 0, "hooks": [picture_only]}),
 }  # fmt: skip
 """The texts, the click targets and the marker over the picture: every drawing clones a styled empty element."""
 

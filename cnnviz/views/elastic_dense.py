@@ -26,7 +26,7 @@ from panel.viewable import Viewer
 from cnnviz.colors import color_ranges
 from cnnviz.engine.gradients import Backward
 from cnnviz.learning_state import LearningState, backward_on_screen
-from cnnviz.plots import no_pan_or_zoom
+from cnnviz.plots import picture_only
 from cnnviz.plots.elastic_dense import (
     HIGHLIGHT,
     SOFTMAX_WIDTH,
@@ -62,7 +62,7 @@ MAX_PLOT_HEIGHT = 520
 BUTTON_CHARACTER = 7.5  # px per character of a class name in the buttons' font, to size them to the longest
 PLOT_OPTIONS = {
     "xaxis": None, "yaxis": None, "toolbar": None, "default_tools": [], "show_frame": False, "border": 0,
-    "hooks": [no_pan_or_zoom],
+    "hooks": [picture_only],
 }  # fmt: skip
 
 

@@ -25,7 +25,7 @@ from panel.viewable import Viewer
 from cnnviz.article import section_for
 from cnnviz.colors import color_ranges
 from cnnviz.mathml import tex_to_mathml
-from cnnviz.plots import no_pan_or_zoom
+from cnnviz.plots import picture_only
 from cnnviz.plots.formula import (
     ASPECT,
     BLANK,
@@ -41,7 +41,7 @@ from cnnviz.plots.formula import (
     window_marks,
 )
 from cnnviz.state import ExplainerState
-from cnnviz.views.component import ParentComponent, redraws_once
+from cnnviz.views.component import ParentComponent, move_window, redraws_once
 
 HERE = Path(__file__).parent
 CSS = (HERE / "formula.css").read_text()
@@ -51,7 +51,7 @@ DEFAULT_SPEED = 2
 MAPS_MAX_WIDTH = 640
 PLOT_OPTIONS = dict(  # the height follows the width, so the maps keep square cells on a phone too
     xaxis=None, yaxis=None, toolbar=None, default_tools=[], xlim=PLOT_RANGE["x"], ylim=PLOT_RANGE["y"],
-    responsive="width", aspect=ASPECT, show_frame=False, border=0, bgcolor="#ffffff", hooks=[no_pan_or_zoom],
+    responsive="width", aspect=ASPECT, show_frame=False, border=0, bgcolor="#ffffff", hooks=[picture_only],
 )  # fmt: skip
 HINTS = {
     "map": "Point at either map to move the window, tap to pin it; the arrow keys move it too, space plays or "
@@ -182,7 +182,10 @@ class FormulaView(Viewer):
 
     def _show_numbers(self, *_events) -> None:
         if self._slides:
-            self._numbers.object = numbers_html(self.explained, self.state.row, self.state.col)
+            self._show_numbers_at(self.state.row, self.state.col)
+
+    def _show_numbers_at(self, row: int, col: int) -> None:
+        self._numbers.object = numbers_html(self.explained, row, col)
 
     def _refresh(self, *_events) -> None:
         state = self.state
@@ -232,8 +235,7 @@ class FormulaView(Viewer):
         if self._slides:
             row, col = self.explained.layout.clamp(row, col)
             if (row, col) != (self.state.row, self.state.col):
-                with pn.io.hold():  # the outline and the numbers reach the browser in one message
-                    self.state.param.update(row=row, col=col)
+                move_window(self.state, row, col, self._show_numbers_at)
 
     @redraws_once
     def _on_pointer(self, x: float | None = None, y: float | None = None) -> None:

@@ -20,7 +20,7 @@ from cnnviz.article import section_for
 from cnnviz.colors import color_ranges
 from cnnviz.learning_state import LearningState, backward_on_screen
 from cnnviz.mathml import tex_to_mathml
-from cnnviz.plots import no_pan_or_zoom
+from cnnviz.plots import picture_only
 from cnnviz.plots.formula import ASPECT, BLANK, PLOT_RANGE, MapsLayout, maps_element, window_marks
 from cnnviz.plots.formula_backward import (
     BACKWARD_KINDS,
@@ -31,7 +31,7 @@ from cnnviz.plots.formula_backward import (
     explain_backward,
 )
 from cnnviz.state import ExplainerState
-from cnnviz.views.component import redraws_once
+from cnnviz.views.component import move_window, redraws_once
 from cnnviz.views.learning import LEARNING_RATES, nearest_rate
 
 HERE = Path(__file__).parent
@@ -78,7 +78,7 @@ class BackwardFormula(Viewer):
         self.tap.add_subscriber(self._on_tap)
         self._plot = (maps * self.marks).opts(
             xaxis=None, yaxis=None, toolbar=None, default_tools=[], xlim=PLOT_RANGE["x"], ylim=PLOT_RANGE["y"],
-            responsive="width", aspect=ASPECT, show_frame=False, border=0, bgcolor="#ffffff", hooks=[no_pan_or_zoom],
+            responsive="width", aspect=ASPECT, show_frame=False, border=0, bgcolor="#ffffff", hooks=[picture_only],
         )  # fmt: skip
         self._maps = pn.Column(  # the plot joins at the first backward step shown: most sessions never need it
             self._captions, max_width=MAPS_MAX_WIDTH, sizing_mode="stretch_width", align="center", margin=0
@@ -135,9 +135,10 @@ class BackwardFormula(Viewer):
 
     def _show_numbers(self, *_events) -> None:
         if self.active:
-            self._numbers.object = backward_numbers_html(
-                self.explained, self.state.row, self.state.col, self.picked, self.learning.learning_rate
-            )
+            self._show_numbers_at(self.state.row, self.state.col)
+
+    def _show_numbers_at(self, row: int, col: int) -> None:
+        self._numbers.object = backward_numbers_html(self.explained, row, col, self.picked, self.learning.learning_rate)
 
     def _refresh(self, *_events) -> None:
         state, learning = self.state, self.learning
@@ -181,7 +182,7 @@ class BackwardFormula(Viewer):
         if self.slides:
             row, col = self.explained.layout.clamp(row, col)
             if (row, col) != (self.state.row, self.state.col):
-                self.state.param.update(row=row, col=col)
+                move_window(self.state, row, col, self._show_numbers_at)
 
     @redraws_once
     def _on_pointer(self, x: float | None = None, y: float | None = None) -> None:

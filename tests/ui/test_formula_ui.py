@@ -8,11 +8,13 @@ from __future__ import annotations
 
 from urllib.parse import parse_qs
 
+import holoviews as hv
+import numpy as np
 import pytest
 from pages import focused_element, open_app
 
 from cnnviz.engine.explain import conv_step, pool_step, relu_step, softmax_terms
-from cnnviz.plots.formula import PLOT_RANGE
+from cnnviz.plots.formula import PLOT_RANGE, window_marks
 
 pytestmark = pytest.mark.ui
 
@@ -112,6 +114,14 @@ def hover_output(page, session, wait_until, row: int, col: int) -> None:
     wait_until(lambda: position(page) == (row, col))
 
 
+def outline_sources(session) -> list[str]:
+    """Ids of the data sources of the window's outline in the session's formula view (one per rendering of it)."""
+    return [
+        next(sub for sub in plot.subplots.values() if isinstance(sub.current_frame, hv.Rectangles)).handles["source"].id
+        for plot, _pane in session.formula._maps.objects[1]._plots.values()
+    ]
+
+
 def overlaps(boxes) -> list[tuple[str, str]]:
     found = []
     for i, a in enumerate(boxes):
@@ -137,11 +147,23 @@ def assert_text_is_readable(page) -> None:
 
 
 def test_conv_formula_follows_the_pointer_with_the_engines_numbers(page, app, screenshot, wait_until):
+    received: list[str] = []  # the server's websocket messages, in order
+    page.on("websocket", lambda socket: socket.on("framereceived", lambda frame: received.append(str(frame))))
     open_app(page, app.url, "?layer=conv_1_2&neuron=3&view=formula&channel=4&row=10&col=20")
     opened(page, "conv2d")
     session = app.sessions[-1]
     state = session.state
     assert position(page) == (10, 20)
+    # a move sends the numbers first, then the outline HoloViews redraws (its data source), which follows them
+    outline_data = [f'"ColumnDataChanged","model":{{"id":"{source}"}}' for source in outline_sources(session)]
+    received.clear()
+    hover_output(page, session, wait_until, 30, 30)
+    wait_until(lambda: any(data in message for message in received for data in outline_data))
+    numbers = next(i for i, message in enumerate(received) if "data-position=&quot;30,30&quot;" in message)
+    outline = next(i for i, message in enumerate(received) if any(data in message for data in outline_data))
+    assert numbers < outline, "the outline's data came before the numbers"
+    drawn = window_marks(session.formula.explained.layout, 30, 30)
+    np.testing.assert_allclose(session.formula.marks.last.array(), drawn.array())
     assert page.locator(".fv-dialog math[display=block]").count() == 1  # MathML, typeset by the browser itself
     layout = session.formula.explained.layout
     for side, (row, col) in [("output", (0, 0)), ("output", (59, 59)), ("input", (31, 7)), ("output", (42, 13))]:

@@ -3,9 +3,9 @@
 Built on HoloViews in Python. The maps plot overlays two DynamicMaps: the opened explanation's maps (they follow
 `opened`) and the window's outline, which follows `state.row` / `state.col` through a `streams.Params`. Pointing
 at either map (`streams.PointerXY`; HoloViews drops the moves that arrive while one is processed) or tapping it
-(`streams.Tap`, which pins the window) writes the position to the state, so the outline, the numbers (an HTML
-pane a state watcher rewrites) and any other pane linked to `state.row` / `state.col` follow. The sweep steps the
-same position from a per-session periodic callback.
+(`streams.Tap`, which pins the window) sends the numbers (an HTML pane) and then writes the position to the
+state (`component.move_window`), so the outline and any other pane linked to `state.row` / `state.col` follow.
+The sweep steps the same position from a per-session periodic callback; a state watcher rewrites the numbers.
 
 `FormulaDialog` is the browser-side frame around these panes: modal focus, keys, fading, and the history rule
 that lets Back leave the view in one step. It holds no model knowledge.

@@ -114,12 +114,17 @@ def hover_output(page, session, wait_until, row: int, col: int) -> None:
     wait_until(lambda: position(page) == (row, col))
 
 
-def outline_sources(session) -> list[str]:
-    """Ids of the data sources of the window's outline in the session's formula view (one per rendering of it)."""
-    return [
-        next(sub for sub in plot.subplots.values() if isinstance(sub.current_frame, hv.Rectangles)).handles["source"].id
+def first_outline_change(page, received: list[str], session) -> int | None:
+    """Index of the first message in `received` that changes the data of the formula view's outline (its data
+    source, in any rendering of the plot as it is now), or None."""
+    page.evaluate("0")  # Playwright's sync API hands over the frames it received only during one of its calls
+    changes = [
+        f'"ColumnDataChanged","model":{{"id":"{marks.handles["source"].id}"}}'
         for plot, _pane in session.formula._maps.objects[1]._plots.values()
+        for marks in plot.subplots.values()
+        if isinstance(marks.current_frame, hv.Rectangles)
     ]
+    return next((i for i, message in enumerate(received) if any(change in message for change in changes)), None)
 
 
 def overlaps(boxes) -> list[tuple[str, str]]:
@@ -155,13 +160,11 @@ def test_conv_formula_follows_the_pointer_with_the_engines_numbers(page, app, sc
     state = session.state
     assert position(page) == (10, 20)
     # a move sends the numbers first, then the outline HoloViews redraws (its data source), which follows them
-    outline_data = [f'"ColumnDataChanged","model":{{"id":"{source}"}}' for source in outline_sources(session)]
     received.clear()
     hover_output(page, session, wait_until, 30, 30)
-    wait_until(lambda: any(data in message for message in received for data in outline_data))
+    wait_until(lambda: first_outline_change(page, received, session) is not None)
     numbers = next(i for i, message in enumerate(received) if "data-position=&quot;30,30&quot;" in message)
-    outline = next(i for i, message in enumerate(received) if any(data in message for data in outline_data))
-    assert numbers < outline, "the outline's data came before the numbers"
+    assert numbers < first_outline_change(page, received, session), "the outline's data came before the numbers"
     drawn = window_marks(session.formula.explained.layout, 30, 30)
     np.testing.assert_allclose(session.formula.marks.last.array(), drawn.array())
     assert page.locator(".fv-dialog math[display=block]").count() == 1  # MathML, typeset by the browser itself

@@ -37,44 +37,52 @@ from cnnviz.views.playground import PLAYGROUND_HEIGHT, Playground
 __all__ = ["LAYER_KIND_SECTIONS", "SCROLL_TO_SECTION_JS", "SECTION_ANCHORS", "Article", "scroll_to_section_js"]
 
 SCROLL_TO_SECTION_JS = """
-window.cnnvizScrollToSection = window.cnnvizScrollToSection || function (id) {
-  const find = (root) => {
-    const hit = root.getElementById(id)
-    if (hit) return hit
-    for (const element of root.querySelectorAll("*")) {
-      const inner = element.shadowRoot && find(element.shadowRoot)
-      if (inner) return inner
+window.cnnvizScrollToSection = window.cnnvizScrollToSection || (() => {
+  // The re-alignments still due after the last jump: a new jump or the reader's own scrolling cancels them, so
+  // nobody is pulled back to a section they have just left.
+  let due = []
+  const cancel = () => { due.forEach(clearTimeout); due = [] }
+  for (const type of ["wheel", "touchstart", "keydown", "pointerdown"]) {
+    window.addEventListener(type, cancel, { capture: true, passive: true })
+  }
+  return function (id) {
+    cancel()
+    const find = (root) => {
+      const hit = root.getElementById(id)
+      if (hit) return hit
+      for (const element of root.querySelectorAll("*")) {
+        const inner = element.shadowRoot && find(element.shadowRoot)
+        if (inner) return inner
+      }
+      return null
     }
-    return null
-  }
-  const target = find(document)
-  if (!target) return false
-  // Scroll only the box that scrolls the page (the template's main column, or the document): scrollIntoView
-  // would also nudge every other ancestor, and a page a few pixels taller than the window stayed shifted up.
-  const scroller = () => {
-    for (let node = target.parentNode; node; node = node.parentNode || node.host) {
-      if (node.nodeType === 1 && /(auto|scroll)/.test(getComputedStyle(node).overflowY)
-          && node.scrollHeight > node.clientHeight) return node
+    const target = find(document)
+    if (!target) return false
+    // Scroll only the box that scrolls the page (the template's main column, or the document): scrollIntoView
+    // would also nudge every other ancestor, and a page a few pixels taller than the window stayed shifted up.
+    const scroller = () => {
+      for (let node = target.parentNode; node; node = node.parentNode || node.host) {
+        if (node.nodeType === 1 && /(auto|scroll)/.test(getComputedStyle(node).overflowY)
+            && node.scrollHeight > node.clientHeight) return node
+      }
+      return document.scrollingElement
     }
-    return document.scrollingElement
-  }
-  const align = (behavior) => {
-    const box = scroller()
-    const top = box === document.scrollingElement ? 0 : box.getBoundingClientRect().top
-    box.scrollBy({top: Math.floor(target.getBoundingClientRect().top - top), behavior})  // never past the heading
-  }
-  const still = window.matchMedia("(prefers-reduced-motion: reduce)").matches
-  align(still ? "auto" : "smooth")
-  target.focus({preventScroll: true})
-  // Content above may still be growing (formulas being typeset, parts loading): re-align once it has settled.
-  for (const delay of [800, 1600]) {
-    setTimeout(() => {
+    const align = (behavior) => {
+      const box = scroller()
+      const top = box === document.scrollingElement ? 0 : box.getBoundingClientRect().top
+      box.scrollBy({top: Math.floor(target.getBoundingClientRect().top - top), behavior})  // never past the heading
+    }
+    const still = window.matchMedia("(prefers-reduced-motion: reduce)").matches
+    align(still ? "auto" : "smooth")
+    target.focus({preventScroll: true})
+    // Content above may still be growing (parts of a busy page arriving late): re-align while it settles.
+    due = [800, 1600, 3200].map((delay) => setTimeout(() => {
       const top = target.getBoundingClientRect().top
       if (top < 0 || top > window.innerHeight / 4) align("auto")
-    }, delay)
+    }, delay))
+    return true
   }
-  return true
-};
+})();
 """
 """Defines `window.cnnvizScrollToSection(id) -> bool` (idempotent); prepend it to CustomJS / js_on_click code."""
 

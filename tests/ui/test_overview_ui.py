@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from pages import focused_element, open_app
 from PIL import Image
+from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
 from cnnviz.app import _article_sections
 from cnnviz.colors import DIVERGING, color_ranges, diverging_indices
@@ -257,23 +258,52 @@ def test_a_finger_swiping_over_the_network_on_a_phone_scrolls_the_page(new_page,
 def test_every_layer_label_jumps_to_its_article_section(page, app):
     open_app(page, app.url)
     sections = _article_sections()
+    page.mouse.move(640, 450)
     for column in overview_layout(app.sessions[-1].state.network).columns:
-        # back to the top of the page's scrolling column, so the label is in view and the click scrolls nothing
-        page.evaluate("document.querySelector('#main').scrollTo(0, 0); window.scrollTo(0, 0)")
-        page.wait_for_function(SECTION_DRAWN, arg=sections[column.kind])  # a busy server draws the article later
-        page.locator(f".ov-label[data-layer='{column.name}']").click()
-        page.wait_for_function(SECTION_IN_VIEW, arg=sections[column.kind])
+        jump_from_the_top(page, column.name, sections[column.kind])
         # only the page's scrolling column moved: the document itself (and so the header) stays in place
         assert page.evaluate("document.scrollingElement.scrollTop") == 0
+    # a reader who scrolls on straight after a jump is not pulled back to the section once the page has settled
+    jump_from_the_top(page, column.name, sections[column.kind])
+    page.mouse.wheel(0, 400)
+    page.wait_for_function(f"(id) => ({SECTION_TOP})(id) < -300", arg=sections[column.kind])
+    page.wait_for_timeout(3500)  # past the jump's last re-alignment
+    assert page.evaluate(SECTION_TOP, sections[column.kind]) < -300
+
+
+def jump_from_the_top(page, layer: str, anchor: str) -> None:
+    """Wheel back to the top of the page's scrolling column, click the layer's label, wait for its section."""
+    page.mouse.wheel(0, -100_000)
+    page.wait_for_function("document.querySelector('#main').scrollTop === 0")
+    page.wait_for_function(SECTION_DRAWN, arg=anchor)  # a busy server draws the article later
+    page.locator(f".ov-label[data-layer='{layer}']").click()
+    wait_for_section_in_view(page, anchor)
+
+
+def wait_for_section_in_view(page, anchor: str) -> None:
+    """Wait until the section's heading is in the top half of the window; say where it is if it never gets there."""
+    try:
+        page.wait_for_function(SECTION_IN_VIEW, arg=anchor, polling="raf")
+    except PlaywrightTimeoutError:
+        where = page.evaluate(
+            f"""(id) => {{ const main = document.querySelector('#main');
+            return {{top: ({SECTION_TOP})(id), main: [main.scrollTop, main.scrollHeight, main.clientHeight],
+                     innerHeight, jump: typeof window.cnnvizScrollToSection}}; }}""",
+            anchor,
+        )
+        pytest.fail(f"section {anchor} never came into view: {where}")
 
 
 FIND_SECTION = """const find = (root) => root.getElementById?.(id)
     || [...root.querySelectorAll('*')].reduce((hit, el) => hit || (el.shadowRoot && find(el.shadowRoot)), null);
   const target = find(document);"""
 SECTION_DRAWN = f"""(id) => {{ {FIND_SECTION} return Boolean(target && target.getBoundingClientRect().height > 0); }}"""
+SECTION_TOP = f"""(id) => {{ {FIND_SECTION} return target ? target.getBoundingClientRect().top : null; }}"""
+# in the top half of the window and still for a few frames: the jump's smooth scroll has ended
 SECTION_IN_VIEW = f"""(id) => {{
-  {FIND_SECTION}
-  if (!target) return false;
-  const top = target.getBoundingClientRect().top;
-  return top >= -5 && top < window.innerHeight / 2;
+  const top = ({SECTION_TOP})(id);
+  const seen = window.sectionTops = window.sectionTops?.id === id ? window.sectionTops : {{id, tops: []}};
+  seen.tops = [...seen.tops.slice(-4), top];
+  const still = seen.tops.length === 5 && seen.tops.every((t) => t === top);
+  return still && top !== null && top >= -5 && top < innerHeight / 2;
 }}"""

@@ -42,20 +42,11 @@ window.cnnvizScrollToSection = window.cnnvizScrollToSection || (() => {
   // nobody is pulled back to a section they have just left.
   let due = []
   const cancel = () => { due.forEach(clearTimeout); due = [] }
-  for (const type of ["wheel", "touchstart", "keydown", "pointerdown"]) {
-    window.addEventListener(type, cancel, { capture: true, passive: true })
-  }
+  for (const type of ["wheel", "touchstart", "keydown", "pointerdown"]) addEventListener(type, cancel, true)
   return function (id) {
     cancel()
-    const find = (root) => {
-      const hit = root.getElementById(id)
-      if (hit) return hit
-      for (const element of root.querySelectorAll("*")) {
-        const inner = element.shadowRoot && find(element.shadowRoot)
-        if (inner) return inner
-      }
-      return null
-    }
+    const find = (root) => root.getElementById(id)
+      || [...root.querySelectorAll("*")].reduce((hit, node) => hit || (node.shadowRoot && find(node.shadowRoot)), null)
     const target = find(document)
     if (!target) return false
     // Scroll only the box that scrolls the page (the template's main column, or the document): scrollIntoView

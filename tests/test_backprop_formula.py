@@ -112,7 +112,7 @@ def test_pointing_at_a_convolution_explains_its_kernel_bias_and_input_gradients(
             backward_view.pointer.event(x=x, y=y)
             assert (state.row, state.col) == (row, col)
             np.testing.assert_allclose(backward_view.marks[()].array(), window_marks(layout, row, col).array())
-            html = backward_view._numbers.object
+            html = backward_view._numbers.pane.object
             sweep = kernel_gradient_sweep(learning.backward, layer, neuron, channel)
             np.testing.assert_allclose(numbers(html, "fv-window"), sweep.windows[row, col].ravel())
             assert one(html, "fv-upstream") == learning.backward.upstream_of(layer)[row, col, neuron]
@@ -124,7 +124,7 @@ def test_pointing_at_a_convolution_explains_its_kernel_bias_and_input_gradients(
             passed = learning.backward.gradients[previous][(*cell, channel)]
             assert one(html, "fv-passed-gradient") == pytest.approx(passed, rel=1e-10, abs=1e-15)
         # the numbers are the loss's real slopes: nudge the explained weight, the bias and the input cell
-        html = backward_view._numbers.object
+        html = backward_view._numbers.pane.object
         kernel = gradients["kernel"][:, :, channel, neuron]
         u, v = np.unravel_index(int(np.argmax(np.abs(kernel))), kernel.shape)
         shown = one(html, "fv-grad")
@@ -137,10 +137,10 @@ def test_pointing_at_a_convolution_explains_its_kernel_bias_and_input_gradients(
         row, col = max(np.ndindex(*layout.output_size), key=lambda at: abs(passed[centre_cell(layout, *at)]))
         view._on_action({"action": "move", "rows": row - state.row, "cols": col - state.col})  # the arrow keys
         cell = centre_cell(layout, row, col)
-        assert one(backward_view._numbers.object, "fv-passed-gradient") == pytest.approx(passed[cell], rel=1e-12)
+        assert one(backward_view._numbers.pane.object, "fv-passed-gradient") == pytest.approx(passed[cell], rel=1e-12)
         if learning.backward.activations[previous][(*cell, channel)] != 0:
             nudged = column_gradient_by_nudging(learning, previous, (*cell, channel))
-            _assert_close(one(backward_view._numbers.object, "fv-passed-gradient"), nudged, layer)
+            _assert_close(one(backward_view._numbers.pane.object, "fv-passed-gradient"), nudged, layer)
 
 
 def test_picking_a_weight_and_the_learning_rate_write_out_its_update(session):
@@ -152,7 +152,7 @@ def test_picking_a_weight_and_the_learning_rate_write_out_its_update(session):
     for rate in (0.001, 0.1):
         view.backward.rate.value = rate
         assert learning.learning_rate == rate
-        html = view.backward._numbers.object
+        html = view.backward._numbers.pane.object
         weight = state.network.layer(layer).kernel[1, 1, 0, 0]
         gradient = learning.backward.weight_gradients[layer]["kernel"][1, 1, 0, 0]
         assert one(html, "fv-weight") == pytest.approx(weight)
@@ -178,7 +178,7 @@ def test_relu_gates_and_pooling_routes_the_gradient_under_the_pointer(session):
                 x, y = centre(layout.input_box(top, left, *layout.window))
                 backward_view.pointer.event(x=x, y=y)
                 assert (state.row, state.col) == (row, col)
-                html = backward_view._numbers.object
+                html = backward_view._numbers.pane.object
                 upstream = backward.upstream_of(layer)[row, col, channel]
                 assert one(html, "fv-upstream") == upstream
                 if kind == "relu":
@@ -208,7 +208,7 @@ def test_the_output_dense_and_flatten_views_explain_p_minus_y_and_unflattening(s
     softmax, dense, flatten = network.infos[-1].name, network.infos[-2].name, layers_of(network, "flatten")[0]
 
     state.select(softmax, 1, level="formula")
-    html = view.backward._numbers.object
+    html = view.backward._numbers.pane.object
     assert view.dialog.kind == "backward-softmax" and view.dialog.open
     np.testing.assert_allclose(numbers(html, "fv-p-minus-y"), backward.probabilities - backward.target)
     assert one(html, "fv-loss") == pytest.approx(image_loss(network, backward.activations["input"],
@@ -221,7 +221,7 @@ def test_the_output_dense_and_flatten_views_explain_p_minus_y_and_unflattening(s
 
     unit = learning.true_class
     state.select(dense, unit, level="formula")
-    html = view.backward._numbers.object
+    html = view.backward._numbers.pane.object
     upstream = backward.upstream_of(dense)[unit]
     assert one(html, "fv-upstream") == upstream
     inputs = backward.input_of(dense).reshape(-1)
@@ -229,14 +229,14 @@ def test_the_output_dense_and_flatten_views_explain_p_minus_y_and_unflattening(s
     np.testing.assert_allclose(numbers(html, "fv-weight-gradient"), inputs[shown] * upstream)
     assert np.abs(inputs[shown[0]] * upstream) == pytest.approx(np.abs(inputs * upstream).max())
     view._on_action({"action": "pick", "index": len(inputs) - 1})
-    html = view.backward._numbers.object
+    html = view.backward._numbers.pane.object
     gradient = backward.weight_gradients[dense]["kernel"][len(inputs) - 1, unit]
     assert one(html, "fv-grad") == gradient
     _assert_close(gradient, weight_gradient_by_nudging(learning, dense, "kernel", (len(inputs) - 1, unit)), dense)
 
     index = int(np.argmax(np.abs(backward.gradients[flatten])))
     state.select(flatten, index, level="formula")
-    html = view.backward._numbers.object
+    html = view.backward._numbers.pane.object
     assert one(html, "fv-passed-gradient") == backward.gradients[flatten][index]
     assert sum(numbers(html, "fv-term")) == pytest.approx(backward.gradients[flatten][index])
 
@@ -251,7 +251,7 @@ def test_backward_mode_off_gives_the_dialog_back_to_the_forward_view(session):
     learning.backward_mode = False
     assert not view.backward.active and view._forward.visible and view.dialog.kind == "conv2d"
     assert view.explained is not None and view.dialog.playable
-    assert f'data-position="{state.row},{state.col}"' in view._numbers.object
+    assert f'data-position="{state.row},{state.col}"' in view._numbers.pane.object
     flatten = layers_of(state.network, "flatten")[0]
     state.select(flatten, 0, level="formula")  # no forward formula view for flatten: the dialog closes
     assert not view.dialog.open
@@ -263,10 +263,10 @@ def test_a_step_updates_the_open_backward_view(session):
     state, learning, view = session
     layer = layers_of(state.network, "conv2d")[-1]
     state.select(layer, 0, level="formula")
-    before = one(view.backward._numbers.object, "fv-bias-gradient")
+    before = one(view.backward._numbers.pane.object, "fv-bias-gradient")
     learning.learning_rate = 0.01
     learning.step()
-    after = one(view.backward._numbers.object, "fv-bias-gradient")
+    after = one(view.backward._numbers.pane.object, "fv-bias-gradient")
     assert after == pytest.approx(learning.backward.weight_gradients[layer]["bias"][0], rel=1e-10, abs=1e-15)
     assert after != before
     assert learning.backward.network is state.trace.network is learning.last_step.network
@@ -322,7 +322,7 @@ def test_play_sweeps_the_backward_window_and_a_tap_or_a_key_stops_it(session):
     for _ in range(3):
         view.step()
     assert (state.row, state.col) == (0, 3)
-    assert 'data-position="0,3"' in backward_view._numbers.object  # the numbers follow the window
+    assert 'data-position="0,3"' in backward_view._numbers.pane.object  # the numbers follow the window
     backward_view.pointer.event(**at(2, 2))
     assert (state.row, state.col) == (0, 3), "the sweep has the window, not the pointer"
     backward_view.tap.event(**at(2, 2))
@@ -351,7 +351,7 @@ def test_every_coloured_number_reads_on_its_colour_where_the_gradient_is_largest
         strongest = strongest_gradient(learning.backward, info.name)
         state.param.update(input_channel=strongest.channel, row=strongest.row, col=strongest.col)
         state.select(info.name, strongest.neuron, level="formula")
-        shown = view.backward._numbers.object
+        shown = view.backward._numbers.pane.object
         styles = re.findall(r"""style=["']([^"']*background:#[0-9a-f]{6}[^"']*)["']""", shown)
         assert styles, info.name
         for style in styles:

@@ -153,5 +153,5 @@ def test_the_texts_name_the_sizes_of_the_network_they_explain(tmp_path):
             assert other_network not in text, f"{place} says {other_network!r}"
     conv = next(info.name for info in network.infos if info.kind == "conv2d")
     explainer.state.select(conv, 0, "formula")
-    kernel = re.search(r'<table class="fv-grid fv-kernel">(.*?)</table>', explainer.formula._numbers.object)
+    kernel = re.search(r'<table class="fv-grid fv-kernel">(.*?)</table>', explainer.formula._numbers.pane.object)
     assert kernel is not None and kernel[1].count("<tr>") == 5 and kernel[1].count("<td") == 25

@@ -218,7 +218,7 @@ def test_a_tap_on_an_intermediate_result_opens_its_conv_formula_linked_to_the_el
     point(formula.pointer, maps.output_box(row, col))
     assert (state.row, state.col) == (row, col)
     step = conv_step(state.trace, layer, row, col, neuron)
-    shown = rendered(document, formula._numbers)
+    shown = rendered(document, formula._numbers.pane)
     kernel = re.search(r'<table class="fv-grid fv-kernel">(.*?)</table>', shown)[1]
     assert (kernel.count("<tr>"), kernel.count("<td")) == (conv.window[0], conv.window[0] * conv.window[1])
     np.testing.assert_allclose(numbers(shown, "fv-kernel"), step.kernel[:, :, channel].ravel(), atol=0)
@@ -250,7 +250,7 @@ def test_relu_and_pooling_tiles_open_their_formula_with_the_layers_window_and_th
         point(formula.pointer, maps.output_box(out_rows - 1, out_cols - 1))
         assert (state.row, state.col) == (out_rows - 1, out_cols - 1)
         step = step_of(state.trace, layer, out_rows - 1, out_cols - 1, channel)
-        shown = rendered(document, formula._numbers)
+        shown = rendered(document, formula._numbers.pane)
         if step_of is relu_step:
             assert one(shown, "fv-y") == pytest.approx(step.y, abs=0)
         else:
@@ -305,7 +305,7 @@ def test_a_class_opens_its_flatten_view_then_softmax_mode_then_its_softmax_formu
     assert (state.neuron, state.level) == (count - 1, "formula")
     dialog = component(document, explainer.formula.dialog)
     assert dialog.heading == f"Softmax · class “{names[-1]}”" and dialog.kind == "softmax" and not dialog.playable
-    shown = rendered(document, explainer.formula._numbers)
+    shown = rendered(document, explainer.formula._numbers.pane)
     assert one(shown, "fv-result") == pytest.approx(terms.probabilities[-1], rel=1e-12)
     np.testing.assert_allclose(numbers(shown, "fv-logit-value"), terms.logits, rtol=1e-12)
     assert len(re.findall(r'data-pick="\d+"', shown)) == count
@@ -343,7 +343,7 @@ def test_backward_mode_explains_every_kinds_backward_step_with_the_engines_gradi
         if kind == "relu":  # the window follows the pointer, and the gradient it passes back with it
             point(view.pointer, view.explained.layout.output_box(out_rows - 1, out_cols - 1))
             assert (state.row, state.col) == (out_rows - 1, out_cols - 1)
-        shown = rendered(document, view._numbers)
+        shown = rendered(document, view._numbers.pane)
         if kind == "conv2d":
             kernel = re.search(r'<table class="fv-grid fv-kernel-gradient[^"]*">(.*?)</table>', shown)[1]
             assert kernel.count("<tr>") == network.layer(layer).window[0]

@@ -41,7 +41,7 @@ from cnnviz.plots.formula import (
     window_marks,
 )
 from cnnviz.state import ExplainerState
-from cnnviz.views.component import ParentComponent, move_window, redraws_once
+from cnnviz.views.component import NumbersPane, ParentComponent, move_window, redraws_once
 
 HERE = Path(__file__).parent
 CSS = (HERE / "formula.css").read_text()
@@ -104,7 +104,7 @@ class FormulaView(Viewer):
         self._formula = pn.pane.HTML("", sizing_mode="stretch_width", stylesheets=[CSS], margin=(0, 0, 4, 0))
         self._hint = pn.pane.HTML("", sizing_mode="stretch_width", stylesheets=[CSS], margin=0)
         self._captions = pn.pane.HTML("", sizing_mode="stretch_width", stylesheets=[CSS], margin=0)
-        self._numbers = pn.pane.HTML("", sizing_mode="stretch_width", stylesheets=[CSS], margin=(4, 0, 0, 0))
+        self._numbers = NumbersPane(numbers_html, sizing_mode="stretch_width", stylesheets=[CSS], margin=(4, 0, 0, 0))
         maps = hv.DynamicMap(self._draw_maps, streams=[hv.streams.Params(self, ["opened"])])
         self.marks = hv.DynamicMap(
             self._draw_marks, streams=[hv.streams.Params(self, ["opened"]), hv.streams.Params(state, ["row", "col"])]
@@ -124,7 +124,9 @@ class FormulaView(Viewer):
             align="center",
             margin=0,
         )
-        self._forward = pn.Column(self._formula, self._hint, self._maps, self._numbers, sizing_mode="stretch_width")
+        self._forward = pn.Column(
+            self._formula, self._hint, self._maps, self._numbers.pane, sizing_mode="stretch_width"
+        )
         self.dialog = FormulaDialog(
             on_action=self._on_action,
             body=pn.Column(  # the quiz (views/learning.py), under either view, asks about the layer they explain
@@ -185,7 +187,7 @@ class FormulaView(Viewer):
             self._show_numbers_at(self.state.row, self.state.col)
 
     def _show_numbers_at(self, row: int, col: int) -> None:
-        self._numbers.object = numbers_html(self.explained, row, col)
+        self._numbers.show(self.explained, row, col)
 
     def _refresh(self, *_events) -> None:
         state = self.state
@@ -220,7 +222,7 @@ class FormulaView(Viewer):
                     row, col = explained.layout.clamp(state.row, state.col)
                     state.param.update(row=row, col=col)  # a selection may come from a bigger layer or the URL
                 self.opened += 1
-                self._numbers.object = numbers_html(explained, state.row, state.col)
+                self._numbers.show(explained, state.row, state.col)
                 self.dialog.param.update(
                     heading=explained.title,
                     kind=kind,

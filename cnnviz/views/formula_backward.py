@@ -31,7 +31,7 @@ from cnnviz.plots.formula_backward import (
     explain_backward,
 )
 from cnnviz.state import ExplainerState
-from cnnviz.views.component import move_window, redraws_once
+from cnnviz.views.component import NumbersPane, move_window, redraws_once
 from cnnviz.views.learning import LEARNING_RATES, nearest_rate
 
 HERE = Path(__file__).parent
@@ -63,7 +63,9 @@ class BackwardFormula(Viewer):
         self._formula = pn.pane.HTML("", sizing_mode="stretch_width", stylesheets=CSS, margin=(0, 0, 4, 0))
         self._hint = pn.pane.HTML("", sizing_mode="stretch_width", stylesheets=CSS, margin=0)
         self._captions = pn.pane.HTML("", sizing_mode="stretch_width", stylesheets=CSS, margin=0)
-        self._numbers = pn.pane.HTML("", sizing_mode="stretch_width", stylesheets=CSS, margin=(4, 0, 0, 0))
+        self._numbers = NumbersPane(
+            backward_numbers_html, sizing_mode="stretch_width", stylesheets=CSS, margin=(4, 0, 0, 0)
+        )
         self.rate = pn.widgets.DiscreteSlider(
             label="Learning rate η", options=list(LEARNING_RATES), value=nearest_rate(learning.learning_rate),
             width=300, css_classes=["fv-learning-rate"],
@@ -84,7 +86,7 @@ class BackwardFormula(Viewer):
             self._captions, max_width=MAPS_MAX_WIDTH, sizing_mode="stretch_width", align="center", margin=0
         )
         self.layout = pn.Column(
-            self._formula, self._hint, self._maps, self.rate, self._numbers,
+            self._formula, self._hint, self._maps, self.rate, self._numbers.pane,
             sizing_mode="stretch_width", margin=0, visible=False, css_classes=["fv-backward-view"],
         )  # fmt: skip
         self.rate.param.watch(self._choose_rate, "value")
@@ -138,7 +140,7 @@ class BackwardFormula(Viewer):
             self._show_numbers_at(self.state.row, self.state.col)
 
     def _show_numbers_at(self, row: int, col: int) -> None:
-        self._numbers.object = backward_numbers_html(self.explained, row, col, self.picked, self.learning.learning_rate)
+        self._numbers.show(self.explained, row, col, self.picked, self.learning.learning_rate)
 
     def _refresh(self, *_events) -> None:
         state, learning = self.state, self.learning

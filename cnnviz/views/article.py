@@ -58,19 +58,19 @@ window.cnnvizScrollToSection = window.cnnvizScrollToSection || (() => {
       }
       return document.scrollingElement
     }
+    const away = (box) => target.getBoundingClientRect().top
+      - (box === document.scrollingElement ? 0 : box.getBoundingClientRect().top)
     const align = (behavior) => {
       const box = scroller()
-      const top = box === document.scrollingElement ? 0 : box.getBoundingClientRect().top
-      box.scrollBy({top: Math.floor(target.getBoundingClientRect().top - top), behavior})  // never past the heading
+      box.scrollBy({top: Math.floor(away(box)), behavior})  // never past the heading
     }
     const still = window.matchMedia("(prefers-reduced-motion: reduce)").matches
     align(still ? "auto" : "smooth")
     target.focus({preventScroll: true})
-    // Content above may still be growing (parts of a busy page arriving late): re-align while it settles.
-    due = [800, 1600, 3200].map((delay) => setTimeout(() => {
-      const top = target.getBoundingClientRect().top
-      if (top < 0 || top > window.innerHeight / 4) align("auto")
-    }, delay))
+    // Content above may still be growing (parts of a busy page arriving late), or a busy page's smooth scroll may
+    // not have ended: put the heading back at the top while the page settles, unless the reader scrolls.
+    const settle = () => Math.abs(away(scroller())) >= 1 && align("auto")
+    due = [800, 1600, 3200, 6400].map((delay) => setTimeout(settle, delay))
     return true
   }
 })();

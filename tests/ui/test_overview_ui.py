@@ -267,7 +267,7 @@ def test_every_layer_label_jumps_to_its_article_section(page, app):
     jump_from_the_top(page, column.name, sections[column.kind])
     page.mouse.wheel(0, 400)
     page.wait_for_function(f"(id) => ({SECTION_TOP})(id) < -300", arg=sections[column.kind])
-    page.wait_for_timeout(3500)  # past the jump's last re-alignment
+    page.wait_for_timeout(6500)  # past the jump's last re-alignment
     assert page.evaluate(SECTION_TOP, sections[column.kind]) < -300
 
 

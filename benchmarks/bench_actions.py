@@ -71,6 +71,7 @@ def main() -> None:
         ("image switch with the elastic view open", lambda i: setattr(state, "example", keys[(5 + i) % len(keys)])),
         ("pointer move in the elastic view", lambda i: state.param.update(row=i + 3, col=i + 5)),
         ("pointer move in a formula view", lambda i: state.param.update(row=i + 7, col=i + 2)),
+        ("pointer event on a formula view's maps, as served", lambda i: _point_at_formula(explainer, i)),
         ("click a ReLU neuron (opens its formula view)", lambda i: state.select(relus[i % len(relus)], i)),
         ("back", lambda _i: (state.back(), state.select(convs[0], 1))),
     ]
@@ -78,6 +79,8 @@ def main() -> None:
         for label, action in actions:
             if label == "pointer move in a formula view":
                 state.select(convs[0], 1, level="formula")  # built the first time one opens: not a move's cost
+            if label.startswith("pointer event"):
+                state.echo_later = lambda _show: None  # served, the other panes follow once the pointer rests
             measure(label, partial(_batched, batch, action), runs, args.calls)
 
 
@@ -86,6 +89,14 @@ def _built_page(catalog, doc: Document) -> Explainer:
     explainer = Explainer(network=shared_network(), catalog=catalog)
     explainer.page().server_doc(doc)
     return explainer
+
+
+def _point_at_formula(explainer: Explainer, run: int) -> None:
+    """A pointer event over a new cell of the open formula view's output map, as Bokeh sends it: the stream's
+    subscriber moves the window (numbers first, then the state and the outline)."""
+    formula = explainer.formula
+    x0, y0, x1, y1 = formula.explained.layout.output_box(9 + run, 4 + 2 * run)
+    formula.pointer.event(x=(x0 + x1) / 2, y=(y0 + y1) / 2)
 
 
 def _batched(batch, action: Callable[[int], object], run: int) -> None:

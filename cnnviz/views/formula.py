@@ -222,7 +222,7 @@ class FormulaView(Viewer):
                     row, col = explained.layout.clamp(state.row, state.col)
                     state.param.update(row=row, col=col)  # a selection may come from a bigger layer or the URL
                 self.opened += 1
-                self._numbers.show(explained, state.row, state.col)
+                self._show_numbers_at(state.row, state.col)
                 self.dialog.param.update(
                     heading=explained.title,
                     kind=kind,

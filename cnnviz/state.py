@@ -279,10 +279,7 @@ class SharedLink(param.Parameterized):
         # the URL on every pointer move costs a browser round trip per move.
         self.defer_window_writes: Callable[[Callable[[], None]], None] | None = None
         self._write_from_state()
-        # a burst of clicks rewrites the URL once (state.requests), not once per click
-        self._state_watcher = state.param.watch(
-            lambda *_: state.requests.submit("link", self._write_from_state), list(LINK_NAMES)
-        )
+        self._state_watcher = state.param.watch(self._state_changed, list(LINK_NAMES))
         if learning is not None:
             self._learning_watcher = learning.param.watch(self._write_from_state, list(LEARNING_LINK_NAMES))
         self.param.watch(self._read_into_state, self.link_names)
@@ -304,10 +301,15 @@ class SharedLink(param.Parameterized):
         location.sync(self, self.link_names)
 
     # -- state -> link ------------------------------------------------------------------------------------
-    def _write_from_state(self, *events: param.parameterized.Event) -> None:
-        if events and self.defer_window_writes is not None and all(event.name in WINDOW for event in events):
+    def _state_changed(self, *events: param.parameterized.Event) -> None:
+        """A burst of clicks rewrites the URL once (state.requests), not once per click; a moving window, once it
+        rests."""
+        if self.defer_window_writes is not None and all(event.name in WINDOW for event in events):
             self.defer_window_writes(self._write_from_state)
-            return
+        else:
+            self.state.requests.submit("link", self._write_from_state)
+
+    def _write_from_state(self, *_events: param.parameterized.Event) -> None:
         state = self.state
         values = {
             "image": state.example,

@@ -133,6 +133,21 @@ def test_the_url_shows_what_is_on_screen_not_what_was_refused(link):
     assert (query["neuron"], query["view"], query["colors"]) == (0, "overview", "global")
 
 
+def test_a_moving_window_is_written_to_the_url_once_it_rests_and_anything_else_at_once(explainer, link):
+    """Served, every window move wrote the URL (a browser round trip per pointer move): the state's watcher handed
+    `_write_from_state` no events, so it never saw that only the window had moved."""
+    state, deferred = explainer.state, []
+    link.defer_window_writes = deferred.append
+    state.param.update(layer="conv_1_1", neuron=2, level="formula")
+    assert (link.layer, link.view) == ("conv_1_1", "formula")
+    state.param.update(row=5, col=7)
+    assert (link.row, link.col) == ("0", "0") and len(deferred) == 1
+    deferred.pop()()  # the window rests
+    assert (link.row, link.col) == ("5", "7")
+    state.param.update(row=6, neuron=3)  # not only the window: at once
+    assert (link.row, link.neuron) == ("6", "3") and not deferred
+
+
 def test_a_number_too_long_for_the_url_parser_gives_the_start_page_and_a_sentence(explainer, link):
     location = Location(search="?layer=conv_1_1&neuron=" + "9" * 5000)
     link.sync_with(location)

@@ -19,47 +19,40 @@ import os
 import statistics
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from functools import partial
 from pathlib import Path
 
-from bench_load import REPO, SESSION_ARGS, cpu_seconds, free_port, wait_until_up
+from bench_load import REPO, classroom, cpu_seconds, free_port, wait_until_up
+from bench_overview import VIEWS_DRAWN
 from playwright.sync_api import sync_playwright
 from served import ARGS
 
 FLOOR = Path(__file__).resolve().parent / "floor"
-PAGES = [  # (what, server, app file)
-    ("Bokeh alone: one figure with an image", "bokeh", FLOOR / "bokeh_image.py"),
-    ("Panel + HoloViews: one picture in a pane", "panel", FLOOR / "panel_holoviews.py"),
-    ("the same in Panel's Bootstrap template", "panel", FLOOR / "panel_template.py"),
-    ("cnnviz (apps/explainer.py)", "panel", REPO / "apps" / "explainer.py"),
-]
-
-# Every Bokeh view has finished rendering (data views and toolbar tools never report it, see bench_overview.py).
-DRAWN = """() => {
-  const views = window.Bokeh && window.Bokeh.index
-    ? [...window.Bokeh.index.all_views()]
-        .filter((view) => view.model.type !== "CDSView" && !view.model.type.endsWith("Tool"))
-    : [];
-  return views.length > 0 && views.every((view) => view.has_finished());
-}"""
 
 
 @contextlib.contextmanager
-def served(server: str, app: Path) -> Iterator[tuple[str, subprocess.Popen]]:
-    """`bokeh serve` or `panel serve` of one app file on a free loopback port (cnnviz: as bench_load serves it)."""
+def floor_page(server: str, app: Path) -> Iterator[tuple[str, list[int]]]:
+    """`bokeh serve` or `panel serve` of one floor page on a free loopback port: its URL and the server's pid."""
     port = free_port()
     command = [sys.executable, "-m", server, "serve", str(app), "--port", str(port), "--address", "127.0.0.1"]
-    command += ["--allow-websocket-origin", f"127.0.0.1:{port}"]
-    if server == "panel":
-        command += ["--liveness", *(SESSION_ARGS if app.parent.name == "apps" else [])]
+    command += ["--allow-websocket-origin", f"127.0.0.1:{port}", *(["--liveness"] if server == "panel" else [])]
     process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}/{app.stem}"
     try:
         wait_until_up(f"http://127.0.0.1:{port}/liveness" if server == "panel" else url, process)
-        yield url, process
+        yield url, [process.pid]
     finally:
         process.terminate()
         process.wait(timeout=30)
+
+
+PAGES: list[tuple[str, Callable[[], contextlib.AbstractContextManager[tuple[str, list[int]]]]]] = [
+    ("Bokeh alone: one figure with an image", partial(floor_page, "bokeh", FLOOR / "bokeh_image.py")),
+    ("Panel + HoloViews: one picture in a pane", partial(floor_page, "panel", FLOOR / "panel_holoviews.py")),
+    ("the same in Panel's Bootstrap template", partial(floor_page, "panel", FLOOR / "panel_template.py")),
+    ("cnnviz (apps/explainer.py)", classroom),  # served as every browser benchmark serves it
+]
 
 
 def first_draws(browser, url: str, runs: int) -> list[float]:
@@ -69,7 +62,7 @@ def first_draws(browser, url: str, runs: int) -> list[float]:
         context = browser.new_context(viewport={"width": 1440, "height": 900})
         page = context.new_page()
         page.goto(url)
-        page.wait_for_function(DRAWN, polling="raf", timeout=60_000)
+        page.wait_for_function(VIEWS_DRAWN, polling="raf", timeout=60_000)
         times.append(page.evaluate("performance.now()"))
         context.close()
     return times
@@ -83,12 +76,12 @@ def main() -> None:
     print(f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())} on {os.cpu_count()} cores")
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=args.chromium, args=ARGS)
-        for what, server, app in PAGES:
-            with served(server, app) as (url, process):
+        for what, serve in PAGES:
+            with serve() as (url, pids):
                 first_draws(browser, url, 1)  # the server's first page warms its caches
-                before = cpu_seconds([process.pid])
+                before = cpu_seconds(pids)
                 times = first_draws(browser, url, args.runs)
-                cpu = (cpu_seconds([process.pid]) - before) / args.runs
+                cpu = (cpu_seconds(pids) - before) / args.runs
             print(f"{what:42s} navigation → drawn: median {statistics.median(times):5.0f} ms "
                   f"(min {min(times):.0f}) · server CPU per page load {cpu:.2f} s")  # fmt: skip
         browser.close()

@@ -14,20 +14,25 @@ import statistics
 
 from served import run_in_browser
 
-# Fully drawn: every Bokeh view has finished rendering and the overlay shows all neurons. (Data views and the
-# toolbar tools of figures in closed panels never report "finished", so they are left out.)
-DRAWN = """() => {
+# Every Bokeh view has finished rendering. (Data views and the toolbar tools of figures in closed panels never
+# report "finished", so they are left out.)
+VIEWS_DRAWN = """() => {
   const views = window.Bokeh && window.Bokeh.index
     ? [...window.Bokeh.index.all_views()]
         .filter((view) => view.model.type !== "CDSView" && !view.model.type.endsWith("Tool"))
     : [];
-  const overlay = [];
-  const walk = (root) => { for (const node of root.querySelectorAll('*')) {
-      if (node.classList && node.classList.contains('ov-tile')) overlay.push(node);
-      if (node.shadowRoot) walk(node.shadowRoot); } };
-  walk(document);
-  return views.length > 0 && views.every((view) => view.has_finished()) && overlay.length === 113;
+  return views.length > 0 && views.every((view) => view.has_finished());
 }"""
+
+# Fully drawn: every Bokeh view has finished rendering and the overlay shows all neurons.
+DRAWN = f"""() => {{
+  const overlay = [];
+  const walk = (root) => {{ for (const node of root.querySelectorAll('*')) {{
+      if (node.classList && node.classList.contains('ov-tile')) overlay.push(node);
+      if (node.shadowRoot) walk(node.shadowRoot); }} }};
+  walk(document);
+  return ({VIEWS_DRAWN})() && overlay.length === 113;
+}}"""
 
 # Resolves (ms since navigation) two frames after the class probabilities change, i.e. once the new
 # heatmaps (sent in the same batch) have been painted.

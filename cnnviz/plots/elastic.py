@@ -286,8 +286,8 @@ def _pixels(value: float) -> int:
     return round(value * PIXELS_PER_UNIT)
 
 
-def _paint(canvas: np.ndarray, box: tuple[float, ...], rgb: np.ndarray, alpha: float = 1.0) -> None:
-    """Paint a map's colours (H, W, 3) into `box` of the canvas, nearest cell per pixel, blended over white."""
+def _paint(canvas: np.ndarray, box: tuple[float, ...], rgb: np.ndarray) -> None:
+    """Paint a map's colours (H, W, 3) into `box` of the canvas, nearest cell per pixel."""
     x0, y0, x1, y1 = box
     left, right = max(_pixels(x0), 0), min(_pixels(x1), canvas.shape[1])
     top, bottom = max(_pixels(-y1), 0), min(_pixels(-y0), canvas.shape[0])
@@ -297,10 +297,13 @@ def _paint(canvas: np.ndarray, box: tuple[float, ...], rgb: np.ndarray, alpha: f
     cols = (np.arange(left, right) + 0.5 - x0 * PIXELS_PER_UNIT) / ((x1 - x0) * PIXELS_PER_UNIT) * rgb.shape[1]
     rows = np.clip(rows.astype(int), 0, rgb.shape[0] - 1)
     cols = np.clip(cols.astype(int), 0, rgb.shape[1] - 1)
-    block = rgb[np.ix_(rows, cols)]
-    if alpha < 1:
-        block = np.rint(alpha * block + (1 - alpha) * 255).astype(np.uint8)
-    canvas[top:bottom, left:right] = block
+    canvas[top:bottom, left:right] = rgb[np.ix_(rows, cols)]
+
+
+def _faded(rgb: np.ndarray, alpha: float) -> np.ndarray:
+    """Colours blended over white with `alpha`: a whole layer at once, not a map at a time (a view's context has
+    over a hundred maps)."""
+    return np.rint(alpha * rgb + (1 - alpha) * 255.0).astype(np.uint8)
 
 
 def _plus_sign(size: int) -> np.ndarray:
@@ -345,10 +348,9 @@ def conv_picture(explained: ConvExplained, trace: Trace, half_ranges: dict[str, 
         else:
             values = trace[column.name]
             shade = Shade("greys") if column.name == INPUT_NAME else Shade("diverging", half_ranges[column.name])
-        maps = _channels_first(values)
+        maps = np.moveaxis(_faded(shade.rgb(values), CONTEXT_ALPHA), 2, 0)  # (channel, row, col, RGB)
         for channel, top in enumerate(column.tops):
-            box = (column.x, top - column.size, column.x + column.size, top)
-            _paint(canvas, box, shade.rgb(maps[channel]), CONTEXT_ALPHA)
+            _paint(canvas, (column.x, top - column.size, column.x + column.size, top), maps[channel])
     _draw_lines(canvas, conv_edges(layout), EDGE_COLOR)  # first: the maps are painted over the line ends
     padding = np.array([[_hex_rgb([PADDING_COLOR])[0]]], np.uint8)
     (pad_top, pad_bottom), (pad_left, pad_right) = layout.padding

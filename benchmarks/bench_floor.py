@@ -197,9 +197,9 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--chromium", default="/usr/bin/chromium")
     parser.add_argument("--lesson", action="store_true", help="HoloViews' own cost of bench_load.py's lesson")
-    parser.add_argument("--users", type=int, nargs="+", default=[10, 30, 60])
-    parser.add_argument("--actions", type=int, default=3)
-    parser.add_argument("--think", type=float, default=2.5)
+    parser.add_argument("--users", type=int, nargs="+", default=[10, 30, 60], help="class sizes (--lesson)")
+    parser.add_argument("--actions", type=int, default=3, help="switches and views per student (--lesson)")
+    parser.add_argument("--think", type=float, default=2.5, help="mean pause between actions, s (--lesson)")
     args = parser.parse_args()
     print(f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())} on {os.cpu_count()} cores")
     if args.lesson:

@@ -348,7 +348,7 @@ def conv_picture(explained: ConvExplained, trace: Trace, half_ranges: dict[str, 
         else:
             values = trace[column.name]
             shade = Shade("greys") if column.name == INPUT_NAME else Shade("diverging", half_ranges[column.name])
-        maps = np.moveaxis(_faded(shade.rgb(values), CONTEXT_ALPHA), 2, 0)  # (channel, row, col, RGB)
+        maps = _faded(shade.rgb(_channels_first(values)), CONTEXT_ALPHA)
         for channel, top in enumerate(column.tops):
             _paint(canvas, (column.x, top - column.size, column.x + column.size, top), maps[channel])
     _draw_lines(canvas, conv_edges(layout), EDGE_COLOR)  # first: the maps are painted over the line ends
